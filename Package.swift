@@ -1,0 +1,50 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "Sparrow",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "Sparrow", targets: ["Sparrow"]),
+        .executable(name: "sparrow", targets: ["sparrow"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries (module maps over the Debian -dev packages).
+        .systemLibrary(
+            name: "CURing", pkgConfig: "liburing", providers: [.apt(["liburing-dev"])]),
+        .systemLibrary(
+            name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+
+        // Hot kernels in C with per-ISA variants chosen at start-up.
+        .target(name: "CSparrowKernels"),
+        .target(name: "SparrowKernels", dependencies: ["CSparrowKernels"]),
+
+        // The .spw file, the safetensors reader, checksums.
+        .target(name: "SparrowFormat", dependencies: ["CSparrowKernels", "CZstd"]),
+        // Number formats and (later) matryoshka quantization.
+        .target(name: "SparrowQuant", dependencies: ["CSparrowKernels", "SparrowFormat"]),
+        // Moving expert bytes from storage into memory.
+        .target(name: "SparrowIO", dependencies: ["CURing"]),
+        // Model, Session, architectures, tokenizer, sampler, converter.
+        .target(
+            name: "SparrowRuntime",
+            dependencies: ["SparrowFormat", "SparrowQuant", "SparrowKernels", "SparrowIO"]),
+        // Public Swift API.
+        .target(name: "Sparrow", dependencies: ["SparrowRuntime"]),
+        // The CLI.
+        .executableTarget(
+            name: "sparrow",
+            dependencies: ["Sparrow", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+
+        .testTarget(
+            name: "SparrowTests",
+            dependencies: ["Sparrow", "SparrowRuntime", "SparrowFormat", "SparrowKernels", "SparrowQuant", "SparrowIO"],
+            resources: [.copy("Fixtures")]),
+    ],
+    // Kernels share raw buffers across worker threads by design; strict Sendable checking of
+    // those captures would need unchecked wrappers everywhere, so the package uses Swift 5 mode.
+    swiftLanguageModes: [.v5]
+)

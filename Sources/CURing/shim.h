@@ -1,0 +1,24 @@
+#ifndef SPARROW_CURING_SHIM_H
+#define SPARROW_CURING_SHIM_H
+// System headers first, under the feature macros Swift's Glibc module uses: liburing.h defines
+// _XOPEN_SOURCE/_GNU_SOURCE itself, which would otherwise give fd_set and friends a second,
+// conflicting definition inside this module.
+#include <features.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <time.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <liburing.h>
+
+/// Flag macros Swift cannot import, re-exported as functions.
+static inline unsigned char sparrow_iosqe_io_link(void) { return IOSQE_IO_LINK; }
+static inline unsigned char sparrow_iosqe_fixed_file(void) { return IOSQE_FIXED_FILE; }
+#endif

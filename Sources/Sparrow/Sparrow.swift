@@ -1,0 +1,4 @@
+/// Sparrow: run sparse Mixture-of-Experts language models in less memory than the model.
+///
+/// Import `Sparrow` to get `Model`, `Session`, `Tokenizer`, `Sampler` and `Converter`.
+@_exported import SparrowRuntime

@@ -1,0 +1,60 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A whole file mapped read-only into memory. Unmaps and closes on deinit.
+///
+/// Immutable after init, so it may be shared across threads.
+public final class MappedFile: @unchecked Sendable {
+    public let path: String
+    /// The mapped bytes; valid as long as this object lives.
+    public let bytes: UnsafeRawBufferPointer
+    public let fileDescriptor: Int32
+
+    public init(path: String) throws(FormatError) {
+        self.path = path
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw .io(path: path, operation: "open", errno: errno) }
+        var st = stat()
+        if fstat(fd, &st) != 0 {
+            let e = errno
+            close(fd)
+            throw .io(path: path, operation: "stat", errno: e)
+        }
+        if (st.st_mode & S_IFMT) != S_IFREG {
+            close(fd)
+            throw .invalidArgument("\(path): not a regular file")
+        }
+        let size = Int(st.st_size)
+        if size == 0 {
+            close(fd)
+            throw .truncated(path: path, expected: 1, actual: 0)
+        }
+        guard let p = mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0), p != MAP_FAILED else {
+            let e = errno
+            close(fd)
+            throw .io(path: path, operation: "mmap", errno: e)
+        }
+        self.fileDescriptor = fd
+        self.bytes = UnsafeRawBufferPointer(start: p, count: size)
+    }
+
+    /// Size of the file in bytes.
+    public var count: Int { bytes.count }
+
+    /// Advises the kernel about a range (e.g. MADV_WILLNEED, MADV_DONTNEED). Errors are ignored.
+    public func advise(offset: Int, length: Int, _ advice: Int32) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = offset / page * page
+        let end = min(count, offset + length)
+        guard end > start, let base = bytes.baseAddress else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, advice)
+    }
+
+    deinit {
+        if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
+        close(fileDescriptor)
+    }
+}

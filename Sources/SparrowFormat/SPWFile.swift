@@ -1,0 +1,148 @@
+import Foundation
+
+/// A `.spw` model file opened read-only through one memory mapping.
+///
+/// `init` validates everything that is cheap to validate: the header and its checksum, every
+/// section's bounds, the checksums of meta, tokenizer and both directories, and that every tensor
+/// and expert record lies inside its section with a size that matches its shape. Dense tensor
+/// bytes are verified with `verifyDense()`, expert levels with `verifyExpert(_:level:)` (done by
+/// the runtime when a record is first used), the whole file with `verifyAll()`.
+/// Immutable after init; shareable across threads.
+public final class SPWFile: @unchecked Sendable {
+    public let file: MappedFile
+    public let sections: [SectionEntry]
+    /// The meta JSON (architecture, hyper-parameters, provenance), opaque to the format.
+    public let meta: [UInt8]
+    /// The tokenizer definition (tokenizer.json bytes), decompressed.
+    public let tokenizer: [UInt8]
+    public let directory: TensorDirectory
+    public let experts: [ExpertRecordEntry]
+    private let tensorIndex: [String: Int]
+    private let expertIndex: [Int: Int]  // layer << 32 | expert → index in `experts`
+
+    public var path: String { file.path }
+
+    public init(path: String) throws(FormatError) {
+        let mapped = try MappedFile(path: path)
+        file = mapped
+        let bytes = mapped.bytes
+        let table = try SPWHeaderCodec.decode(bytes, path: path)
+        sections = table
+        func section(_ kind: SectionKind) throws(FormatError) -> (SectionEntry, UnsafeRawBufferPointer) {
+            guard let s = table.first(where: { $0.kind == kind }) else {
+                throw .corrupt(path: path, what: "missing section \(kind)")
+            }
+            let b = UnsafeRawBufferPointer(rebasing: bytes[Int(s.offset)..<Int(s.offset + s.length)])
+            if kind != .dense && kind != .experts && crc32c(b) != s.checksum {
+                throw .checksumMismatch(path: path, what: "section \(kind)")
+            }
+            return (s, b)
+        }
+        meta = Array(try section(.meta).1)
+        let (tokSection, tokBytes) = try section(.tokenizer)
+        tokenizer =
+            tokSection.flags & sectionFlagZstd != 0
+            ? try Zstd.decompress(tokBytes, limit: 1 << 30, what: path) : Array(tokBytes)
+        let dir: TensorDirectory
+        do {
+            dir = try JSONDecoder().decode(TensorDirectory.self, from: Data(try section(.tensorDirectory).1))
+        } catch let e as FormatError { throw e } catch {
+            throw .corrupt(path: path, what: "tensor directory: \(error)")
+        }
+        directory = dir
+        let records = try ExpertDirectoryCodec.decode(try section(.expertDirectory).1, path: path)
+        experts = records
+        let (dense, _) = try section(.dense)
+        let (expertSection, _) = try section(.experts)
+
+        var ti: [String: Int] = [:]
+        for (i, t) in dir.tensors.enumerated() {
+            let need = t.shape.reduce(1, *) * t.dtype.size
+            guard t.shape.allSatisfy({ $0 >= 0 }), t.length == need else {
+                throw .corrupt(path: path, what: "tensor '\(t.name)' length \(t.length) does not match shape \(t.shape)")
+            }
+            guard t.offset >= Int(dense.offset), t.offset + t.length <= Int(dense.offset + dense.length) else {
+                throw .corrupt(path: path, what: "tensor '\(t.name)' lies outside the dense section")
+            }
+            ti[t.name] = i
+        }
+        tensorIndex = ti
+
+        var levelEnds: [Int] = []
+        var end = 0
+        for level in dir.expertLevels {
+            for c in level.components {
+                guard c.offset >= end, c.length == c.shape.reduce(1, *) * c.dtype.size else {
+                    throw .corrupt(path: path, what: "expert component '\(c.name)' layout")
+                }
+                end = c.offset + c.length
+            }
+            levelEnds.append(end)
+        }
+        var ei: [Int: Int] = [:]
+        for (i, e) in records.enumerated() {
+            guard e.levels.count == levelEnds.count, e.offset % UInt64(SPW.recordAlignment) == 0,
+                e.offset >= expertSection.offset,
+                e.offset + (e.levels.last?.end ?? 0) <= expertSection.offset + expertSection.length
+            else { throw .corrupt(path: path, what: "expert record (layer \(e.layer), expert \(e.expert)) bounds") }
+            for (k, l) in e.levels.enumerated() where l.codec == .raw && Int(l.end) != levelEnds[k] {
+                throw .corrupt(path: path, what: "expert record (layer \(e.layer), expert \(e.expert)) level \(k) size")
+            }
+            ei[e.layer << 32 | e.expert] = i
+        }
+        expertIndex = ei
+    }
+
+    /// Directory entry of a dense tensor.
+    public func tensor(_ name: String) -> TensorEntry? {
+        tensorIndex[name].map { directory.tensors[$0] }
+    }
+
+    /// The bytes of a dense tensor, valid while this object lives.
+    public func bytes(of t: TensorEntry) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: file.bytes[t.offset..<(t.offset + t.length)])
+    }
+
+    /// Directory entry of an expert record.
+    public func expert(layer: Int, expert: Int) -> ExpertRecordEntry? {
+        expertIndex[layer << 32 | expert].map { experts[$0] }
+    }
+
+    /// The mapped bytes of an expert record's prefix up to and including `level`.
+    public func mappedExpert(_ e: ExpertRecordEntry, level: Int) -> UnsafeRawBufferPointer {
+        let start = Int(e.offset)
+        return UnsafeRawBufferPointer(rebasing: file.bytes[start..<(start + e.prefixLength(level: level))])
+    }
+
+    /// Checks one level of an expert record against its checksum.
+    public func verifyExpert(_ e: ExpertRecordEntry, level: Int) throws(FormatError) {
+        let start = Int(e.offset) + (level == 0 ? 0 : Int(e.levels[level - 1].end))
+        let end = Int(e.offset) + Int(e.levels[level].end)
+        if crc32c(UnsafeRawBufferPointer(rebasing: file.bytes[start..<end])) != e.levels[level].crc32c {
+            throw .checksumMismatch(path: path, what: "expert record layer \(e.layer) expert \(e.expert) level \(level)")
+        }
+    }
+
+    /// Checks every dense tensor against its checksum.
+    public func verifyDense() throws(FormatError) {
+        for t in directory.tensors where crc32c(bytes(of: t)) != t.crc32c {
+            throw .checksumMismatch(path: path, what: "tensor '\(t.name)'")
+        }
+    }
+
+    /// Checks every checksum in the file; `progress` gets (done, total) bytes.
+    public func verifyAll(progress: ((Int, Int) -> Void)? = nil) throws(FormatError) {
+        let total = file.count
+        var done = 0
+        for t in directory.tensors {
+            if crc32c(bytes(of: t)) != t.crc32c { throw .checksumMismatch(path: path, what: "tensor '\(t.name)'") }
+            done += t.length
+            progress?(done, total)
+        }
+        for e in experts {
+            for k in 0..<e.levels.count { try verifyExpert(e, level: k) }
+            done += Int(e.levels.last?.end ?? 0)
+            progress?(done, total)
+        }
+    }
+}

@@ -1,0 +1,39 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An error while moving bytes from storage.
+public struct IOError: Error, CustomStringConvertible, Equatable {
+    public let path: String
+    public let operation: String
+    public let errno: Int32
+    public var description: String { "\(path): \(operation) failed: \(String(cString: strerror(errno))) (errno \(errno))" }
+}
+
+/// Reads byte ranges of a file with pread(2): short reads are resumed, EINTR and EAGAIN retried,
+/// a read past the end of the file is an error. The portable path the io_uring loader falls back to.
+public struct PositionalReader: Sendable {
+    public let fileDescriptor: Int32
+    public let path: String
+
+    public init(fileDescriptor: Int32, path: String) {
+        self.fileDescriptor = fileDescriptor
+        self.path = path
+    }
+
+    /// Fills `buffer` with the bytes at `offset`.
+    public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(IOError) {
+        var done = 0
+        while done < buffer.count {
+            let n = pread(fileDescriptor, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
+            if n < 0 {
+                if errno == EINTR || errno == EAGAIN { continue }
+                throw IOError(path: path, operation: "pread at \(offset + done)", errno: errno)
+            }
+            if n == 0 { throw IOError(path: path, operation: "pread at \(offset + done) (end of file)", errno: EIO) }
+            done += n
+        }
+    }
+}

@@ -1,0 +1,111 @@
+import CSparrowKernels
+import Foundation
+
+/// The elementwise and small operations of a transformer block, on f32 activations.
+/// All pointer arguments are caller-owned; nothing here allocates.
+public enum Ops {
+    /// y = W·x for `n` activation rows: `y[i, j] = Σ_t x[i, t] · W[j, t]`.
+    /// `x` is `[n, W.cols]` (row stride `ldx`), `y` is `[n, W.rows]` (row stride `ldy`).
+    /// Rows of W are split over `threads` workers when the matrix is big enough to pay for it.
+    public static func matmul(
+        _ w: WeightMatrix, _ x: UnsafePointer<Float>, n: Int, ldx: Int? = nil,
+        into y: UnsafeMutablePointer<Float>, ldy: Int? = nil, threads: Int
+    ) {
+        let ldx = ldx ?? w.cols
+        let ldy = ldy ?? w.rows
+        let work = w.rows * w.cols * max(n, 1)
+        let chunks = (threads > 1 && work >= 1 << 16) ? min(threads * (n > 1 ? 2 : 1), w.rows / 4) : 1
+        if chunks <= 1 {
+            spk_gemm(x, n, ldx, w.cols, w.base, w.type, w.cols, 0, w.rows, y, ldy)
+            return
+        }
+        let per = (w.rows + chunks - 1) / chunks
+        let rounded = (per + 3) & ~3
+        let xp = UnsafeMutablePointer(mutating: x)
+        Parallel.forEach(chunks) { c in
+            let r0 = c * rounded
+            let r1 = min(w.rows, r0 + rounded)
+            if r0 < r1 { spk_gemm(xp, n, ldx, w.cols, w.base, w.type, w.cols, r0, r1, y, ldy) }
+        }
+    }
+
+    /// `out[j] = q · keys[j * stride ..< j * stride + dim]` for j in 0..<count (attention scores).
+    @inlinable
+    public static func dots(
+        _ q: UnsafePointer<Float>, keys: UnsafePointer<Float>, stride: Int, dim: Int, count: Int,
+        into out: UnsafeMutablePointer<Float>
+    ) {
+        spk_gemm(q, 1, dim, dim, keys, SPK_F32, stride, 0, count, out, count)
+    }
+
+    /// Root-mean-square normalisation of `count` rows of width `dim`, scaled by `weight` (`[dim]`).
+    public static func rmsNorm(
+        _ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, dim: Int, count: Int = 1, eps: Float,
+        into y: UnsafeMutablePointer<Float>
+    ) {
+        for r in 0..<count {
+            let xr = x + r * dim
+            let yr = y + r * dim
+            var ss: Float = 0
+            for i in 0..<dim { ss += xr[i] * xr[i] }
+            let scale = 1 / (ss / Float(dim) + eps).squareRoot()
+            for i in 0..<dim { yr[i] = weight[i] * (xr[i] * scale) }
+        }
+    }
+
+    /// Applies rotary position embedding in place (the "rotate half" layout of Hugging Face
+    /// Llama-family models) to `heads` vectors of size `headDim` at `position`.
+    /// `invFreq` is `[headDim / 2]`.
+    public static func rope(
+        _ x: UnsafeMutablePointer<Float>, heads: Int, headDim: Int, position: Int, invFreq: UnsafePointer<Float>
+    ) {
+        let half = headDim / 2
+        for i in 0..<half {
+            let angle = Float(position) * invFreq[i]
+            let c = cos(angle)
+            let s = sin(angle)
+            for h in 0..<heads {
+                let v = x + h * headDim
+                let a = v[i]
+                let b = v[i + half]
+                v[i] = a * c - b * s
+                v[i + half] = b * c + a * s
+            }
+        }
+    }
+
+    /// Softmax in place over `n` values.
+    public static func softmax(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
+        var m = -Float.infinity
+        for i in 0..<n { m = max(m, x[i]) }
+        var sum: Float = 0
+        for i in 0..<n {
+            let e = exp(x[i] - m)
+            x[i] = e
+            sum += e
+        }
+        let inv = 1 / sum
+        for i in 0..<n { x[i] *= inv }
+    }
+
+    /// `gate[i] = silu(gate[i]) * up[i]` for i in 0..<n (SwiGLU).
+    public static func swiglu(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, _ n: Int) {
+        for i in 0..<n {
+            let g = gate[i]
+            gate[i] = g / (1 + exp(-g)) * up[i]
+        }
+    }
+
+    /// y += a · x over n values.
+    @inlinable
+    public static func axpy(_ n: Int, _ a: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
+        spk_axpy(n, a, x, y)
+    }
+
+    /// The logistic sigmoid.
+    @inlinable
+    public static func sigmoid(_ x: Float) -> Float { 1 / (1 + exp(-x)) }
+
+    /// Name of the instruction set the kernels dispatched to on this CPU.
+    public static var isa: String { String(cString: spk_isa_name()) }
+}

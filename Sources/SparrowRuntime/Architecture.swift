@@ -1,0 +1,129 @@
+/// The model families Sparrow runs. Each has a file under `Architectures/` that maps its
+/// Hugging Face config and tensor names onto Sparrow's.
+public enum Architecture: String, Codable, Sendable, CaseIterable {
+    case qwen3Moe = "qwen3_moe"
+    case qwen2Moe = "qwen2_moe"
+    case mixtral = "mixtral"
+    case olmoe = "olmoe"
+
+    /// Recognises a config.json by `model_type`, or failing that by `architectures[0]`.
+    public init?(modelType: String?, architectures: [String]?) {
+        if let m = modelType, let a = Architecture(rawValue: m) {
+            self = a
+            return
+        }
+        switch architectures?.first {
+        case "Qwen3MoeForCausalLM": self = .qwen3Moe
+        case "Qwen2MoeForCausalLM": self = .qwen2Moe
+        case "MixtralForCausalLM": self = .mixtral
+        case "OlmoeForCausalLM": self = .olmoe
+        default: return nil
+        }
+    }
+
+    /// The per-family description.
+    var spec: any ArchitectureSpec.Type {
+        switch self {
+        case .qwen3Moe: return Qwen3MoE.self
+        case .qwen2Moe: return Qwen2MoE.self
+        case .mixtral: return Mixtral.self
+        case .olmoe: return OLMoE.self
+        }
+    }
+}
+
+/// What the converter needs to know about one model family.
+protocol ArchitectureSpec {
+    /// Reads the family's config.json into a `ModelConfig`.
+    static func config(from hf: HFConfig) throws(SparrowError) -> ModelConfig
+    /// Candidate checkpoint names of a Sparrow tensor name (first one present wins).
+    static func checkpointNames(for name: TensorName) -> [String]
+    /// Names of one expert's (gate, up, down) projections in the per-expert layout.
+    static func expertNames(layer: Int, expert: Int) -> (gate: [String], up: [String], down: [String])
+    /// Names of a layer's fused expert tensors (`gate_up_proj` [E, 2I, H], `down_proj` [E, H, I]),
+    /// the layout transformers 5 uses in memory and some checkpoints store.
+    static func fusedExpertNames(layer: Int) -> (gateUp: String, down: String)
+}
+
+/// Sparrow's own names for the dense tensors of a model, independent of the checkpoint's.
+public enum TensorName: Hashable, Sendable, CustomStringConvertible {
+    case embedding, finalNorm, lmHead
+    case attnNorm(Int), ffnNorm(Int)
+    case q(Int), k(Int), v(Int), o(Int)
+    case qBias(Int), kBias(Int), vBias(Int), oBias(Int)
+    case qNorm(Int), kNorm(Int)
+    case router(Int)
+    case sharedGate(Int), sharedUp(Int), sharedDown(Int), sharedExpertGate(Int)
+    case mlpGate(Int), mlpUp(Int), mlpDown(Int)
+
+    /// The name stored in the `.spw` tensor directory.
+    public var description: String {
+        switch self {
+        case .embedding: return "embedding"
+        case .finalNorm: return "final_norm"
+        case .lmHead: return "lm_head"
+        case .attnNorm(let l): return "layers.\(l).attn_norm"
+        case .ffnNorm(let l): return "layers.\(l).ffn_norm"
+        case .q(let l): return "layers.\(l).q"
+        case .k(let l): return "layers.\(l).k"
+        case .v(let l): return "layers.\(l).v"
+        case .o(let l): return "layers.\(l).o"
+        case .qBias(let l): return "layers.\(l).q_bias"
+        case .kBias(let l): return "layers.\(l).k_bias"
+        case .vBias(let l): return "layers.\(l).v_bias"
+        case .oBias(let l): return "layers.\(l).o_bias"
+        case .qNorm(let l): return "layers.\(l).q_norm"
+        case .kNorm(let l): return "layers.\(l).k_norm"
+        case .router(let l): return "layers.\(l).router"
+        case .sharedGate(let l): return "layers.\(l).shared_gate"
+        case .sharedUp(let l): return "layers.\(l).shared_up"
+        case .sharedDown(let l): return "layers.\(l).shared_down"
+        case .sharedExpertGate(let l): return "layers.\(l).shared_expert_gate"
+        case .mlpGate(let l): return "layers.\(l).mlp_gate"
+        case .mlpUp(let l): return "layers.\(l).mlp_up"
+        case .mlpDown(let l): return "layers.\(l).mlp_down"
+        }
+    }
+}
+
+/// The names most Llama-style checkpoints share (`model.layers.N.self_attn.q_proj.weight`, ...).
+enum LlamaStyleNames {
+    static func names(_ n: TensorName, mlp: String = "mlp") -> [String] {
+        func p(_ l: Int) -> String { "model.layers.\(l)." }
+        switch n {
+        case .embedding: return ["model.embed_tokens.weight"]
+        case .finalNorm: return ["model.norm.weight"]
+        case .lmHead: return ["lm_head.weight"]
+        case .attnNorm(let l): return [p(l) + "input_layernorm.weight"]
+        case .ffnNorm(let l): return [p(l) + "post_attention_layernorm.weight"]
+        case .q(let l): return [p(l) + "self_attn.q_proj.weight"]
+        case .k(let l): return [p(l) + "self_attn.k_proj.weight"]
+        case .v(let l): return [p(l) + "self_attn.v_proj.weight"]
+        case .o(let l): return [p(l) + "self_attn.o_proj.weight"]
+        case .qBias(let l): return [p(l) + "self_attn.q_proj.bias"]
+        case .kBias(let l): return [p(l) + "self_attn.k_proj.bias"]
+        case .vBias(let l): return [p(l) + "self_attn.v_proj.bias"]
+        case .oBias(let l): return [p(l) + "self_attn.o_proj.bias"]
+        case .qNorm(let l): return [p(l) + "self_attn.q_norm.weight"]
+        case .kNorm(let l): return [p(l) + "self_attn.k_norm.weight"]
+        case .router(let l): return [p(l) + "\(mlp).gate.weight"]
+        case .sharedGate(let l): return [p(l) + "\(mlp).shared_expert.gate_proj.weight"]
+        case .sharedUp(let l): return [p(l) + "\(mlp).shared_expert.up_proj.weight"]
+        case .sharedDown(let l): return [p(l) + "\(mlp).shared_expert.down_proj.weight"]
+        case .sharedExpertGate(let l): return [p(l) + "\(mlp).shared_expert_gate.weight"]
+        case .mlpGate(let l): return [p(l) + "mlp.gate_proj.weight"]
+        case .mlpUp(let l): return [p(l) + "mlp.up_proj.weight"]
+        case .mlpDown(let l): return [p(l) + "mlp.down_proj.weight"]
+        }
+    }
+
+    static func expertNames(layer: Int, expert: Int, mlp: String = "mlp") -> (gate: [String], up: [String], down: [String]) {
+        let p = "model.layers.\(layer).\(mlp).experts.\(expert)."
+        return ([p + "gate_proj.weight"], [p + "up_proj.weight"], [p + "down_proj.weight"])
+    }
+
+    static func fusedExpertNames(layer: Int) -> (gateUp: String, down: String) {
+        let p = "model.layers.\(layer).mlp.experts."
+        return (p + "gate_up_proj", p + "down_proj")
+    }
+}

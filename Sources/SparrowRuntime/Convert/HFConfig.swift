@@ -1,0 +1,132 @@
+import Foundation
+
+/// A Hugging Face `config.json`, read with typed accessors that name the missing or malformed key.
+public struct HFConfig {
+    public let path: String
+    let json: [String: Any]
+
+    /// Reads and parses `path`.
+    public init(path: String) throws(SparrowError) {
+        self.path = path
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw .config(path: path, problem: "cannot read config.json (missing or unreadable)")
+        }
+        guard let obj = try? JSONSerialization.jsonObject(with: data), let dict = obj as? [String: Any] else {
+            throw .config(path: path, problem: "config.json is not a valid JSON object")
+        }
+        json = dict
+    }
+
+    init(path: String, json: [String: Any]) {
+        self.path = path
+        self.json = json
+    }
+
+    /// A JSON number that is not a boolean (Foundation bridges both to NSNumber).
+    static func number(_ v: Any) -> NSNumber? {
+        guard let n = v as? NSNumber, String(describing: type(of: v)) != "__NSCFBoolean" else { return nil }
+        return n
+    }
+
+    func has(_ key: String) -> Bool { json[key] != nil && !(json[key] is NSNull) }
+
+    func int(_ key: String) throws(SparrowError) -> Int {
+        guard let v = json[key] else { throw .config(path: path, problem: "missing key '\(key)'") }
+        guard let n = Self.number(v), n.doubleValue == n.doubleValue.rounded() else {
+            throw .config(path: path, problem: "'\(key)' must be an integer, found \(v)")
+        }
+        return n.intValue
+    }
+
+    func int(_ key: String, default d: Int) throws(SparrowError) -> Int { has(key) ? try int(key) : d }
+
+    func positive(_ key: String) throws(SparrowError) -> Int {
+        let v = try int(key)
+        guard v > 0 else { throw .config(path: path, problem: "'\(key)' must be positive, found \(v)") }
+        return v
+    }
+
+    func double(_ key: String) throws(SparrowError) -> Double {
+        guard let v = json[key] else { throw .config(path: path, problem: "missing key '\(key)'") }
+        guard let n = Self.number(v) else {
+            throw .config(path: path, problem: "'\(key)' must be a number, found \(v)")
+        }
+        return n.doubleValue
+    }
+
+    func double(_ key: String, default d: Double) throws(SparrowError) -> Double { has(key) ? try double(key) : d }
+
+    func bool(_ key: String, default d: Bool) throws(SparrowError) -> Bool {
+        guard has(key) else { return d }
+        guard let b = json[key] as? Bool, String(describing: type(of: json[key]!)) == "__NSCFBoolean" || !(json[key] is NSNumber) else { throw .config(path: path, problem: "'\(key)' must be true or false") }
+        return b
+    }
+
+    func string(_ key: String) -> String? { json[key] as? String }
+
+    func intList(_ key: String) throws(SparrowError) -> [Int] {
+        guard has(key) else { return [] }
+        if let n = json[key] as? NSNumber { return [n.intValue] }
+        guard let a = json[key] as? [NSNumber] else {
+            throw .config(path: path, problem: "'\(key)' must be a list of integers")
+        }
+        return a.map(\.intValue)
+    }
+
+    /// rope_theta from `rope_theta` (transformers 4) or `rope_parameters.rope_theta` (transformers 5);
+    /// rejects scaled RoPE variants Sparrow does not implement.
+    func ropeTheta(default d: Double) throws(SparrowError) -> Double {
+        for key in ["rope_scaling", "rope_parameters"] {
+            if let p = json[key] as? [String: Any] {
+                let type = (p["rope_type"] as? String) ?? (p["type"] as? String) ?? "default"
+                guard type == "default" else {
+                    throw .config(path: path, problem: "RoPE scaling type '\(type)' is not supported yet")
+                }
+                if let t = p["rope_theta"] as? NSNumber { return t.doubleValue }
+            }
+        }
+        return try double("rope_theta", default: d)
+    }
+
+    /// The shared parts of every supported family: attention shape, vocabulary, norms, RoPE.
+    func baseConfig(architecture: Architecture) throws(SparrowError) -> ModelConfig {
+        let hidden = try positive("hidden_size")
+        let heads = try positive("num_attention_heads")
+        let kvHeads = try int("num_key_value_heads", default: heads)
+        guard kvHeads > 0, heads % kvHeads == 0 else {
+            throw .config(path: path, problem: "num_attention_heads \(heads) is not a multiple of num_key_value_heads \(kvHeads)")
+        }
+        let headDim = try int("head_dim", default: hidden / heads)
+        guard headDim > 0, headDim % 2 == 0 else {
+            throw .config(path: path, problem: "head_dim \(headDim) must be positive and even")
+        }
+        let layers = try positive("num_hidden_layers")
+        let act = string("hidden_act") ?? "silu"
+        guard act == "silu" else { throw .config(path: path, problem: "hidden_act '\(act)' is not supported (only silu)") }
+        let eps = try double("rms_norm_eps", default: 1e-6)
+        var eos = try intList("eos_token_id")
+        if eos.isEmpty, let e = try? int("eos_token_id") { eos = [e] }
+        return ModelConfig(
+            architecture: architecture, hiddenSize: hidden, layerCount: layers, headCount: heads,
+            kvHeadCount: kvHeads, headDim: headDim, vocabSize: try positive("vocab_size"),
+            expertCount: 0, expertsPerToken: 0, expertIntermediateSize: 0, denseIntermediateSize: 0,
+            sharedExpertIntermediateSize: 0, normalizeTopK: false, rmsNormEps: Float(eps),
+            ropeTheta: try ropeTheta(default: 10000), qkNorm: .none, qkvBias: false, outputBias: false, clipQKV: nil,
+            slidingWindow: nil, tieWordEmbeddings: try bool("tie_word_embeddings", default: false),
+            moeLayers: Array(repeating: true, count: layers),
+            maxPositions: try int("max_position_embeddings", default: 4096), eosTokenIds: eos,
+            bosTokenId: has("bos_token_id") ? try int("bos_token_id") : nil)
+    }
+
+    /// Checks the routed-expert counts every family shares.
+    func checkExperts(_ c: ModelConfig) throws(SparrowError) {
+        guard c.expertCount > 0 else { throw .config(path: path, problem: "the model has no experts") }
+        guard c.expertsPerToken > 0, c.expertsPerToken <= c.expertCount else {
+            throw .config(
+                path: path, problem: "experts per token (\(c.expertsPerToken)) must be in 1...\(c.expertCount)")
+        }
+        guard c.expertIntermediateSize > 0 else {
+            throw .config(path: path, problem: "expert intermediate size must be positive")
+        }
+    }
+}

@@ -1,0 +1,62 @@
+/// Working memory of a session, sized once for the largest batch: nothing is allocated per token.
+final class Scratch: @unchecked Sendable {
+    let x, xn, q, k, v, attn, proj, moeOut: FloatBuffer
+    let router: FloatBuffer
+    /// Attention probabilities, one row of `context` per parallel chunk.
+    let scores: FloatBuffer
+    let scoreChunks: Int
+    /// MoE slots: one row per (token, selected expert), grouped by expert.
+    let slotIn, slotGate, slotUp, slotOut: FloatBuffer
+    let slotToken: UnsafeMutablePointer<Int32>
+    let slotWeight: UnsafeMutablePointer<Float>
+    /// Per token, per rank: which slot holds that expert's output.
+    let tokenSlot: UnsafeMutablePointer<Int32>
+    let topIds: UnsafeMutablePointer<Int32>
+    let topWeights: UnsafeMutablePointer<Float>
+    let expertStart: UnsafeMutablePointer<Int32>  // [E + 1]
+    /// Dense MLP and shared expert intermediates.
+    let mlpGate, mlpUp: FloatBuffer
+    let gateScalar: FloatBuffer
+
+    init(config c: ModelConfig, batch b: Int, context: Int, threads: Int) {
+        let h = c.hiddenSize
+        let qDim = c.headCount * c.headDim
+        let kvDim = c.kvHeadCount * c.headDim
+        x = FloatBuffer(count: b * h)
+        xn = FloatBuffer(count: b * h)
+        q = FloatBuffer(count: b * qDim)
+        k = FloatBuffer(count: b * kvDim)
+        v = FloatBuffer(count: b * kvDim)
+        attn = FloatBuffer(count: b * qDim)
+        proj = FloatBuffer(count: b * h)
+        moeOut = FloatBuffer(count: b * h)
+        router = FloatBuffer(count: b * max(c.expertCount, 1))
+        scoreChunks = max(1, threads * 2)
+        scores = FloatBuffer(count: scoreChunks * context)
+        let slots = b * max(c.expertsPerToken, 1)
+        let i = max(c.expertIntermediateSize, 1)
+        slotIn = FloatBuffer(count: slots * h)
+        slotGate = FloatBuffer(count: slots * i)
+        slotUp = FloatBuffer(count: slots * i)
+        slotOut = FloatBuffer(count: slots * h)
+        slotToken = .allocate(capacity: slots)
+        slotWeight = .allocate(capacity: slots)
+        tokenSlot = .allocate(capacity: slots)
+        topIds = .allocate(capacity: slots)
+        topWeights = .allocate(capacity: slots)
+        expertStart = .allocate(capacity: c.expertCount + 2)
+        let m = max(c.denseIntermediateSize, c.sharedExpertIntermediateSize, 1)
+        mlpGate = FloatBuffer(count: b * m)
+        mlpUp = FloatBuffer(count: b * m)
+        gateScalar = FloatBuffer(count: b)
+    }
+
+    deinit {
+        slotToken.deallocate()
+        slotWeight.deallocate()
+        tokenSlot.deallocate()
+        topIds.deallocate()
+        topWeights.deallocate()
+        expertStart.deallocate()
+    }
+}

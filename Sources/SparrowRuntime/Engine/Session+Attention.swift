@@ -1,0 +1,87 @@
+import Foundation
+import SparrowKernels
+
+extension Session {
+    /// Grouped-query causal attention for `n` new tokens whose normalised input is in `scratch.xn`;
+    /// appends their keys and values to the cache and leaves the projected output in `scratch.proj`.
+    func attention(layer l: Int, weights lw: LayerWeights, n: Int) {
+        let c = config
+        let s = scratch
+        let hd = c.headDim
+        let heads = c.headCount
+        let kvHeads = c.kvHeadCount
+        let qDim = heads * hd
+        let kvDim = kvHeads * hd
+        let q = s.q.pointer
+        let k = s.k.pointer
+        let v = s.v.pointer
+
+        Ops.matmul(lw.q, s.xn.pointer, n: n, into: q, threads: threads)
+        Ops.matmul(lw.k, s.xn.pointer, n: n, into: k, threads: threads)
+        Ops.matmul(lw.v, s.xn.pointer, n: n, into: v, threads: threads)
+        if let b = lw.qBias { addBias(q, b, rows: n, dim: qDim) }
+        if let b = lw.kBias { addBias(k, b, rows: n, dim: kvDim) }
+        if let b = lw.vBias { addBias(v, b, rows: n, dim: kvDim) }
+        switch c.qkNorm {
+        case .none: break
+        case .perHead:
+            Ops.rmsNorm(q, weight: lw.qNorm!, dim: hd, count: n * heads, eps: c.rmsNormEps, into: q)
+            Ops.rmsNorm(k, weight: lw.kNorm!, dim: hd, count: n * kvHeads, eps: c.rmsNormEps, into: k)
+        case .full:
+            Ops.rmsNorm(q, weight: lw.qNorm!, dim: qDim, count: n, eps: c.rmsNormEps, into: q)
+            Ops.rmsNorm(k, weight: lw.kNorm!, dim: kvDim, count: n, eps: c.rmsNormEps, into: k)
+        }
+        // OLMoE clamps after the q/k norms.
+        if let clip = c.clipQKV {
+            for p in [(q, qDim), (k, kvDim), (v, kvDim)] {
+                for i in 0..<(n * p.1) { p.0[i] = min(max(p.0[i], -clip), clip) }
+            }
+        }
+        let kc = keys[l].pointer
+        let vc = values[l].pointer
+        model.invFreq.withUnsafeBufferPointer { inv in
+            for i in 0..<n {
+                Ops.rope(q + i * qDim, heads: heads, headDim: hd, position: position + i, invFreq: inv.baseAddress!)
+                Ops.rope(k + i * kvDim, heads: kvHeads, headDim: hd, position: position + i, invFreq: inv.baseAddress!)
+            }
+        }
+        (kc + position * kvDim).update(from: k, count: n * kvDim)
+        (vc + position * kvDim).update(from: v, count: n * kvDim)
+
+        // One task per (token, head); chunks own a row of score scratch each.
+        let tasks = n * heads
+        let chunks = min(s.scoreChunks, tasks)
+        let per = (tasks + chunks - 1) / chunks
+        let group = heads / kvHeads
+        let scale = 1 / Float(hd).squareRoot()
+        let out = s.attn.pointer
+        let base = position
+        let window = c.slidingWindow
+        let scoreRows = s.scores.pointer
+        let ctx = contextLength
+        Parallel.forEach(chunks) { chunk in
+            let sc = scoreRows + chunk * ctx
+            for task in (chunk * per)..<min(tasks, (chunk + 1) * per) {
+                let i = task / heads
+                let head = task % heads
+                let kvh = head / group
+                let pos = base + i
+                let first = window.map { max(0, pos - $0 + 1) } ?? 0
+                let count = pos - first + 1
+                let qv = q + i * qDim + head * hd
+                Ops.dots(qv, keys: kc + first * kvDim + kvh * hd, stride: kvDim, dim: hd, count: count, into: sc)
+                for j in 0..<count { sc[j] *= scale }
+                Ops.softmax(sc, count)
+                let o = out + i * qDim + head * hd
+                o.initialize(repeating: 0, count: hd)
+                for j in 0..<count { Ops.axpy(hd, sc[j], vc + (first + j) * kvDim + kvh * hd, o) }
+            }
+        }
+        Ops.matmul(lw.o, out, n: n, into: s.proj.pointer, threads: threads)
+        if let b = lw.oBias { addBias(s.proj.pointer, b, rows: n, dim: c.hiddenSize) }
+    }
+
+    private func addBias(_ x: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, rows: Int, dim: Int) {
+        for r in 0..<rows { for i in 0..<dim { x[r * dim + i] += b[i] } }
+    }
+}

@@ -1,0 +1,49 @@
+import SparrowKernels
+
+extension Session {
+    /// Runs `tokens` (at most `batchSize`) through the model at the current position, appending to the
+    /// KV cache. Writes the final logits of every row (`allRows`) or only of the last row into `dest`.
+    func forward(_ tokens: [Int], logitsInto dest: UnsafeMutablePointer<Float>?, allRows: Bool) throws(SparrowError) {
+        let c = config
+        let w = model.weights
+        let s = scratch
+        let n = tokens.count
+        let h = c.hiddenSize
+        let x = s.x.pointer
+        let xn = s.xn.pointer
+
+        for (i, t) in tokens.enumerated() { w.embedding.row(t, into: x + i * h) }
+
+        for l in 0..<c.layerCount {
+            let lw = w.layers[l]
+            Ops.rmsNorm(x, weight: lw.attnNorm, dim: h, count: n, eps: c.rmsNormEps, into: xn)
+            attention(layer: l, weights: lw, n: n)
+            for i in 0..<(n * h) { x[i] += s.proj.pointer[i] }
+
+            Ops.rmsNorm(x, weight: lw.ffnNorm, dim: h, count: n, eps: c.rmsNormEps, into: xn)
+            if let mlp = lw.mlp {
+                denseMLP(mlp, n: n, into: s.moeOut.pointer)
+            } else {
+                try moe(layer: l, weights: lw, n: n)
+            }
+            for i in 0..<(n * h) { x[i] += s.moeOut.pointer[i] }
+        }
+        position += n
+
+        guard let dest else { return }
+        let rows = allRows ? n : 1
+        let first = allRows ? 0 : n - 1
+        Ops.rmsNorm(x + first * h, weight: w.finalNorm, dim: h, count: rows, eps: c.rmsNormEps, into: xn)
+        Ops.matmul(w.lmHead, xn, n: rows, into: dest, threads: threads)
+    }
+
+    /// SwiGLU MLP over `n` rows of `xn` into `out` (`[n, H]`).
+    func denseMLP(_ m: MLPWeights, n: Int, into out: UnsafeMutablePointer<Float>) {
+        let s = scratch
+        let inter = m.gate.rows
+        Ops.matmul(m.gate, s.xn.pointer, n: n, into: s.mlpGate.pointer, threads: threads)
+        Ops.matmul(m.up, s.xn.pointer, n: n, into: s.mlpUp.pointer, threads: threads)
+        Ops.swiglu(s.mlpGate.pointer, s.mlpUp.pointer, n * inter)
+        Ops.matmul(m.down, s.mlpGate.pointer, n: n, into: out, threads: threads)
+    }
+}

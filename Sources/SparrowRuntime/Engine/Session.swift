@@ -1,0 +1,88 @@
+import Foundation
+import SparrowKernels
+
+/// Options fixed when a session is created.
+public struct SessionOptions: Sendable {
+    /// Most tokens the KV cache holds; nil means the model's `max_position_embeddings` (capped at 8192).
+    public var contextLength: Int?
+    /// Compute threads; nil means one per available core.
+    public var threads: Int?
+    /// Most tokens evaluated in one batched step (longer inputs are split).
+    public var batchSize: Int
+
+    public init(contextLength: Int? = nil, threads: Int? = nil, batchSize: Int = 64) {
+        self.contextLength = contextLength
+        self.threads = threads
+        self.batchSize = batchSize
+    }
+}
+
+/// Which rows of logits an evaluation returns.
+public enum LogitsRequest: Sendable {
+    /// Only the last token's row `[vocab]`.
+    case last
+    /// Every evaluated token's row `[n, vocab]`.
+    case all
+}
+
+/// One sequence being evaluated: the KV cache, scratch space and position of a model.
+/// A session is used by one thread at a time; many sessions may share a model.
+public final class Session {
+    public let model: Model
+    public let contextLength: Int
+    public let threads: Int
+    public let batchSize: Int
+    /// Tokens evaluated so far (the position of the next token).
+    public internal(set) var position = 0
+    /// Called for each MoE layer and token with the selected expert ids and their weights
+    /// (descending router probability). For tests and profiling; nil costs nothing.
+    public var routingObserver: ((_ layer: Int, _ position: Int, _ experts: [Int], _ weights: [Float]) -> Void)?
+
+    let config: ModelConfig
+    let keys: [FloatBuffer]  // per layer [contextLength, kvDim]
+    let values: [FloatBuffer]
+    let scratch: Scratch
+
+    public init(model: Model, options: SessionOptions = .init()) throws(SparrowError) {
+        self.model = model
+        config = model.config
+        let ctx = options.contextLength ?? min(config.maxPositions, 8192)
+        guard ctx > 0 else { throw .invalidArgument("context length must be positive") }
+        guard options.batchSize > 0 else { throw .invalidArgument("batch size must be positive") }
+        contextLength = ctx
+        threads = max(1, options.threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        batchSize = options.batchSize
+        let kvDim = config.kvHeadCount * config.headDim
+        keys = (0..<config.layerCount).map { _ in FloatBuffer(count: ctx * kvDim) }
+        values = (0..<config.layerCount).map { _ in FloatBuffer(count: ctx * kvDim) }
+        scratch = Scratch(config: config, batch: options.batchSize, context: ctx, threads: threads)
+    }
+
+    /// Forgets all tokens (the KV cache is reused).
+    public func reset() { position = 0 }
+
+    /// Evaluates `tokens` after those already in the session and returns logits, row-major
+    /// `[rows, vocab]` where rows is 1 for `.last` and `tokens.count` for `.all`.
+    public func evaluate(_ tokens: [Int], logits request: LogitsRequest = .last) throws(SparrowError) -> [Float] {
+        guard !tokens.isEmpty else { throw .invalidArgument("no tokens to evaluate") }
+        guard position + tokens.count <= contextLength else { throw .contextFull(limit: contextLength) }
+        let vocab = config.vocabSize
+        for t in tokens where t < 0 || t >= vocab {
+            throw .invalidArgument("token id \(t) is outside the vocabulary (0..<\(vocab))")
+        }
+        var out = [Float](repeating: 0, count: (request == .all ? tokens.count : 1) * vocab)
+        var start = 0
+        while start < tokens.count {
+            let n = min(batchSize, tokens.count - start)
+            let wantAll = request == .all
+            let isLast = start + n == tokens.count
+            try out.withUnsafeMutableBufferPointer { (o: inout UnsafeMutableBufferPointer<Float>) throws(SparrowError) in
+                let dest: UnsafeMutablePointer<Float>? =
+                    wantAll ? o.baseAddress! + start * vocab : (isLast ? o.baseAddress! : nil)
+                try forward(Array(tokens[start..<(start + n)]), logitsInto: dest, allRows: wantAll)
+            }
+            start += n
+        }
+        return out
+    }
+}

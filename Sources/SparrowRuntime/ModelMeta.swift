@@ -1,0 +1,39 @@
+import Foundation
+import SparrowFormat
+
+/// The JSON stored in a `.spw` file's meta section.
+public struct ModelMeta: Codable, Sendable {
+    /// Always "sparrow".
+    public var format: String
+    public var config: ModelConfig
+    /// Where the weights came from and what made the file.
+    public var provenance: Provenance
+    /// Storage type of the dense matrices and of the expert levels.
+    public var weightType: DType
+    /// Whether the tokenizer wants a BOS token prepended (`add_bos_token` in tokenizer_config.json).
+    public var addBosToken: Bool
+
+    public struct Provenance: Codable, Sendable {
+        public var source: String
+        public var sourceType: String
+        public var converter: String
+        public var created: String
+    }
+
+    /// Encodes the meta as sorted, readable JSON.
+    public func encoded() throws(SparrowError) -> [UInt8] {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .prettyPrinted]
+        do { return Array(try e.encode(self)) } catch { throw .invalidArgument("cannot encode meta: \(error)") }
+    }
+
+    /// Decodes the meta section of `path`.
+    public static func decode(_ bytes: [UInt8], path: String) throws(SparrowError) -> ModelMeta {
+        do { return try JSONDecoder().decode(ModelMeta.self, from: Data(bytes)) } catch {
+            throw .format(.corrupt(path: path, what: "meta JSON: \(error)"))
+        }
+    }
+}
+
+/// Sparrow's version, recorded in files it writes.
+public let sparrowVersion = "0.1.0"

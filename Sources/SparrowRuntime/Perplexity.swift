@@ -1,0 +1,57 @@
+import Foundation
+
+/// Perplexity over non-overlapping windows: each window is evaluated from position 0 and tokens
+/// 1..<window are scored given the ones before them (the protocol of the fixtures' eval.json).
+public enum Perplexity {
+    public struct Result: Sendable {
+        public var perplexity: Double
+        public var meanNLL: Double
+        public var scoredTokens: Int
+        public var windows: Int
+    }
+
+    /// Tokenises `text` and scores it.
+    public static func evaluate(
+        model: Model, text: String, window: Int, maxWindows: Int? = nil, threads: Int? = nil,
+        progress: ((Int, Int) -> Void)? = nil
+    ) throws(SparrowError) -> Result {
+        try evaluate(model: model, tokens: model.tokenizer.encode(text), window: window, maxWindows: maxWindows,
+                     threads: threads, progress: progress)
+    }
+
+    /// Scores token ids.
+    public static func evaluate(
+        model: Model, tokens: [Int], window: Int, maxWindows: Int? = nil, threads: Int? = nil,
+        progress: ((Int, Int) -> Void)? = nil
+    ) throws(SparrowError) -> Result {
+        guard window >= 2 else { throw .invalidArgument("window must be at least 2 tokens") }
+        var count = tokens.count / window
+        if let m = maxWindows { count = min(count, m) }
+        guard count > 0 else {
+            throw .invalidArgument("the text has \(tokens.count) tokens, fewer than one window of \(window)")
+        }
+        let session = try Session(model: model, options: .init(contextLength: window, threads: threads, batchSize: min(window, 128)))
+        let vocab = model.config.vocabSize
+        var nll = 0.0
+        var scored = 0
+        for w in 0..<count {
+            session.reset()
+            let ids = Array(tokens[(w * window)..<((w + 1) * window)])
+            let logits = try session.evaluate(ids, logits: .all)
+            logits.withUnsafeBufferPointer { l in
+                for t in 0..<(window - 1) {
+                    let row = l.baseAddress! + t * vocab
+                    var m = -Float.infinity
+                    for i in 0..<vocab { m = max(m, row[i]) }
+                    var sum = 0.0
+                    for i in 0..<vocab { sum += Double(exp(row[i] - m)) }
+                    nll += Double(m) + log(sum) - Double(row[ids[t + 1]])
+                    scored += 1
+                }
+            }
+            progress?(w + 1, count)
+        }
+        let mean = nll / Double(scored)
+        return Result(perplexity: exp(mean), meanNLL: mean, scoredTokens: scored, windows: count)
+    }
+}
