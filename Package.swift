@@ -42,7 +42,7 @@ let package = Package(
         .testTarget(
             name: "SparrowTests",
             dependencies: ["Sparrow", "SparrowRuntime", "SparrowFormat", "SparrowKernels", "SparrowQuant", "SparrowIO"],
-            resources: [.copy("Fixtures")]),
+            exclude: ["Fixtures"]),
     ],
     // Kernels share raw buffers across worker threads by design; strict Sendable checking of
     // those captures would need unchecked wrappers everywhere, so the package uses Swift 5 mode.

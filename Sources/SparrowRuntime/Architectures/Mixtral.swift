@@ -3,7 +3,7 @@
 enum Mixtral: ArchitectureSpec {
     static func config(from hf: HFConfig) throws(SparrowError) -> ModelConfig {
         var c = try hf.baseConfig(architecture: .mixtral)
-        c.expertCount = try hf.int("num_local_experts")
+        c.expertCount = try hf.int(anyOf: ["num_local_experts", "num_experts"])
         c.expertsPerToken = try hf.int("num_experts_per_tok")
         c.expertIntermediateSize = try hf.int("intermediate_size")
         c.normalizeTopK = true

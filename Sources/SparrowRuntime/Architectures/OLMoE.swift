@@ -3,7 +3,7 @@
 enum OLMoE: ArchitectureSpec {
     static func config(from hf: HFConfig) throws(SparrowError) -> ModelConfig {
         var c = try hf.baseConfig(architecture: .olmoe)
-        c.expertCount = try hf.int("num_experts")
+        c.expertCount = try hf.int(anyOf: ["num_experts", "num_local_experts"])
         c.expertsPerToken = try hf.int("num_experts_per_tok")
         c.expertIntermediateSize = try hf.int("intermediate_size")
         c.normalizeTopK = try hf.bool("norm_topk_prob", default: false)

@@ -23,7 +23,7 @@ enum Qwen3MoE: ArchitectureSpec {
 /// The expert and layer-pattern keys the Qwen MoE families share.
 enum QwenMoELayers {
     static func apply(_ hf: HFConfig, to c: inout ModelConfig) throws(SparrowError) {
-        c.expertCount = try hf.int("num_experts")
+        c.expertCount = try hf.int(anyOf: ["num_experts", "num_local_experts"])
         c.expertsPerToken = try hf.int("num_experts_per_tok")
         c.expertIntermediateSize = try hf.int("moe_intermediate_size")
         c.denseIntermediateSize = try hf.int("intermediate_size", default: 0)

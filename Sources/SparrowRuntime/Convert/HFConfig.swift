@@ -38,6 +38,13 @@ public struct HFConfig {
         return n.intValue
     }
 
+    /// The first of several spellings of a key that is present (transformers renames keys between
+    /// versions, e.g. `num_experts` / `num_local_experts`).
+    func int(anyOf keys: [String]) throws(SparrowError) -> Int {
+        for k in keys where has(k) { return try int(k) }
+        throw .config(path: path, problem: "missing key '\(keys.joined(separator: "' or '"))'")
+    }
+
     func int(_ key: String, default d: Int) throws(SparrowError) -> Int { has(key) ? try int(key) : d }
 
     func positive(_ key: String) throws(SparrowError) -> Int {

@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Builds Sparrow's reference fixtures with Hugging Face transformers (the reference implementation).
+
+For each supported architecture: a small random-weight checkpoint (odd sizes on purpose), a fixed
+sequence of token ids, the fp32 logits transformers computes for it, and the top-k experts each MoE
+layer selects. Plus a tokenizer-parity corpus with the ids the `tokenizers` library gives.
+
+Output goes to Tests/SparrowTests/Fixtures/. Deterministic for a given torch version and CPU.
+"""
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+import torch
+import transformers
+import tokenizers
+from transformers import AutoConfig, AutoModelForCausalLM
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OUT = os.path.join(ROOT, "Tests", "SparrowTests", "Fixtures")
+DEMO = os.path.join(ROOT, "Models", "tiny-qwen3moe")
+
+# Odd sizes: vocab not a multiple of 64, head_dim 64 and 128 (and one that differs from hidden/heads),
+# 8 to 64 experts, top-1 to top-8, tied and untied embeddings, f32/bf16/f16 storage, dense MLP layers
+# between MoE layers, a shared expert, q/k norms per head and over the whole projection, clip_qkv.
+ARCHS = {
+    "qwen3_moe": dict(
+        dtype=torch.float32,
+        config=dict(
+            model_type="qwen3_moe", architectures=["Qwen3MoeForCausalLM"], vocab_size=4099, hidden_size=128,
+            num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, head_dim=64,
+            num_experts=32, num_experts_per_tok=8, moe_intermediate_size=48, intermediate_size=96,
+            mlp_only_layers=[1], norm_topk_prob=True, rms_norm_eps=1e-6, rope_theta=1000000.0,
+            tie_word_embeddings=False, max_position_embeddings=512, initializer_range=0.1)),
+    "qwen2_moe": dict(
+        dtype=torch.bfloat16,
+        config=dict(
+            model_type="qwen2_moe", architectures=["Qwen2MoeForCausalLM"], vocab_size=4111, hidden_size=128,
+            num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+            num_experts=8, num_experts_per_tok=2, moe_intermediate_size=64, intermediate_size=96,
+            shared_expert_intermediate_size=80, norm_topk_prob=False, qkv_bias=True, rms_norm_eps=1e-6,
+            rope_theta=10000.0, tie_word_embeddings=True, max_position_embeddings=512, initializer_range=0.1)),
+    "mixtral": dict(
+        dtype=torch.float16,
+        config=dict(
+            model_type="mixtral", architectures=["MixtralForCausalLM"], vocab_size=4103, hidden_size=256,
+            num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, num_local_experts=8,
+            num_experts_per_tok=2, intermediate_size=96, rms_norm_eps=1e-5, rope_theta=1000000.0,
+            sliding_window=None, tie_word_embeddings=False, max_position_embeddings=512,
+            initializer_range=0.1)),
+    "olmoe": dict(
+        dtype=torch.float32,
+        config=dict(
+            model_type="olmoe", architectures=["OlmoeForCausalLM"], vocab_size=4097, hidden_size=128,
+            num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2, num_experts=64,
+            num_experts_per_tok=1, intermediate_size=16, norm_topk_prob=False, clip_qkv=0.6,
+            rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False, max_position_embeddings=512,
+            initializer_range=0.1)),
+}
+
+SEQ_LEN = 29
+
+
+def make_arch(name, spec):
+    torch.manual_seed(1234)
+    out = os.path.join(OUT, name)
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    cfg = AutoConfig.for_model(**spec["config"])
+    model = AutoModelForCausalLM.from_config(cfg, attn_implementation="eager").to(spec["dtype"])
+    model.save_pretrained(out, safe_serialization=True)
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(os.path.join(DEMO, f), out)
+
+    # The reference: reload what was saved, upcast to fp32, one forward pass over the whole sequence.
+    ref = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32, attn_implementation="eager").eval()
+    g = torch.Generator().manual_seed(99)
+    ids = torch.randint(0, cfg.vocab_size, (1, SEQ_LEN), generator=g)
+    ids[0, -1] = cfg.vocab_size - 1
+    with torch.no_grad():
+        res = ref(ids, output_router_logits=True, use_cache=False)
+    logits = res.logits[0].float().numpy()
+    k = cfg.num_experts_per_tok
+    topk = []
+    for rl in res.router_logits:
+        probs = torch.softmax(rl.float(), dim=-1)
+        topk.append(torch.topk(probs, k, dim=-1).indices.numpy().astype(np.int32))
+    np.save(os.path.join(out, "logits.npy"), logits.astype(np.float32))
+    np.save(os.path.join(out, "router_topk_ids.npy"), np.stack(topk).astype(np.int32))
+    keys = sorted(json.load(open(os.path.join(out, "model.safetensors.index.json")))["weight_map"]) \
+        if os.path.exists(os.path.join(out, "model.safetensors.index.json")) else None
+    with open(os.path.join(out, "reference.json"), "w") as f:
+        json.dump(dict(
+            architecture=name, token_ids=ids[0].tolist(), storage_dtype=str(spec["dtype"]),
+            logits_shape=list(logits.shape), router_layers=len(topk), top_k=k,
+            max_abs_logit=float(np.abs(logits).max()),
+            versions=dict(torch=torch.__version__, transformers=transformers.__version__)), f, indent=1)
+    size = sum(os.path.getsize(os.path.join(out, x)) for x in os.listdir(out))
+    print(f"{name}: {size / 1e6:.2f} MB, max|logit| {np.abs(logits).max():.3f}, sharded={keys is not None}")
+
+
+def make_tokenizer_corpus():
+    """>=100 KB mixing source code, many scripts, emoji, decomposed accents (NFC), odd whitespace
+    and special tokens; ids from the `tokenizers` library."""
+    text = open(os.path.join(DEMO, "eval-text.txt"), encoding="utf-8").read()
+    rng = np.random.default_rng(7)
+    parts = [text[:60000]]
+    samples = [
+        "Grüße aus Köln — naïve café, façade, coöperate; ΑΒΓ αβγ; Привет, мир!",
+        "日本語のテキストと漢字、한국어 문장, 中文句子。",
+        "مرحبا بالعالم — שלום עולם — नमस्ते दुनिया — สวัสดีชาวโลก",
+        "emoji: 👩‍👩‍👧‍👦 🇩🇪 👍🏽 ✨🔥💯 and symbols ∑∫√∞ ≠ ≤ ≥ ±",
+        "decomposed: e\u0301 a\u0308 o\u0302 n\u0303 (NFC should compose these)",
+        "tabs\t\tand   runs of     spaces\n\n\n   trailing   \r\n\r\nwindows lines\r\n",
+        "vertical\u000btab, next-line\u0085char, nbsp\u00a0here, ideographic\u3000space, thin\u2009space",
+        "<|endoftext|>special at start, middle <|endoftext|> and glued<|endoftext|>end<|endoftext|>",
+        "numbers 1234567890 3.14159 -42 1e10 0x1F 0b1010 1_000_000",
+        "contractions: it's we're they've I'm you'll he'd IT'S WE'RE",
+        "    def f(x):\n        return x ** 2  # comment\n\n\n",
+    ]
+    while sum(len(p.encode()) for p in parts) < 120_000:
+        parts.append(samples[rng.integers(len(samples))])
+        if rng.random() < 0.5:
+            start = int(rng.integers(60000, len(text) - 2000))
+            parts.append(text[start:start + int(rng.integers(200, 2000))])
+        parts.append(" " * int(rng.integers(0, 4)) + "\n" * int(rng.integers(0, 3)))
+    corpus = "".join(parts)
+    tok = tokenizers.Tokenizer.from_file(os.path.join(DEMO, "tokenizer.json"))
+    ids = tok.encode(corpus, add_special_tokens=True).ids
+    out = os.path.join(OUT, "tokenizer")
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "corpus.txt"), "w", encoding="utf-8", newline="") as f:
+        f.write(corpus)
+    np.save(os.path.join(out, "corpus-ids.npy"), np.array(ids, dtype=np.int32))
+    cases = [dict(text=s, ids=tok.encode(s).ids) for s in samples + ["", " ", "\n", "a", "  \n  x"]]
+    with open(os.path.join(out, "cases.json"), "w", encoding="utf-8") as f:
+        json.dump(dict(tokenizers=tokenizers.__version__, cases=cases), f, ensure_ascii=False, indent=1)
+    print(f"tokenizer corpus: {len(corpus.encode())} bytes, {len(ids)} ids")
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    only = sys.argv[1:]
+    for name, spec in ARCHS.items():
+        if not only or name in only:
+            make_arch(name, spec)
+    if not only or "tokenizer" in only:
+        make_tokenizer_corpus()

@@ -1,0 +1,85 @@
+import Foundation
+import SparrowFormat
+import SparrowRuntime
+
+/// Paths of the repository, its fixtures and a scratch folder for the tests.
+enum Paths {
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+    static let fixtures = repo + "/Tests/SparrowTests/Fixtures"
+    static let demo = repo + "/Models/tiny-qwen3moe"
+    static let architectures = ["qwen3_moe", "qwen2_moe", "mixtral", "olmoe"]
+
+    /// A fresh temporary directory (removed by the OS eventually; tests clean up what is large).
+    static func temporaryDirectory() -> String {
+        let dir = NSTemporaryDirectory() + "sparrow-tests-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    /// The built `sparrow` executable next to the test bundle.
+    static var cli: String {
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("sparrow").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        for config in ["release", "debug"] {
+            let p = repo + "/.build/\(config)/sparrow"
+            if FileManager.default.isExecutableFile(atPath: p) { return p }
+        }
+        return repo + "/.build/debug/sparrow"
+    }
+}
+
+/// Converted models shared by the tests of one process (conversion is deterministic).
+enum Converted {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var cache: [String: String] = [:]
+    nonisolated(unsafe) private static var dir: String?
+
+    /// Path of `source` converted to .spw (converted once per process).
+    static func path(of source: String) throws -> String {
+        lock.lock()
+        defer { lock.unlock() }
+        if let p = cache[source] { return p }
+        if dir == nil { dir = Paths.temporaryDirectory() }
+        let out = dir! + "/" + URL(fileURLWithPath: source).lastPathComponent + ".spw"
+        _ = try Converter(input: source, output: out, options: .init(force: true)).run()
+        cache[source] = out
+        return out
+    }
+
+    static func model(_ source: String) throws -> Model { try Model(path: try path(of: source)) }
+}
+
+/// Result of running the CLI.
+struct CLIResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs the `sparrow` executable with arguments.
+func runCLI(_ args: [String]) throws -> CLIResult {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: Paths.cli)
+    p.arguments = args
+    let out = Pipe()
+    let err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return CLIResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+}
+
+/// Largest absolute difference between two arrays.
+func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
+    var m: Float = 0
+    for i in 0..<min(a.count, b.count) { m = max(m, abs(a[i] - b[i])) }
+    return m
+}
