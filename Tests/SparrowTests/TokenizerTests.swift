@@ -1,0 +1,57 @@
+import Foundation
+import SparrowFormat
+import SparrowRuntime
+import Testing
+
+/// Token ids identical to the Hugging Face `tokenizers` library.
+@Suite struct TokenizerTests {
+    static func tokenizer() throws -> Tokenizer {
+        try Tokenizer(json: Array(try Data(contentsOf: URL(fileURLWithPath: Paths.demo + "/tokenizer.json"))), addBos: false)
+    }
+
+    @Test func corpusOver100KBMatches() throws {
+        let dir = Paths.fixtures + "/tokenizer"
+        let text = try String(contentsOfFile: dir + "/corpus.txt", encoding: .utf8)
+        #expect(text.utf8.count >= 100_000)
+        let want = try NPY.readInt(dir + "/corpus-ids.npy").values
+        let got = try Self.tokenizer().encode(text)
+        #expect(got.count == want.count)
+        if let i = (0..<min(got.count, want.count)).first(where: { got[$0] != want[$0] }) {
+            Issue.record("first difference at token \(i): got \(got[i]) want \(want[i])")
+        }
+    }
+
+    @Test func edgeCasesMatch() throws {
+        let url = URL(fileURLWithPath: Paths.fixtures + "/tokenizer/cases.json")
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        let t = try Self.tokenizer()
+        for c in json["cases"] as! [[String: Any]] {
+            let text = c["text"] as! String
+            #expect(t.encode(text) == c["ids"] as! [Int], "text: \(text.debugDescription)")
+        }
+    }
+
+    @Test func evalTextMatchesShippedTokens() throws {
+        let text = try String(contentsOfFile: Paths.demo + "/eval-text.txt", encoding: .utf8)
+        let want = try NPY.readInt(Paths.demo + "/eval-tokens.npy").values
+        let got = try Self.tokenizer().encode(text)
+        #expect(Array(got.prefix(want.count)) == want)
+    }
+
+    @Test func decodeRoundTripsAndStreams() throws {
+        let t = try Self.tokenizer()
+        let text = "Grüße — 日本語 👩‍👩‍👧 <|endoftext|> x"
+        let ids = t.encode(text)
+        #expect(t.decode(ids) == text)
+        var stream = TextStreamDecoder()
+        var out = ""
+        for id in ids { out += stream.append(t.bytes(of: id)) }
+        out += stream.flush()
+        #expect(out == text)
+    }
+
+    @Test func rejectsNonBPE() {
+        #expect(throws: SparrowError.self) { try Tokenizer(json: Array(#"{"model":{"type":"Unigram"}}"#.utf8), addBos: false) }
+        #expect(throws: SparrowError.self) { try Tokenizer(json: Array("not json".utf8), addBos: false) }
+    }
+}
