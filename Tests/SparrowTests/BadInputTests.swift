@@ -1,0 +1,214 @@
+import Foundation
+import SparrowFormat
+import SparrowRuntime
+import Testing
+
+/// Every kind of wrong input gets a clear error naming the problem, never a crash or garbage.
+@Suite struct BadInputTests {
+    /// A copy of a small fixture checkpoint that a test may damage.
+    static func checkpointCopy() throws -> String {
+        let dir = Paths.temporaryDirectory() + "/ckpt"
+        try FileManager.default.copyItem(atPath: Paths.fixtures + "/qwen2_moe", toPath: dir)
+        return dir
+    }
+
+    /// Rewrites the safetensors header of `dir/model.safetensors` with `edit`.
+    static func editSafetensors(_ dir: String, _ edit: (inout [String: Any]) -> Void) throws {
+        let path = dir + "/model.safetensors"
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let n = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+        var header = try JSONSerialization.jsonObject(with: data[8..<(8 + n)]) as! [String: Any]
+        edit(&header)
+        var h = try JSONSerialization.data(withJSONObject: header)
+        h.append(contentsOf: [UInt8](repeating: 0x20, count: (8 - h.count % 8) % 8 + 8 * 0))
+        var out = Data()
+        withUnsafeBytes(of: UInt64(h.count).littleEndian) { out.append(contentsOf: $0) }
+        out.append(h)
+        out.append(data[(8 + n)...])
+        try out.write(to: URL(fileURLWithPath: path))
+    }
+
+    func convertError(_ dir: String, output: String? = nil, force: Bool = false) -> String {
+        let out = output ?? (Paths.temporaryDirectory() + "/out.spw")
+        do {
+            _ = try Converter(input: dir, output: out, options: .init(force: force)).run()
+            return "no error"
+        } catch { return "\(error)" }
+    }
+
+    @Test func missingConfig() throws {
+        let dir = try Self.checkpointCopy()
+        try FileManager.default.removeItem(atPath: dir + "/config.json")
+        #expect(convertError(dir).contains("config.json"))
+    }
+
+    @Test func malformedConfig() throws {
+        let dir = try Self.checkpointCopy()
+        try "{ not json".write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
+        #expect(convertError(dir).contains("not a valid JSON object"))
+        try #"{"model_type": "qwen2_moe", "hidden_size": "big"}"#.write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
+        #expect(convertError(dir).contains("'hidden_size' must be an integer"))
+    }
+
+    @Test func unsupportedArchitecture() throws {
+        let dir = try Self.checkpointCopy()
+        try #"{"model_type": "llama", "architectures": ["LlamaForCausalLM"]}"#.write(
+            toFile: dir + "/config.json", atomically: true, encoding: .utf8)
+        let e = convertError(dir)
+        #expect(e.contains("unsupported architecture 'llama'") && e.contains("qwen3_moe"))
+    }
+
+    @Test func missingTensor() throws {
+        let dir = try Self.checkpointCopy()
+        try Self.editSafetensors(dir) { $0["model.layers.1.self_attn.k_proj.weight"] = nil }
+        #expect(convertError(dir).contains("missing tensor 'model.layers.1.self_attn.k_proj.weight'"))
+        try Self.editSafetensors(dir) { $0["model.layers.0.mlp.experts.3.up_proj.weight"] = nil }
+    }
+
+    @Test func wrongShape() throws {
+        let dir = try Self.checkpointCopy()
+        try Self.editSafetensors(dir) { h in
+            var t = h["model.layers.0.mlp.experts.2.down_proj.weight"] as! [String: Any]
+            t["shape"] = (t["shape"] as! [Int]).reversed() as [Int]
+            h["model.layers.0.mlp.experts.2.down_proj.weight"] = t
+        }
+        let e = convertError(dir)
+        #expect(e.contains("model.layers.0.mlp.experts.2.down_proj.weight") && e.contains("expected [128, 64]"))
+    }
+
+    @Test func wrongDtype() throws {
+        let dir = try Self.checkpointCopy()
+        try Self.editSafetensors(dir) { h in
+            var t = h["model.norm.weight"] as! [String: Any]
+            t["dtype"] = "I16"
+            h["model.norm.weight"] = t
+        }
+        #expect(convertError(dir).contains("dtype I16 is not supported"))
+    }
+
+    @Test func truncatedSafetensors() throws {
+        let dir = try Self.checkpointCopy()
+        let path = dir + "/model.safetensors"
+        let h = FileHandle(forUpdatingAtPath: path)!
+        try h.truncate(atOffset: 100_000)
+        try h.close()
+        #expect(convertError(dir).contains("outside the file"))
+    }
+
+    @Test func existingOutputNeedsForceAndInputIsNeverOverwritten() throws {
+        let dir = try Self.checkpointCopy()
+        let out = Paths.temporaryDirectory() + "/model.spw"
+        try "precious".write(toFile: out, atomically: true, encoding: .utf8)
+        #expect(convertError(dir, output: out).contains("already exists"))
+        #expect(try String(contentsOfFile: out, encoding: .utf8) == "precious")
+        #expect(convertError(dir, output: out, force: true) == "no error")
+
+        let input = dir + "/model.safetensors"
+        let before = try Data(contentsOf: URL(fileURLWithPath: input))
+        #expect(convertError(dir, output: input, force: true).contains("is one of the input files"))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: input)) == before)
+        #expect(convertError(dir, output: dir + "/config.json", force: true).contains("is one of the input files"))
+    }
+
+    // MARK: .spw files
+
+    /// A private copy of the converted qwen2_moe fixture.
+    static func modelCopy() throws -> String {
+        let path = Paths.temporaryDirectory() + "/m.spw"
+        try FileManager.default.copyItem(atPath: try Converted.path(of: Paths.fixtures + "/qwen2_moe"), toPath: path)
+        return path
+    }
+
+    static func patch(_ path: String, at offset: Int, _ bytes: [UInt8]) throws {
+        let h = FileHandle(forUpdatingAtPath: path)!
+        try h.seek(toOffset: UInt64(offset))
+        h.write(Data(bytes))
+        try h.close()
+    }
+
+    static func flipByte(_ path: String, at offset: Int) throws {
+        let h = FileHandle(forUpdatingAtPath: path)!
+        try h.seek(toOffset: UInt64(offset))
+        let b = h.readData(ofLength: 1)[0]
+        try h.seek(toOffset: UInt64(offset))
+        h.write(Data([b ^ 0x10]))
+        try h.close()
+    }
+
+    func openError(_ path: String) -> String {
+        do {
+            _ = try Model(path: path)
+            return "no error"
+        } catch { return "\(error)" }
+    }
+
+    @Test func truncatedModel() throws {
+        let path = try Self.modelCopy()
+        let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as! Int
+        let h = FileHandle(forUpdatingAtPath: path)!
+        try h.truncate(atOffset: UInt64(size / 2))
+        try h.close()
+        #expect(openError(path).contains("truncated"))
+        let h2 = FileHandle(forUpdatingAtPath: path)!
+        try h2.truncate(atOffset: 100)
+        try h2.close()
+        #expect(openError(path).contains("truncated"))
+    }
+
+    @Test func wrongMagicAndFutureVersion() throws {
+        let path = try Self.modelCopy()
+        try Self.patch(path, at: 0, Array("GGUF".utf8))
+        #expect(openError(path).contains("not a Sparrow model file"))
+        let p2 = try Self.modelCopy()
+        try Self.patch(p2, at: 8, [9, 0, 0, 0])
+        #expect(openError(p2).contains("format version 9 is not supported"))
+        let p3 = try Self.modelCopy()
+        try Self.flipByte(p3, at: 40)
+        #expect(openError(p3).contains("checksum mismatch in the header"))
+    }
+
+    @Test func flippedDenseTensorBit() throws {
+        let path = try Self.modelCopy()
+        let file = try SPWFile(path: path)
+        let t = file.tensor("layers.1.o")!
+        try Self.flipByte(path, at: t.offset + 100)
+        #expect(openError(path).contains("checksum mismatch in tensor 'layers.1.o'"))
+    }
+
+    @Test func flippedMetaBit() throws {
+        let path = try Self.modelCopy()
+        let file = try SPWFile(path: path)
+        let meta = file.sections.first { $0.kind == .meta }!
+        try Self.flipByte(path, at: Int(meta.offset) + 10)
+        #expect(openError(path).contains("checksum mismatch in section meta"))
+    }
+
+    @Test func flippedExpertBitIsAnErrorWhenUsed() throws {
+        let path = try Self.modelCopy()
+        let file = try SPWFile(path: path)
+        let model = try Model(path: path)
+        let config = model.config
+        // Flip a byte in every expert of layer 1 so whichever the router picks is corrupt.
+        for e in 0..<config.expertCount {
+            try Self.flipByte(path, at: Int(file.expert(layer: 1, expert: e)!.offset) + 64)
+        }
+        let session = try Session(model: try Model(path: path))
+        do {
+            _ = try session.evaluate([1, 2, 3], logits: .last)
+            Issue.record("corrupt expert was used without an error")
+        } catch {
+            #expect("\(error)".contains("expert record layer 1 expert"))
+        }
+        #expect(throws: FormatError.self) { try SPWFile(path: path).verifyAll() }
+    }
+
+    @Test func badRequests() throws {
+        let model = try Converted.model(Paths.fixtures + "/qwen2_moe")
+        let session = try Session(model: model, options: .init(contextLength: 8))
+        #expect(throws: SparrowError.self) { try session.evaluate([]) }
+        #expect(throws: SparrowError.self) { try session.evaluate([model.config.vocabSize]) }
+        #expect(throws: SparrowError.self) { try session.evaluate([-1]) }
+        #expect(throws: SparrowError.self) { try session.evaluate(Array(repeating: 1, count: 9)) }
+        #expect(throws: SparrowError.self) { try Session(model: model, options: .init(contextLength: 0)) }
+    }
+}

@@ -1,0 +1,54 @@
+import Foundation
+import SparrowFormat
+import SparrowRuntime
+import Testing
+
+/// The `sparrow` executable: outputs, exit status and messages.
+@Suite struct CLITests {
+    @Test func convertInspectRunLogitsEval() throws {
+        let dir = Paths.temporaryDirectory()
+        let out = dir + "/demo.spw"
+        var r = try runCLI(["convert", Paths.demo, "-o", out])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("qwen3_moe"))
+
+        r = try runCLI(["convert", Paths.demo, "-o", out])
+        #expect(r.status != 0 && r.stderr.contains("already exists"))
+
+        r = try runCLI(["inspect", out, "--verify"])
+        #expect(r.status == 0 && r.stdout.contains("all checksums OK") && r.stdout.contains("level 0"))
+
+        r = try runCLI(["run", "-m", out, "-p", "def fibonacci(n):", "-n", "32", "--greedy"])
+        #expect(r.status == 0)
+        #expect(r.stdout == "def fibonacci(n): if x, 0, 0x00000000000000000000000\n")
+
+        r = try runCLI(["logits", "-m", out, "--tokens", "316,286,698", "--out", dir + "/l.npy"])
+        #expect(r.status == 0)
+        let npy = try NPY.readFloat32(dir + "/l.npy")
+        #expect(npy.shape == [3, 4096])
+        let ref = try NPY.readFloat32(Paths.demo + "/reference/p0_logits.npy")
+        #expect(maxAbsDiff(npy.values, Array(ref.values.prefix(3 * 4096))) < 1e-3)
+
+        r = try runCLI(["eval", "-m", out, "--text", Paths.demo + "/eval-text.txt", "--ctx", "256", "--max-windows", "4", "--json"])
+        #expect(r.status == 0)
+        let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        #expect(json["windows"] as? Int == 4 && (json["perplexity"] as! Double) > 1)
+    }
+
+    @Test func badArguments() throws {
+        var r = try runCLI(["run", "-m", "/nonexistent.spw", "-p", "x"])
+        #expect(r.status == 1 && r.stderr.contains("/nonexistent.spw") && r.stderr.contains("No such file"))
+        r = try runCLI(["run", "-m", "x.spw", "-p", "x", "--bogus-flag"])
+        #expect(r.status != 0 && r.stderr.contains("bogus-flag"))
+        r = try runCLI(["logits", "-m", "x.spw", "--tokens", "1,two,3", "--out", "/tmp/x.npy"])
+        #expect(r.status != 0 && r.stderr.contains("'two' is not a token id"))
+        r = try runCLI(["convert", "/nonexistent-dir", "-o", "/tmp/x.spw"])
+        #expect(r.status == 1 && r.stderr.contains("not a directory"))
+        r = try runCLI(["convert", Paths.demo, "-o", "/tmp/x.spw", "--dtype", "int3"])
+        #expect(r.status != 0 && r.stderr.contains("--dtype"))
+        r = try runCLI(["eval", "-m", "x.spw", "--text", "y", "--ctx", "1"])
+        #expect(r.status != 0 && r.stderr.contains("--ctx"))
+        r = try runCLI(["inspect", Paths.demo + "/config.json"])
+        #expect(r.status == 1 && r.stderr.contains("not a Sparrow model file"))
+    }
+}
