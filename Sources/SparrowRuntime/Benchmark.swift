@@ -1,0 +1,94 @@
+import Foundation
+
+/// Measures prefill and decode speed of a model in one process.
+public enum Benchmark {
+    public struct Result: Codable, Sendable {
+        public var promptTokens: Int
+        public var generatedTokens: Int
+        public var threads: Int
+        /// Seconds from the prompt's submission to the first generated token's logits.
+        public var timeToFirstToken: Double
+        public var prefillTokensPerSecond: Double
+        public var decodeTokensPerSecond: Double
+        /// Per decoded token, milliseconds.
+        public var latencyP50: Double
+        public var latencyP90: Double
+        public var latencyP99: Double
+        /// Peak resident set size of the process (VmHWM), bytes.
+        public var peakRSS: Int
+        public var modelBytes: [String: Int]
+        public var isa: String
+    }
+
+    /// Deterministic prompt ids spread over the vocabulary (no file needed).
+    public static func syntheticPrompt(length: Int, vocab: Int, avoiding special: Set<Int>) -> [Int] {
+        var out: [Int] = []
+        var x: UInt64 = 0x9E37_79B9
+        while out.count < length {
+            x = x &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            let id = Int((x >> 33) % UInt64(vocab))
+            if !special.contains(id) { out.append(id) }
+        }
+        return out
+    }
+
+    /// Evaluates a `promptLength`-token prompt, then decodes `tokens` tokens greedily.
+    public static func run(model: Model, promptLength: Int, tokens: Int, threads: Int?) throws(SparrowError) -> Result {
+        guard promptLength > 0, tokens > 0 else { throw .invalidArgument("prompt length and token count must be positive") }
+        let session = try Session(
+            model: model, options: .init(contextLength: promptLength + tokens + 1, threads: threads, batchSize: 64))
+        let vocab = min(model.config.vocabSize, model.tokenizer.count)
+        let prompt = syntheticPrompt(length: promptLength, vocab: vocab, avoiding: model.tokenizer.specialIds)
+        // Warm-up: touch the weights once so the first measured token is not a page-fault storm.
+        _ = try session.evaluate(Array(prompt.prefix(8)))
+        session.reset()
+
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        var logits = try session.evaluate(prompt, logits: .last)
+        let t1 = DispatchTime.now().uptimeNanoseconds
+        var latencies: [Double] = []
+        for _ in 0..<tokens {
+            var best = 0
+            for i in 1..<logits.count where logits[i] > logits[best] { best = i }
+            let s = DispatchTime.now().uptimeNanoseconds
+            logits = try session.evaluate([best], logits: .last)
+            latencies.append(Double(DispatchTime.now().uptimeNanoseconds - s) / 1e6)
+        }
+        let sorted = latencies.sorted()
+        func pct(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int((p * Double(sorted.count - 1)).rounded()))] }
+        var bytes: [String: Int] = [:]
+        for s in model.file.sections { bytes[String(describing: s.kind), default: 0] += Int(s.length) }
+        bytes["file"] = model.file.file.count
+        let prefill = Double(t1 - t0) / 1e9
+        return Result(
+            promptTokens: promptLength, generatedTokens: tokens, threads: session.threads, timeToFirstToken: prefill,
+            prefillTokensPerSecond: Double(promptLength) / prefill,
+            decodeTokensPerSecond: Double(tokens) / (latencies.reduce(0, +) / 1e3),
+            latencyP50: pct(0.5), latencyP90: pct(0.9), latencyP99: pct(0.99), peakRSS: ProcessMemory.peakRSS,
+            modelBytes: bytes, isa: SparrowKernelsInfo.isa)
+    }
+}
+
+/// Resident memory of this process, read from /proc/self/status.
+public enum ProcessMemory {
+    /// Peak resident set size (VmHWM) in bytes, 0 where unavailable.
+    public static var peakRSS: Int { field("VmHWM:") }
+    /// Current resident set size (VmRSS) in bytes.
+    public static var currentRSS: Int { field("VmRSS:") }
+
+    static func field(_ name: String) -> Int {
+        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in s.split(separator: "\n") where line.hasPrefix(name) {
+            let kb = line.dropFirst(name.count).trimmingCharacters(in: .whitespaces).split(separator: " ").first
+            return (kb.flatMap { Int($0) } ?? 0) * 1024
+        }
+        return 0
+    }
+}
+
+import SparrowKernels
+
+/// Which kernels this CPU runs.
+public enum SparrowKernelsInfo {
+    public static var isa: String { Ops.isa }
+}
