@@ -148,3 +148,44 @@ if __name__ == "__main__":
             make_arch(name, spec)
     if not only or "tokenizer" in only:
         make_tokenizer_corpus()
+
+
+def make_layout_variants():
+    """The qwen2_moe fixture re-saved in two other layouts a converter meets in the wild: experts
+    fused into `gate_up_proj [E, 2I, H]` / `down_proj [E, H, I]` (transformers 5's in-memory layout),
+    and split over two shards with `model.safetensors.index.json`. Same weights, so the qwen2_moe
+    reference logits apply."""
+    from safetensors.torch import load_file, save_file
+    src = os.path.join(OUT, "qwen2_moe")
+    tensors = load_file(os.path.join(src, "model.safetensors"))
+    cfg = json.load(open(os.path.join(src, "config.json")))
+
+    fused = {k: v for k, v in tensors.items() if ".mlp.experts." not in k}
+    for layer in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{layer}.mlp.experts."
+        n = cfg["num_experts"]
+        fused[p + "gate_up_proj"] = torch.stack([
+            torch.cat([tensors[f"{p}{e}.gate_proj.weight"], tensors[f"{p}{e}.up_proj.weight"]]) for e in range(n)])
+        fused[p + "down_proj"] = torch.stack([tensors[f"{p}{e}.down_proj.weight"] for e in range(n)])
+    out = os.path.join(OUT, "variants", "qwen2_moe_fused")
+    os.makedirs(out, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in fused.items()}, os.path.join(out, "model.safetensors"))
+    for f in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(os.path.join(src, f), out)
+
+    out = os.path.join(OUT, "variants", "qwen2_moe_sharded")
+    os.makedirs(out, exist_ok=True)
+    names = sorted(tensors)
+    shards = {"model-00001-of-00002.safetensors": names[::2], "model-00002-of-00002.safetensors": names[1::2]}
+    weight_map = {}
+    for fname, keys in shards.items():
+        save_file({k: tensors[k].contiguous() for k in keys}, os.path.join(out, fname))
+        weight_map.update({k: fname for k in keys})
+    json.dump({"metadata": {}, "weight_map": weight_map}, open(os.path.join(out, "model.safetensors.index.json"), "w"), indent=1)
+    for f in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(os.path.join(src, f), out)
+    print("layout variants: fused, sharded")
+
+
+if __name__ == "__main__" and (not sys.argv[1:] or "variants" in sys.argv[1:]):
+    make_layout_variants()

@@ -35,6 +35,16 @@ import Testing
         #expect(json["windows"] as? Int == 4 && (json["perplexity"] as! Double) > 1)
     }
 
+    /// `eval` on the whole held-out text reproduces transformers' perplexity (eval.json: 82.2735).
+    @Test func evalReproducesReferencePerplexity() throws {
+        let path = try Converted.path(of: Paths.demo)
+        let r = try runCLI(["eval", "-m", path, "--text", Paths.demo + "/eval-text.txt", "--ctx", "256", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        let ppl = json["perplexity"] as! Double
+        #expect(abs(ppl / 82.2735 - 1) < 0.005, "perplexity \(ppl)")
+    }
+
     @Test func badArguments() throws {
         var r = try runCLI(["run", "-m", "/nonexistent.spw", "-p", "x"])
         #expect(r.status == 1 && r.stderr.contains("/nonexistent.spw") && r.stderr.contains("No such file"))

@@ -60,4 +60,13 @@ import Testing
         #expect(ref.topk.shape == [moeLayers.count, ref.ids.count, k])
         #expect(got == ref.topk.values)
     }
+
+    /// Fused expert tensors and sharded checkpoints convert to the same model.
+    @Test(arguments: ["qwen2_moe_fused", "qwen2_moe_sharded"])
+    func otherCheckpointLayoutsGiveTheSameLogits(variant: String) throws {
+        let ref = try Self.reference("qwen2_moe")
+        let model = try Converted.model(Paths.fixtures + "/variants/" + variant)
+        let logits = try Session(model: model).evaluate(ref.ids, logits: .all)
+        #expect(maxAbsDiff(logits, ref.logits.values) <= 1e-4 * ref.maxAbs)
+    }
 }
