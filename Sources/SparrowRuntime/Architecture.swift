@@ -45,6 +45,17 @@ protocol ArchitectureSpec {
     static func fusedExpertNames(layer: Int) -> (gateUp: String, down: String)
 }
 
+/// Most families use the Llama-style checkpoint names; a family overrides what differs.
+extension ArchitectureSpec {
+    static func checkpointNames(for name: TensorName) -> [String] { LlamaStyleNames.names(name) }
+    static func expertNames(layer: Int, expert: Int) -> (gate: [String], up: [String], down: [String]) {
+        LlamaStyleNames.expertNames(layer: layer, expert: expert)
+    }
+    static func fusedExpertNames(layer: Int) -> (gateUp: String, down: String) {
+        LlamaStyleNames.fusedExpertNames(layer: layer)
+    }
+}
+
 /// Sparrow's own names for the dense tensors of a model, independent of the checkpoint's.
 public enum TensorName: Hashable, Sendable, CustomStringConvertible {
     case embedding, finalNorm, lmHead

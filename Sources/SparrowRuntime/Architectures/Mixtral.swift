@@ -25,8 +25,4 @@ enum Mixtral: ArchitectureSpec {
         let hf = LlamaStyleNames.expertNames(layer: layer, expert: expert)
         return ([p + "w1.weight"] + hf.gate, [p + "w3.weight"] + hf.up, [p + "w2.weight"] + hf.down)
     }
-
-    static func fusedExpertNames(layer: Int) -> (gateUp: String, down: String) {
-        LlamaStyleNames.fusedExpertNames(layer: layer)
-    }
 }

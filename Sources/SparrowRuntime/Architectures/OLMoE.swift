@@ -14,12 +14,4 @@ enum OLMoE: ArchitectureSpec {
         try hf.checkExperts(c)
         return c
     }
-
-    static func checkpointNames(for name: TensorName) -> [String] { LlamaStyleNames.names(name) }
-    static func expertNames(layer: Int, expert: Int) -> (gate: [String], up: [String], down: [String]) {
-        LlamaStyleNames.expertNames(layer: layer, expert: expert)
-    }
-    static func fusedExpertNames(layer: Int) -> (gateUp: String, down: String) {
-        LlamaStyleNames.fusedExpertNames(layer: layer)
-    }
 }

@@ -8,12 +8,4 @@ enum Qwen2MoE: ArchitectureSpec {
         c.sharedExpertIntermediateSize = try hf.int("shared_expert_intermediate_size", default: 0)
         return c
     }
-
-    static func checkpointNames(for name: TensorName) -> [String] { LlamaStyleNames.names(name) }
-    static func expertNames(layer: Int, expert: Int) -> (gate: [String], up: [String], down: [String]) {
-        LlamaStyleNames.expertNames(layer: layer, expert: expert)
-    }
-    static func fusedExpertNames(layer: Int) -> (gateUp: String, down: String) {
-        LlamaStyleNames.fusedExpertNames(layer: layer)
-    }
 }

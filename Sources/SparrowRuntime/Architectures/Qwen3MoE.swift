@@ -10,14 +10,6 @@ enum Qwen3MoE: ArchitectureSpec {
         c.outputBias = c.qkvBias
         return c
     }
-
-    static func checkpointNames(for name: TensorName) -> [String] { LlamaStyleNames.names(name) }
-    static func expertNames(layer: Int, expert: Int) -> (gate: [String], up: [String], down: [String]) {
-        LlamaStyleNames.expertNames(layer: layer, expert: expert)
-    }
-    static func fusedExpertNames(layer: Int) -> (gateUp: String, down: String) {
-        LlamaStyleNames.fusedExpertNames(layer: layer)
-    }
 }
 
 /// The expert and layer-pattern keys the Qwen MoE families share.
