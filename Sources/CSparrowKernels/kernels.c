@@ -193,6 +193,8 @@ static int current_isa(void) {
     return v;
 }
 
+int spk_current_isa(void) { return current_isa(); }
+
 int spk_force_isa(int isa) {
     int best = best_isa();
     int v = (isa < 0 || isa > best) ? best : isa;

@@ -2,3 +2,5 @@
 ///
 /// Import `Sparrow` to get `Model`, `Session`, `Tokenizer`, `Sampler` and `Converter`.
 @_exported import SparrowRuntime
+@_exported import SparrowFormat
+@_exported import SparrowQuant

@@ -1,23 +1,48 @@
 import CSparrowKernels
 
-/// Element type of a stored tensor.
+/// Element type of a stored tensor: a float type, or a plane of W-bit quantization codes
+/// (`u2`, `u4`, `u8`; see docs/QUANT.md).
 public enum DType: String, Codable, Sendable, CaseIterable {
     case f32, f16, bf16
+    case u2, u4, u8
 
-    /// Bytes per element.
-    public var size: Int {
+    /// Bits per element.
+    public var bits: Int {
         switch self {
-        case .f32: return 4
-        case .f16, .bf16: return 2
+        case .f32: return 32
+        case .f16, .bf16: return 16
+        case .u2: return 2
+        case .u4: return 4
+        case .u8: return 8
         }
     }
 
-    /// The kernel library's name for this type.
+    /// Bytes per element of a float type (planes pack several elements per byte: use `bytes(count:)`).
+    public var size: Int { bits / 8 }
+
+    /// Bytes that `count` elements occupy.
+    public func bytes(count: Int) -> Int { count * bits / 8 }
+
+    /// Whether this is a float type the kernels read directly.
+    public var isFloat: Bool { self == .f32 || self == .f16 || self == .bf16 }
+
+    /// The code-plane type of a given width in bits.
+    public static func plane(width: Int) -> DType? {
+        switch width {
+        case 2: return .u2
+        case 4: return .u4
+        case 8: return .u8
+        default: return nil
+        }
+    }
+
+    /// The kernel library's name for a float type (f32 for code planes, which are not read as floats).
     public var kernelType: spk_dtype {
         switch self {
         case .f32: return SPK_F32
         case .f16: return SPK_F16
         case .bf16: return SPK_BF16
+        case .u2, .u4, .u8: return SPK_F32
         }
     }
 

@@ -57,7 +57,7 @@ public final class SPWFile: @unchecked Sendable {
 
         var ti: [String: Int] = [:]
         for (i, t) in dir.tensors.enumerated() {
-            let need = t.shape.reduce(1, *) * t.dtype.size
+            let need = t.dtype.bytes(count: t.shape.reduce(1, *))
             guard t.shape.allSatisfy({ $0 >= 0 }), t.length == need else {
                 throw .corrupt(path: path, what: "tensor '\(t.name)' length \(t.length) does not match shape \(t.shape)")
             }
@@ -72,7 +72,7 @@ public final class SPWFile: @unchecked Sendable {
         var end = 0
         for level in dir.expertLevels {
             for c in level.components {
-                guard c.offset >= end, c.length == c.shape.reduce(1, *) * c.dtype.size else {
+                guard c.offset >= end, c.length == c.dtype.bytes(count: c.shape.reduce(1, *)) else {
                     throw .corrupt(path: path, what: "expert component '\(c.name)' layout")
                 }
                 end = c.offset + c.length

@@ -68,7 +68,7 @@ public final class SPWWriter {
     /// Appends a dense tensor (already in `dtype`, row-major, little-endian).
     public func addDense(name: String, dtype: DType, shape: [Int], bytes: UnsafeRawBufferPointer) throws(FormatError) {
         precondition(expertStart == 0, "dense tensors must be written before experts")
-        guard bytes.count == shape.reduce(1, *) * dtype.size else {
+        guard bytes.count == dtype.bytes(count: shape.reduce(1, *)) else {
             throw .badTensor(path: destination, name: name, problem: "byte count does not match shape \(shape)")
         }
         position = SPW.align(position, SPW.tensorAlignment)

@@ -7,25 +7,53 @@ public enum Ops {
     /// y = W·x for `n` activation rows: `y[i, j] = Σ_t x[i, t] · W[j, t]`.
     /// `x` is `[n, W.cols]` (row stride `ldx`), `y` is `[n, W.rows]` (row stride `ldy`).
     /// Rows of W are split over `threads` workers when the matrix is big enough to pay for it.
+    /// A quantized W needs `act`, space for x quantized to int8 (`n × W.cols` values, starting at
+    /// the caller's chosen row so parallel callers do not share it).
     public static func matmul(
         _ w: WeightMatrix, _ x: UnsafePointer<Float>, n: Int, ldx: Int? = nil,
-        into y: UnsafeMutablePointer<Float>, ldy: Int? = nil, threads: Int
+        into y: UnsafeMutablePointer<Float>, ldy: Int? = nil, threads: Int,
+        act: ActivationBuffer? = nil, actRow: Int = 0
     ) {
         let ldx = ldx ?? w.cols
         let ldy = ldy ?? w.rows
         let work = w.rows * w.cols * max(n, 1)
         let chunks = (threads > 1 && work >= 1 << 16) ? min(threads * (n > 1 ? 2 : 1), w.rows / 4) : 1
-        if chunks <= 1 {
-            spk_gemm(x, n, ldx, w.cols, w.base, w.type, w.cols, 0, w.rows, y, ldy)
-            return
-        }
-        let per = (w.rows + chunks - 1) / chunks
-        let rounded = (per + 3) & ~3
+        let per = chunks > 1 ? ((w.rows + chunks - 1) / chunks + 3) & ~3 : w.rows
         let xp = UnsafeMutablePointer(mutating: x)
-        Parallel.forEach(chunks) { c in
-            let r0 = c * rounded
-            let r1 = min(w.rows, r0 + rounded)
-            if r0 < r1 { spk_gemm(xp, n, ldx, w.cols, w.base, w.type, w.cols, r0, r1, y, ldy) }
+        switch w.storage {
+        case .float(let base, let type):
+            if chunks <= 1 {
+                spk_gemm(x, n, ldx, w.cols, base, type, w.cols, 0, w.rows, y, ldy)
+                return
+            }
+            Parallel.forEach(chunks) { c in
+                let r0 = c * per
+                let r1 = min(w.rows, r0 + per)
+                if r0 < r1 { spk_gemm(xp, n, ldx, w.cols, base, type, w.cols, r0, r1, y, ldy) }
+            }
+        case .quantized(let q):
+            var qm = q
+            var a: spk_qact? = nil
+            if let act, spk_qgemm_is_integer(&qm) != 0 {
+                var v = act.view(row: actRow, n: n, cols: w.cols, group: q.group)
+                spk_quantize_act(x, n, ldx, &v)
+                a = v
+            }
+            if chunks <= 1 {
+                if var av = a { spk_qgemm(&qm, x, n, ldx, &av, 0, w.rows, y, ldy) } else {
+                    spk_qgemm(&qm, x, n, ldx, nil, 0, w.rows, y, ldy)
+                }
+                return
+            }
+            Parallel.forEach(chunks) { c in
+                let r0 = c * per
+                let r1 = min(w.rows, r0 + per)
+                guard r0 < r1 else { return }
+                var m = qm
+                if var av = a { spk_qgemm(&m, xp, n, ldx, &av, r0, r1, y, ldy) } else {
+                    spk_qgemm(&m, xp, n, ldx, nil, r0, r1, y, ldy)
+                }
+            }
         }
     }
 

@@ -1,26 +1,83 @@
 import CSparrowKernels
 
-/// A row-major weight matrix `[rows, cols]` somewhere in memory (mapped file or cache slot).
-/// Does not own its bytes.
+/// A row-major weight matrix `[rows, cols]` somewhere in memory (mapped file or cache slot), in a
+/// float type or matryoshka-quantized at some level. Does not own its bytes.
 public struct WeightMatrix: @unchecked Sendable {
-    public let base: UnsafeRawPointer
-    public let type: spk_dtype
+    public enum Storage {
+        case float(UnsafeRawPointer, spk_dtype)
+        case quantized(spk_qmatrix)
+    }
+
+    public let storage: Storage
     public let rows: Int
     public let cols: Int
 
+    /// A float matrix.
     public init(base: UnsafeRawPointer, type: spk_dtype, rows: Int, cols: Int) {
-        self.base = base
-        self.type = type
+        storage = .float(base, type)
         self.rows = rows
         self.cols = cols
     }
 
-    /// Bytes occupied by the matrix.
-    public var byteCount: Int { rows * cols * spk_dtype_size(type) }
+    /// A quantized matrix at the level its `nplanes` selects.
+    public init(quantized q: spk_qmatrix) {
+        storage = .quantized(q)
+        rows = q.rows
+        cols = q.cols
+    }
+
+    /// Group size of a quantized matrix, nil for a float one.
+    public var groupSize: Int? {
+        if case .quantized(let q) = storage { return q.group }
+        return nil
+    }
+
+    /// Bytes the kernels stream for one pass over the matrix.
+    public var byteCount: Int {
+        switch storage {
+        case .float(_, let t): return rows * cols * spk_dtype_size(t)
+        case .quantized(let q):
+            var bits = 0
+            for k in 0..<Int(q.nplanes) { bits += Int(withUnsafeBytes(of: q.widths) { $0[k] }) }
+            return rows * cols * bits / 8 + rows * (cols / q.group) * 4
+        }
+    }
 
     /// Copies row `r` into `out` as f32 (embedding lookup).
-    @inlinable
     public func row(_ r: Int, into out: UnsafeMutablePointer<Float>) {
-        spk_to_f32(base + r * cols * spk_dtype_size(type), type, out, cols)
+        switch storage {
+        case .float(let base, let t): spk_to_f32(base + r * cols * spk_dtype_size(t), t, out, cols)
+        case .quantized(var q): spk_qrow(&q, r, out)
+        }
+    }
+}
+
+/// Caller-owned space for activations quantized to int8 (the integer kernels' input):
+/// `capacity` values plus a scale and a sum per group of 16 or more.
+public final class ActivationBuffer: @unchecked Sendable {
+    public let q: UnsafeMutablePointer<Int8>
+    public let scale: UnsafeMutablePointer<Float>
+    public let sum: UnsafeMutablePointer<Int32>
+    public let capacity: Int
+
+    public init(capacity: Int) {
+        self.capacity = max(capacity, 16)
+        q = .allocate(capacity: self.capacity)
+        scale = .allocate(capacity: self.capacity / 16)
+        sum = .allocate(capacity: self.capacity / 16)
+    }
+
+    deinit {
+        q.deallocate()
+        scale.deallocate()
+        sum.deallocate()
+    }
+
+    /// A view starting at activation row `row` of width `cols` (group `group`), for `n` rows.
+    public func view(row: Int, n: Int, cols: Int, group: Int) -> spk_qact {
+        precondition((row + n) * cols <= capacity)
+        let groups = cols / group
+        return spk_qact(
+            q: q + row * cols, scale: scale + row * groups, sum: sum + row * groups, n: n, cols: cols, group: group)
     }
 }

@@ -18,6 +18,8 @@ public enum Benchmark {
         public var peakRSS: Int
         public var modelBytes: [String: Int]
         public var isa: String
+        /// Bits of the expert level the run used.
+        public var expertBits: Int
     }
 
     /// Deterministic prompt ids spread over the vocabulary (no file needed).
@@ -33,10 +35,11 @@ public enum Benchmark {
     }
 
     /// Evaluates a `promptLength`-token prompt, then decodes `tokens` tokens greedily.
-    public static func run(model: Model, promptLength: Int, tokens: Int, threads: Int?) throws(SparrowError) -> Result {
+    public static func run(model: Model, promptLength: Int, tokens: Int, options: SessionOptions = .init()) throws(SparrowError) -> Result {
         guard promptLength > 0, tokens > 0 else { throw .invalidArgument("prompt length and token count must be positive") }
-        let session = try Session(
-            model: model, options: .init(contextLength: promptLength + tokens + 1, threads: threads, batchSize: 64))
+        var o = options
+        o.contextLength = promptLength + tokens + 1
+        let session = try Session(model: model, options: o)
         let vocab = min(model.config.vocabSize, model.tokenizer.count)
         let prompt = syntheticPrompt(length: promptLength, vocab: vocab, avoiding: model.tokenizer.specialIds)
         // Warm-up: touch the weights once so the first measured token is not a page-fault storm.
@@ -65,7 +68,7 @@ public enum Benchmark {
             prefillTokensPerSecond: Double(promptLength) / prefill,
             decodeTokensPerSecond: Double(tokens) / (latencies.reduce(0, +) / 1e3),
             latencyP50: pct(0.5), latencyP90: pct(0.9), latencyP99: pct(0.99), peakRSS: ProcessMemory.peakRSS,
-            modelBytes: bytes, isa: SparrowKernelsInfo.isa)
+            modelBytes: bytes, isa: SparrowKernelsInfo.isa, expertBits: model.expertBits[session.expertLevel])
     }
 }
 

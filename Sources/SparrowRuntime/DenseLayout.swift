@@ -1,4 +1,5 @@
 import SparrowFormat
+import SparrowQuant
 
 /// The dense (always resident) tensors a model of a given config has, with their shapes.
 /// The converter writes exactly these; the model loader expects exactly these.
@@ -8,6 +9,20 @@ enum DenseLayout {
         let shape: [Int]
         /// Vectors (norm weights, biases) are stored as f32 whatever the weight type.
         var isVector: Bool { shape.count == 1 }
+        /// Whether `--dense q8|q4` quantizes it (routers stay float so routing is not perturbed).
+        var isQuantizable: Bool {
+            switch name {
+            case .router, .sharedExpertGate: return false
+            default: return shape.count == 2
+            }
+        }
+        /// Embeddings and the output head keep 8 bits when the rest of the dense part goes lower.
+        var isVocabulary: Bool {
+            switch name {
+            case .embedding, .lmHead: return true
+            default: return false
+            }
+        }
     }
 
     static func items(_ c: ModelConfig) -> [Item] {
@@ -58,20 +73,31 @@ enum DenseLayout {
         return out
     }
 
-    /// Layout of one expert record's single unquantized level: gate [I, H], up [I, H], down [H, I].
-    static func expertLevel(_ c: ModelConfig, type: DType) -> ExpertLevelLayout {
+    /// The level layouts of an expert record. Unquantized: one level holding gate `[I, H]`,
+    /// up `[I, H]`, down `[H, I]` in `type`. Quantized: level k holds the planes it adds for the three
+    /// projections (level 0 also their scales), so level k is a byte prefix of level k+1.
+    static func expertLevels(_ c: ModelConfig, type: DType, scheme: MatryoshkaScheme?) -> [ExpertLevelLayout] {
         let i = c.expertIntermediateSize
         let h = c.hiddenSize
-        let n = i * h * type.size
-        let a = SPW.tensorAlignment
-        let upOffset = SPW.align(n, a)
-        let downOffset = SPW.align(upOffset + n, a)
-        return ExpertLevelLayout(
-            bits: type.size * 8,
-            components: [
-                .init(name: "gate", dtype: type, shape: [i, h], offset: 0, length: n),
-                .init(name: "up", dtype: type, shape: [i, h], offset: upOffset, length: n),
-                .init(name: "down", dtype: type, shape: [h, i], offset: downOffset, length: n),
-            ])
+        let shapes = [("gate", [i, h]), ("up", [i, h]), ("down", [h, i])]
+        var offset = 0
+        func place(_ name: String, _ dtype: DType, _ shape: [Int]) -> ExpertComponent {
+            let length = dtype.bytes(count: shape.reduce(1, *))
+            offset = SPW.align(offset, SPW.tensorAlignment)
+            defer { offset += length }
+            return ExpertComponent(name: name, dtype: dtype, shape: shape, offset: offset, length: length)
+        }
+        guard let scheme else {
+            return [ExpertLevelLayout(bits: type.bits, components: shapes.map { place($0.0, type, $0.1) })]
+        }
+        return scheme.levels.indices.map { level in
+            var comps: [ExpertComponent] = []
+            for (name, shape) in shapes {
+                for part in QuantLayout.components(name, rows: shape[0], cols: shape[1], scheme: scheme, level: level) {
+                    comps.append(place(part.name, part.dtype, part.shape))
+                }
+            }
+            return ExpertLevelLayout(bits: scheme.levels[level], components: comps)
+        }
     }
 }

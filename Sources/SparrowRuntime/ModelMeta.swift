@@ -1,5 +1,6 @@
 import Foundation
 import SparrowFormat
+import SparrowQuant
 
 /// The JSON stored in a `.spw` file's meta section.
 public struct ModelMeta: Codable, Sendable {
@@ -10,6 +11,10 @@ public struct ModelMeta: Codable, Sendable {
     public var provenance: Provenance
     /// Storage type of the dense matrices and of the expert levels.
     public var weightType: DType
+    /// How expert records are quantized; nil when they hold one float level.
+    public var expertScheme: MatryoshkaScheme?
+    /// Bits of quantized dense matrices (8 or 4; the embedding and output head keep 8), nil for float.
+    public var denseBits: Int?
     /// Whether the tokenizer wants a BOS token prepended (`add_bos_token` in tokenizer_config.json).
     public var addBosToken: Bool
 

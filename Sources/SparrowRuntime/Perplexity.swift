@@ -12,16 +12,16 @@ public enum Perplexity {
 
     /// Tokenises `text` and scores it.
     public static func evaluate(
-        model: Model, text: String, window: Int, maxWindows: Int? = nil, threads: Int? = nil,
+        model: Model, text: String, window: Int, maxWindows: Int? = nil, options: SessionOptions = .init(),
         progress: ((Int, Int) -> Void)? = nil
     ) throws(SparrowError) -> Result {
         try evaluate(model: model, tokens: model.tokenizer.encode(text), window: window, maxWindows: maxWindows,
-                     threads: threads, progress: progress)
+                     options: options, progress: progress)
     }
 
     /// Scores token ids.
     public static func evaluate(
-        model: Model, tokens: [Int], window: Int, maxWindows: Int? = nil, threads: Int? = nil,
+        model: Model, tokens: [Int], window: Int, maxWindows: Int? = nil, options: SessionOptions = .init(),
         progress: ((Int, Int) -> Void)? = nil
     ) throws(SparrowError) -> Result {
         guard window >= 2 else { throw .invalidArgument("window must be at least 2 tokens") }
@@ -30,7 +30,10 @@ public enum Perplexity {
         guard count > 0 else {
             throw .invalidArgument("the text has \(tokens.count) tokens, fewer than one window of \(window)")
         }
-        let session = try Session(model: model, options: .init(contextLength: window, threads: threads, batchSize: min(window, 128)))
+        var o = options
+        o.contextLength = window
+        o.batchSize = min(window, 128)
+        let session = try Session(model: model, options: o)
         let vocab = model.config.vocabSize
         var nll = 0.0
         var scored = 0

@@ -25,7 +25,7 @@ struct Bench: ParsableCommand {
     func run() throws {
         do {
             let model = try modelOptions.open()
-            let r = try Benchmark.run(model: model, promptLength: promptLen, tokens: n, threads: modelOptions.threads)
+            let r = try Benchmark.run(model: model, promptLength: promptLen, tokens: n, options: modelOptions.session())
             if json {
                 let e = JSONEncoder()
                 e.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -33,7 +33,7 @@ struct Bench: ParsableCommand {
                 return
             }
             print("model        \(modelOptions.model) (\(formatBytes(r.modelBytes["file"] ?? 0)); dense \(formatBytes(r.modelBytes["dense"] ?? 0)), experts \(formatBytes(r.modelBytes["experts"] ?? 0)))")
-            print("threads      \(r.threads) (\(r.isa) kernels)")
+            print("threads      \(r.threads) (\(r.isa) kernels), experts at \(r.expertBits) bits")
             print(String(format: "prefill      %d tokens  %.1f tok/s  (time to first token %.1f ms)", r.promptTokens, r.prefillTokensPerSecond, r.timeToFirstToken * 1000))
             print(String(format: "decode       %d tokens  %.1f tok/s  (latency p50 %.2f ms, p90 %.2f ms, p99 %.2f ms)", r.generatedTokens, r.decodeTokensPerSecond, r.latencyP50, r.latencyP90, r.latencyP99))
             print("peak RSS     \(formatBytes(r.peakRSS))")

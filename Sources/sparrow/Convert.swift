@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Sparrow
 import SparrowFormat
+import SparrowQuant
 
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -13,8 +14,17 @@ struct Convert: ParsableCommand {
     @Option(name: [.short, .long], help: "Output model file (.spw).")
     var output: String
 
-    @Option(name: .long, help: "Weight type: auto (keep the checkpoint's), f32, f16 or bf16.")
+    @Option(name: .long, help: "Float type of unquantized weights: auto (keep the checkpoint's), f32, f16 or bf16.")
     var dtype: String = "auto"
+
+    @Option(name: .customLong("expert-levels"), help: "Nested expert precision levels in bits, e.g. 2,4,8 or 4,8; 'none' keeps experts in float.")
+    var expertLevels: String = "2,4,8"
+
+    @Option(name: .customLong("group-size"), help: "Weights per quantization group (a multiple of 16 dividing every input dimension).")
+    var groupSize: Int = 64
+
+    @Option(name: .long, help: "Dense (non-expert) matrices: float (the --dtype), q8 or q4 (embedding and output head keep 8 bits).")
+    var dense: String = "float"
 
     @Flag(name: .long, help: "Overwrite the output file if it exists.")
     var force = false
@@ -28,15 +38,33 @@ struct Convert: ParsableCommand {
         } else {
             throw ValidationError("--dtype must be auto, f32, f16 or bf16 (got '\(dtype)')")
         }
+        var scheme: MatryoshkaScheme?
+        if expertLevels != "none" {
+            let levels = expertLevels.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !levels.isEmpty, levels.allSatisfy({ $0 != nil }) else {
+                throw ValidationError("--expert-levels must be a comma-separated list of bits (e.g. 2,4,8) or 'none'")
+            }
+            scheme = MatryoshkaScheme(levels: levels.map { $0! }, groupSize: groupSize)
+            do { try scheme!.validate() } catch { throw ValidationError("--expert-levels/--group-size: \(error)") }
+        }
+        let denseBits: Int?
+        switch dense {
+        case "float": denseBits = nil
+        case "q8": denseBits = 8
+        case "q4": denseBits = 4
+        default: throw ValidationError("--dense must be float, q8 or q4 (got '\(dense)')")
+        }
         let start = Date()
         var bar = ProgressBar(label: "converting")
         do {
-            let s = try Converter(input: input, output: output, options: .init(weightType: type, force: force))
+            let s = try Converter(input: input, output: output, options: .init(weightType: type, expertScheme: scheme, denseBits: denseBits, denseGroupSize: groupSize, force: force))
                 .run { bar.update($0, $1) }
             let secs = Date().timeIntervalSince(start)
             print(
                 "wrote \(output): \(s.config.architecture.rawValue), \(s.config.layerCount) layers, "
-                    + "\(s.config.expertCount) experts (top-\(s.config.expertsPerToken)), \(s.weightType.rawValue); "
+                    + "\(s.config.expertCount) experts (top-\(s.config.expertsPerToken)), "
+                    + (scheme.map { "experts at \($0.levels.map(String.init).joined(separator: "/")) bits (group \($0.groupSize)), " } ?? "experts \(s.weightType.rawValue), ")
+                    + "dense \(denseBits.map { "q\($0)" } ?? s.weightType.rawValue); "
                     + "dense \(formatBytes(s.denseBytes)), experts \(formatBytes(s.expertBytes)), "
                     + "file \(formatBytes(s.fileBytes)) in \(String(format: "%.2f", secs)) s")
         } catch { throw fail(error) }

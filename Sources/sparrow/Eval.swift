@@ -34,7 +34,7 @@ struct Eval: ParsableCommand {
             let start = Date()
             let result = try Perplexity.evaluate(
                 model: model, text: String(decoding: data, as: UTF8.self), window: ctx, maxWindows: maxWindows,
-                threads: modelOptions.threads, progress: { [bar = ProgressBarBox()] in bar.update($0, $1) })
+                options: modelOptions.session(), progress: { [bar = ProgressBarBox()] in bar.update($0, $1) })
             let secs = Date().timeIntervalSince(start)
             if json {
                 let obj: [String: Any] = [

@@ -23,7 +23,7 @@ struct Logits: ParsableCommand {
         guard !ids.isEmpty else { throw ValidationError("--tokens is empty") }
         do {
             let model = try modelOptions.open()
-            let session = try Session(model: model, options: .init(threads: modelOptions.threads))
+            let session = try Session(model: model, options: modelOptions.session())
             var logits: [Float] = []
             if stepwise {
                 for t in ids { logits += try session.evaluate([t], logits: .last) }

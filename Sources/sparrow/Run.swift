@@ -45,7 +45,7 @@ struct Run: ParsableCommand {
     func run() throws {
         do {
             let model = try modelOptions.open()
-            let session = try Session(model: model, options: .init(threads: modelOptions.threads))
+            let session = try Session(model: model, options: modelOptions.session())
             let sampling = SamplingOptions(
                 temperature: greedy ? 0 : (temp ?? 0), topK: topK, topP: topP, repetitionPenalty: repeatPenalty,
                 seed: seed)

@@ -46,11 +46,19 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Compute threads (default: one per core).")
     var threads: Int?
 
+    @Option(name: .customLong("expert-bits"), help: "Run every expert at this stored level, e.g. 2, 4 or 8 (default: the highest).")
+    var expertBits: Int?
+
     func validate() throws {
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
     func open() throws -> Model { try Model(path: model) }
+
+    /// Session options from the shared flags.
+    func session(contextLength: Int? = nil, batchSize: Int = 64) -> SessionOptions {
+        SessionOptions(contextLength: contextLength, threads: threads, batchSize: batchSize, expertBits: expertBits)
+    }
 }
 
 /// Parses "1,2,3" into token ids.

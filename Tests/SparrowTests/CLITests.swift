@@ -8,7 +8,7 @@ import Testing
     @Test func convertInspectRunLogitsEval() throws {
         let dir = Paths.temporaryDirectory()
         let out = dir + "/demo.spw"
-        var r = try runCLI(["convert", Paths.demo, "-o", out])
+        var r = try runCLI(["convert", Paths.demo, "-o", out, "--expert-levels", "none"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("qwen3_moe"))
 

@@ -39,19 +39,25 @@ enum Converted {
     nonisolated(unsafe) private static var cache: [String: String] = [:]
     nonisolated(unsafe) private static var dir: String?
 
-    /// Path of `source` converted to .spw (converted once per process).
-    static func path(of source: String) throws -> String {
+    /// Path of `source` converted to .spw (converted once per process). Without a scheme the
+    /// conversion is exact (float experts); `tag` names other option sets.
+    static func path(of source: String, options: Converter.Options = .unquantized(force: true), tag: String = "float") throws -> String {
         lock.lock()
         defer { lock.unlock() }
-        if let p = cache[source] { return p }
+        let key = source + "#" + tag
+        if let p = cache[key] { return p }
         if dir == nil { dir = Paths.temporaryDirectory() }
-        let out = dir! + "/" + URL(fileURLWithPath: source).lastPathComponent + ".spw"
-        _ = try Converter(input: source, output: out, options: .init(force: true)).run()
-        cache[source] = out
+        let out = dir! + "/" + URL(fileURLWithPath: source).lastPathComponent + "-\(tag).spw"
+        var o = options
+        o.force = true
+        _ = try Converter(input: source, output: out, options: o).run()
+        cache[key] = out
         return out
     }
 
-    static func model(_ source: String) throws -> Model { try Model(path: try path(of: source)) }
+    static func model(_ source: String, options: Converter.Options = .unquantized(force: true), tag: String = "float") throws -> Model {
+        try Model(path: try path(of: source, options: options, tag: tag))
+    }
 }
 
 /// Result of running the CLI.

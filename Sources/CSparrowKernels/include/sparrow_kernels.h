@@ -48,6 +48,57 @@ void spk_to_f32(const void *src, spk_dtype st, float *dst, size_t n);
 /// dst[t] = src[t] rounded to nearest even in type `dt` (f32 copies).
 void spk_from_f32(const float *src, void *dst, spk_dtype dt, size_t n);
 
+// ---------------------------------------------------------------------------
+// Matryoshka-quantized matrices (see docs/QUANT.md)
+//
+// Each row is cut into groups of `group` weights along the input dimension. A group has an 8-bit
+// grid: min `m` and step `d` (two f16). A weight's 8-bit code q is stored as bit planes, most
+// significant first: plane k holds the next widths[k] bits of q. Using the first p planes gives a
+// code t of b = widths[0] + ... + widths[p-1] bits (q >> (8 - b)), reconstructed at the centre of
+// its bucket: w = m + d * (t * 2^(8-b) + (2^(8-b) - 1) / 2).
+//
+// Packing: a plane is stored block by block, a block being 64 weights when group % 64 == 0,
+// otherwise the group itself. Within a block of P weights and a plane of width W (2, 4 or 8 bits),
+// byte j holds weights j + s * (P * W / 8) for s in [0, 8 / W), at bits [s * W, s * W + W).
+
+/// A quantized matrix `[rows, cols]` viewed at some precision level.
+typedef struct spk_qmatrix {
+    size_t rows, cols, group;
+    /// [rows][cols / group][2] f16 (min, step of the 8-bit grid).
+    const uint16_t *scales;
+    /// planes[k]: [rows][cols * widths[k] / 8] bytes.
+    const uint8_t *planes[4];
+    uint8_t widths[4];
+    /// How many planes to use (1 ... 4); their widths add up to the level's bits.
+    uint8_t nplanes;
+} spk_qmatrix;
+
+/// Activations quantized for spk_qgemm: per row and group, int8 values, a scale and their sum.
+typedef struct spk_qact {
+    int8_t *q;        // [n][cols]
+    float *scale;     // [n][cols / group]
+    int32_t *sum;     // [n][cols / group]
+    size_t n, cols, group;
+} spk_qact;
+
+/// Quantizes `n` rows of x (row stride ldx) into `a` (buffers sized by the caller).
+void spk_quantize_act(const float *x, size_t n, size_t ldx, spk_qact *a);
+
+/// y[i * ldy + j] = Σ_t x[i, t] · W[j, t] for j in [row0, row1), W quantized; `a` holds x quantized
+/// by spk_quantize_act (used by the integer kernels; the float path reads x; may be NULL).
+void spk_qgemm(const spk_qmatrix *w, const float *x, size_t n, size_t ldx, const spk_qact *a,
+               size_t row0, size_t row1, float *y, size_t ldy);
+
+/// Reference: the same with the weights dequantized to float and f32 activations, sequential sums.
+void spk_qgemm_ref(const spk_qmatrix *w, const float *x, size_t n, size_t ldx,
+                   size_t row0, size_t row1, float *y, size_t ldy);
+
+/// Dequantizes row r of w into out[cols] (reference and embedding lookup).
+void spk_qrow(const spk_qmatrix *w, size_t r, float *out);
+
+/// Whether spk_qgemm uses the integer (VNNI) kernel for this matrix on this CPU.
+int spk_qgemm_is_integer(const spk_qmatrix *w);
+
 /// CRC-32C (Castagnoli) of `len` bytes, continuing from `crc` (start with 0).
 uint32_t spk_crc32c(uint32_t crc, const void *data, size_t len);
 

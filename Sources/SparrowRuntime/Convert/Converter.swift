@@ -1,6 +1,7 @@
 import Foundation
 import SparrowFormat
 import SparrowQuant
+import SparrowKernels
 
 #if canImport(Glibc)
 import Glibc
@@ -13,16 +14,34 @@ import Glibc
 /// not the checkpoint.
 public struct Converter {
     public struct Options: Sendable {
-        /// Storage type of the weights; nil keeps the checkpoint's type.
+        /// Storage type of float weights; nil keeps the checkpoint's type.
         public var weightType: DType?
+        /// Nested quantization of the experts; nil stores them as one float level.
+        public var expertScheme: MatryoshkaScheme?
+        /// Quantize dense matrices to 8 or 4 bits (embedding and output head keep 8); nil keeps them float.
+        public var denseBits: Int?
+        /// Group size of quantized dense matrices; nil uses the expert scheme's (or 64).
+        public var denseGroupSize: Int?
         /// Replace an existing output file.
         public var force: Bool
 
-        public init(weightType: DType? = nil, force: Bool = false) {
+        public init(
+            weightType: DType? = nil, expertScheme: MatryoshkaScheme? = Converter.defaultScheme, denseBits: Int? = nil,
+            denseGroupSize: Int? = nil, force: Bool = false
+        ) {
+            self.denseGroupSize = denseGroupSize
             self.weightType = weightType
+            self.expertScheme = expertScheme
+            self.denseBits = denseBits
             self.force = force
         }
+
+        /// Experts and dense weights kept in float (exact conversion).
+        public static func unquantized(force: Bool = false) -> Options { Options(expertScheme: nil, force: force) }
     }
+
+    /// The default expert quantization (levels 2, 4, 8 bits, groups of 64; see docs/QUANT.md).
+    public static let defaultScheme: MatryoshkaScheme? = MatryoshkaScheme(levels: [2, 4, 8], groupSize: 64)
 
     /// What the conversion did.
     public struct Summary: Sendable {
@@ -67,6 +86,25 @@ public struct Converter {
         let dense = DenseLayout.items(config)
         let embedding = try resolver.find(.embedding, shape: [config.vocabSize, config.hiddenSize])
         let weightType = options.weightType ?? embedding.1.dtype!
+        guard weightType.isFloat else { throw .invalidArgument("weight type must be f32, f16 or bf16") }
+        let scheme = options.expertScheme
+        do {
+            if let scheme {
+                try scheme.validate(cols: config.hiddenSize, name: "the expert gate/up projections (hidden size)")
+                try scheme.validate(cols: config.expertIntermediateSize, name: "the expert down projection (expert size)")
+            }
+        } catch { throw .invalidArgument(error.description) }
+        if let b = options.denseBits, b != 8 && b != 4 { throw .invalidArgument("dense bits must be 8 or 4") }
+        let denseGroup = options.denseGroupSize ?? scheme?.groupSize ?? 64
+        func denseScheme(_ item: DenseLayout.Item) throws(SparrowError) -> MatryoshkaScheme? {
+            guard let bits = options.denseBits, item.isQuantizable else { return nil }
+            let s = MatryoshkaScheme(levels: [item.isVocabulary ? 8 : bits], groupSize: denseGroup)
+            do { try s.validate(cols: item.shape[1], name: item.name.description) } catch {
+                throw .invalidArgument(error.description)
+            }
+            return s
+        }
+        for item in dense { _ = try denseScheme(item) }  // refuse before writing anything
 
         let writer: SPWWriter
         do { writer = try SPWWriter(destination: output) } catch { throw .format(error) }
@@ -75,43 +113,63 @@ public struct Converter {
         var done = 0
         var denseBytes = 0
         var expertBytes = 0
-        let level = DenseLayout.expertLevel(config, type: weightType)
-        let recordSize = level.components.last.map { $0.offset + $0.length } ?? 0
-        let largestDense = dense.map { $0.shape.reduce(1, *) * ($0.isVector ? 4 : weightType.size) }.max() ?? 0
+        let levels = DenseLayout.expertLevels(config, type: weightType, scheme: scheme)
+        let recordSize = levels.last?.components.last.map { $0.offset + $0.length } ?? 0
+        let largestDense = dense.map { $0.shape.reduce(1, *) * max(4, weightType.size) }.max() ?? 0
         let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: max(largestDense, recordSize, 1), alignment: 64)
         defer { scratch.deallocate() }
+        let expertF32 = UnsafeMutablePointer<Float>.allocate(capacity: max(1, config.expertIntermediateSize * config.hiddenSize))
+        defer { expertF32.deallocate() }
         do {
             for item in dense {
                 let (file, info) = try resolver.find(item.name, shape: item.shape)
-                let type = item.isVector ? .f32 : weightType
-                let n = info.elementCount * type.size
-                DTypeConversion.convert(
-                    file.bytes(of: info).baseAddress!, from: info.dtype!, to: type, count: info.elementCount,
-                    into: scratch.baseAddress!)
-                try formatCall { () throws(FormatError) in
-                    try writer.addDense(
-                        name: item.name.description, dtype: type, shape: item.shape,
-                        bytes: UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
+                let src = file.bytes(of: info).baseAddress!
+                if let ds = try denseScheme(item) {
+                    let q = try quantizeChunked(src, from: info.dtype!, rows: item.shape[0], cols: item.shape[1], scheme: ds, scratch: scratch)
+                    try writeQuantized(q, name: item.name.description, to: writer)
+                    denseBytes += q.scales.count * 2 + q.planes.reduce(0) { $0 + $1.count }
+                } else {
+                    let type = item.isVector ? .f32 : weightType
+                    let n = type.bytes(count: info.elementCount)
+                    DTypeConversion.convert(src, from: info.dtype!, to: type, count: info.elementCount, into: scratch.baseAddress!)
+                    try formatCall { () throws(FormatError) in
+                        try writer.addDense(
+                            name: item.name.description, dtype: type, shape: item.shape,
+                            bytes: UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
+                    }
+                    denseBytes += n
                 }
                 file.file.advise(offset: info.range.lowerBound, length: info.range.count, MADV_DONTNEED)
-                denseBytes += n
                 done += 1
                 progress?(done, total)
             }
 
-            writer.beginExperts(levels: [level])
-            let record = UnsafeRawBufferPointer(rebasing: scratch[0..<recordSize])
+            writer.beginExperts(levels: levels)
+            let record = scratch.baseAddress!
+            let levelRanges: [Range<Int>] = levels.indices.map { k in
+                let start = k == 0 ? 0 : levels[k - 1].components.last.map { $0.offset + $0.length }!
+                return start..<levels[k].components.last.map { $0.offset + $0.length }!
+            }
             for l in moeLayers {
                 let source = try resolver.expertSource(layer: l, config: config)
                 for e in 0..<config.expertCount {
-                    for (k, comp) in level.components.enumerated() {
+                    record.initializeMemory(as: UInt8.self, repeating: 0, count: recordSize)
+                    for (k, name) in ["gate", "up", "down"].enumerated() {
                         let (file, info, elementOffset) = try source.part(k, expert: e)
-                        let src = file.bytes(of: info).baseAddress! + elementOffset * info.dtype!.size
-                        DTypeConversion.convert(
-                            src, from: info.dtype!, to: weightType, count: comp.shape.reduce(1, *),
-                            into: scratch.baseAddress! + comp.offset)
+                        let src = file.bytes(of: info).baseAddress! + info.dtype!.bytes(count: elementOffset)
+                        let rows = k == 2 ? config.hiddenSize : config.expertIntermediateSize
+                        let cols = k == 2 ? config.expertIntermediateSize : config.hiddenSize
+                        if let scheme {
+                            DTypeConversion.convert(src, from: info.dtype!, to: .f32, count: rows * cols, into: expertF32)
+                            let q = MatryoshkaQuantizer.quantize(expertF32, rows: rows, cols: cols, scheme: scheme)
+                            copy(q, base: name, levels: levels, into: record)
+                        } else {
+                            let comp = levels[0].components[k]
+                            DTypeConversion.convert(src, from: info.dtype!, to: weightType, count: rows * cols, into: record + comp.offset)
+                        }
                     }
-                    try formatCall { () throws(FormatError) in try writer.addExpert(layer: l, expert: e, levels: [record]) }
+                    let parts = levelRanges.map { UnsafeRawBufferPointer(start: record + $0.lowerBound, count: $0.count) }
+                    try formatCall { () throws(FormatError) in try writer.addExpert(layer: l, expert: e, levels: parts) }
                     expertBytes += recordSize
                     done += 1
                     progress?(done, total)
@@ -124,7 +182,8 @@ public struct Converter {
                 provenance: .init(
                     source: URL(fileURLWithPath: input).standardizedFileURL.path, sourceType: "safetensors",
                     converter: "sparrow \(sparrowVersion)", created: ISO8601DateFormatter().string(from: Date())),
-                weightType: weightType, addBosToken: TokenizerConfigFile.addBos(directory: input))
+                weightType: weightType, expertScheme: scheme, denseBits: options.denseBits,
+                addBosToken: TokenizerConfigFile.addBos(directory: input))
             let metaBytes = try meta.encoded()
             try formatCall { () throws(FormatError) in try writer.finish(meta: metaBytes, tokenizer: Array(tokenizerBytes)) }
         } catch {
@@ -134,6 +193,57 @@ public struct Converter {
         let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
         return Summary(
             config: config, weightType: weightType, denseBytes: denseBytes, expertBytes: expertBytes, fileBytes: size)
+    }
+
+    /// Quantizes a dense matrix, converting the source to f32 a chunk of rows at a time.
+    private func quantizeChunked(
+        _ src: UnsafeRawPointer, from type: DType, rows: Int, cols: Int, scheme: MatryoshkaScheme,
+        scratch: UnsafeMutableRawBufferPointer
+    ) throws(SparrowError) -> QuantizedMatrix {
+        let chunkRows = max(1, min(rows, (1 << 20) / cols))
+        let f32 = UnsafeMutablePointer<Float>.allocate(capacity: chunkRows * cols)
+        defer { f32.deallocate() }
+        var out = QuantizedMatrix(rows: 0, cols: cols, scheme: scheme, scales: [], planes: scheme.levels.map { _ in [] })
+        var r = 0
+        while r < rows {
+            let n = min(chunkRows, rows - r)
+            DTypeConversion.convert(src + type.bytes(count: r * cols), from: type, to: .f32, count: n * cols, into: f32)
+            let q = MatryoshkaQuantizer.quantize(f32, rows: n, cols: cols, scheme: scheme)
+            out.scales += q.scales
+            for k in q.planes.indices { out.planes[k] += q.planes[k] }
+            out.rows += n
+            r += n
+        }
+        return out
+    }
+
+    /// Writes a quantized dense matrix as its scales and planes.
+    private func writeQuantized(_ q: QuantizedMatrix, name: String, to writer: SPWWriter) throws(SparrowError) {
+        for level in q.scheme.levels.indices {
+            for part in QuantLayout.components(name, rows: q.rows, cols: q.cols, scheme: q.scheme, level: level) {
+                let bytes: [UInt8] = part.name.hasSuffix(".scales")
+                    ? q.scales.withUnsafeBytes { Array($0) } : q.planes[level]
+                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 64)
+                defer { buffer.deallocate() }
+                buffer.copyBytes(from: bytes)
+                try formatCall { () throws(FormatError) in
+                    try writer.addDense(name: part.name, dtype: part.dtype, shape: part.shape, bytes: UnsafeRawBufferPointer(buffer))
+                }
+            }
+        }
+    }
+
+    /// Copies a quantized expert projection's scales and planes to their places in the record.
+    private func copy(_ q: QuantizedMatrix, base: String, levels: [ExpertLevelLayout], into record: UnsafeMutableRawPointer) {
+        for (k, level) in levels.enumerated() {
+            for c in level.components where c.name.hasPrefix(base + ".") {
+                if c.name == QuantLayout.scalesName(base) {
+                    q.scales.withUnsafeBytes { (record + c.offset).copyMemory(from: $0.baseAddress!, byteCount: c.length) }
+                } else {
+                    q.planes[k].withUnsafeBytes { (record + c.offset).copyMemory(from: $0.baseAddress!, byteCount: c.length) }
+                }
+            }
+        }
     }
 
     /// Runs a format-layer call, wrapping its error.

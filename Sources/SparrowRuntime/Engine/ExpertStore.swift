@@ -18,46 +18,101 @@ final class MappedExpertStore: ExpertStore, @unchecked Sendable {
     private let expertCount: Int
     private var verified: [Bool]
     private let lock = NSLock()
+    /// Every (layer, expert, level)'s matrices, resolved once: the token loop only looks them up.
+    private var table: [MLPWeights?]
 
     init(file: SPWFile, config: ModelConfig) throws(SparrowError) {
         self.file = file
         self.levels = file.directory.expertLevels
         self.expertCount = config.expertCount
         verified = Array(repeating: false, count: config.layerCount * config.expertCount * max(1, levels.count))
+        table = Array(repeating: nil, count: verified.count)
+        guard config.moeLayerCount > 0 else { return }
         for l in 0..<config.layerCount where config.moeLayers[l] {
             for e in 0..<config.expertCount where file.expert(layer: l, expert: e) == nil {
                 throw .format(.corrupt(path: file.path, what: "no record for layer \(l) expert \(e)"))
             }
         }
-        guard let top = levels.last, top.components.count == 3,
-            top.components[0].shape == [config.expertIntermediateSize, config.hiddenSize],
-            top.components[1].shape == [config.expertIntermediateSize, config.hiddenSize],
-            top.components[2].shape == [config.hiddenSize, config.expertIntermediateSize]
-        else {
-            if config.moeLayerCount == 0 { return }
-            throw .format(.corrupt(path: file.path, what: "expert record layout does not match the model's shape"))
+        let i = config.expertIntermediateSize
+        let h = config.hiddenSize
+        guard !levels.isEmpty else { throw .format(.corrupt(path: file.path, what: "expert records have no levels")) }
+        for level in levels.indices {
+            for (name, shape) in [("gate", [i, h]), ("up", [i, h]), ("down", [h, i])] {
+                guard Self.shape(of: name, in: levels, upTo: level) == shape else {
+                    throw .format(
+                        .corrupt(path: file.path, what: "expert '\(name)' at level \(level) does not match the model's shape"))
+                }
+            }
+        }
+        for l in 0..<config.layerCount where config.moeLayers[l] {
+            for e in 0..<config.expertCount {
+                let entry = file.expert(layer: l, expert: e)!
+                guard entry.levels.count == levels.count else {
+                    throw .format(.corrupt(path: file.path, what: "expert record layer \(l) expert \(e) level count"))
+                }
+                for level in levels.indices {
+                    let base = file.mappedExpert(entry, level: level).baseAddress!
+                    table[(l * expertCount + e) * levels.count + level] = MLPWeights(
+                        gate: Self.matrix("gate", base: base, levels: levels, level: level),
+                        up: Self.matrix("up", base: base, levels: levels, level: level),
+                        down: Self.matrix("down", base: base, levels: levels, level: level))
+                }
+            }
         }
     }
 
+    /// The logical shape of projection `name` at `level`: its float component's, or, when it is
+    /// quantized, its planes' (all of levels 0...level present, with scales); nil if incomplete.
+    private static func shape(of name: String, in levels: [ExpertLevelLayout], upTo level: Int) -> [Int]? {
+        let all = levels[0...level].flatMap(\.components)
+        if let c = all.first(where: { $0.name == name }) { return c.shape }
+        guard all.contains(where: { $0.name == QuantLayout.scalesName(name) }),
+            let p0 = all.first(where: { $0.name == QuantLayout.planeName(name, 0) })
+        else { return nil }
+        for l in 0...level where !all.contains(where: { $0.name == QuantLayout.planeName(name, l) && $0.shape == p0.shape }) {
+            return nil
+        }
+        return p0.shape
+    }
+
     func weights(layer: Int, expert: Int, level: Int) throws(SparrowError) -> MLPWeights {
-        guard let entry = file.expert(layer: layer, expert: expert), level >= 0, level < entry.levels.count else {
+        let key = (layer * expertCount + expert) * levels.count + level
+        guard level >= 0, level < levels.count, key >= 0, key < table.count, let w = table[key] else {
             throw .invalidArgument("no expert record for layer \(layer) expert \(expert) level \(level)")
         }
-        let key = (layer * expertCount + expert) * levels.count + level
         lock.lock()
         let ok = verified[key]
         lock.unlock()
         if !ok {
+            let entry = file.expert(layer: layer, expert: expert)!
             do { for k in 0...level { try file.verifyExpert(entry, level: k) } } catch { throw .format(error) }
             lock.lock()
             verified[key] = true
             lock.unlock()
         }
-        let base = file.mappedExpert(entry, level: level).baseAddress!
-        let c = levels[level].components
-        func m(_ i: Int) -> WeightMatrix {
-            WeightMatrix(base: base + c[i].offset, type: c[i].dtype.kernelType, rows: c[i].shape[0], cols: c[i].shape[1])
+        return w
+    }
+
+    /// Projection `name` of a record whose prefix up to `level` is at `base`: the float component of
+    /// that name, or its scales and planes 0...level.
+    static func matrix(_ name: String, base: UnsafeRawPointer, levels: [ExpertLevelLayout], level: Int) -> WeightMatrix {
+        var scales: ExpertComponent?
+        var planes: [(UnsafeRawPointer, DType)] = []
+        var shape: [Int] = []
+        for l in 0...level {
+            for c in levels[l].components {
+                if c.name == name {
+                    return WeightMatrix(base: base + c.offset, type: c.dtype.kernelType, rows: c.shape[0], cols: c.shape[1])
+                }
+                if c.name == QuantLayout.scalesName(name) { scales = c }
+                if c.name == QuantLayout.planeName(name, l) {
+                    planes.append((base + c.offset, c.dtype))
+                    shape = c.shape
+                }
+            }
         }
-        return MLPWeights(gate: m(0), up: m(1), down: m(2))
+        let s = scales!
+        return WeightMatrix.quantized(
+            scales: base + s.offset, planes: planes, rows: shape[0], cols: shape[1], group: shape[1] / s.shape[1])
     }
 }

@@ -10,6 +10,8 @@ public final class Model: @unchecked Sendable {
     public let tokenizer: Tokenizer
     let weights: ModelWeights
     let experts: ExpertStore
+    /// Bits of each stored expert level, lowest first (e.g. [2, 4, 8], or [16] for bf16 experts).
+    public var expertBits: [Int] { file.directory.expertLevels.map(\.bits) }
     /// RoPE inverse frequencies `[headDim / 2]`.
     let invFreq: [Float]
 

@@ -24,32 +24,55 @@ struct MLPWeights: @unchecked Sendable {
 
 /// All dense weights of a model, resolved once at open.
 struct ModelWeights: @unchecked Sendable {
+    /// A dense matrix stored as a float tensor `NAME` or quantized as `NAME.scales` + `NAME.plane*`.
+    static func matrix(_ file: SPWFile, name: String, shape: [Int]) throws(SparrowError) -> WeightMatrix {
+        if let t = file.tensor(name) {
+            guard t.shape == shape, t.dtype.isFloat else {
+                throw .format(.badTensor(path: file.path, name: name, problem: "expected a float \(shape) matrix, found \(t.dtype) \(t.shape)"))
+            }
+            return WeightMatrix(base: file.bytes(of: t).baseAddress!, type: t.dtype.kernelType, rows: shape[0], cols: shape[1])
+        }
+        guard let scales = file.tensor(QuantLayout.scalesName(name)) else {
+            throw .format(.missingTensor(path: file.path, name: name))
+        }
+        var planes: [(UnsafeRawPointer, DType)] = []
+        while let p = file.tensor(QuantLayout.planeName(name, planes.count)) {
+            guard p.shape == shape, !p.dtype.isFloat else {
+                throw .format(.badTensor(path: file.path, name: p.name, problem: "plane shape \(p.shape) or type \(p.dtype)"))
+            }
+            planes.append((file.bytes(of: p).baseAddress!, p.dtype))
+        }
+        let bits = planes.reduce(0) { $0 + $1.1.bits }
+        guard !planes.isEmpty, bits <= 8, scales.shape.count == 3, scales.shape[0] == shape[0], scales.shape[2] == 2,
+            scales.shape[1] > 0, shape[1] % scales.shape[1] == 0
+        else { throw .format(.badTensor(path: file.path, name: name, problem: "inconsistent quantized layout")) }
+        return WeightMatrix.quantized(
+            scales: file.bytes(of: scales).baseAddress!, planes: planes, rows: shape[0], cols: shape[1],
+            group: shape[1] / scales.shape[1])
+    }
+
     var embedding: WeightMatrix
     var layers: [LayerWeights]
     var finalNorm: UnsafePointer<Float>
     var lmHead: WeightMatrix
 
     init(file: SPWFile, config c: ModelConfig) throws(SparrowError) {
-        var table: [String: TensorEntry] = [:]
+        var table: [TensorName: WeightMatrix] = [:]
+        var vectors: [TensorName: UnsafePointer<Float>] = [:]
         for item in DenseLayout.items(c) {
             let name = item.name.description
-            guard let t = file.tensor(name) else { throw .format(.missingTensor(path: file.path, name: name)) }
-            guard t.shape == item.shape else {
-                throw .format(.badTensor(path: file.path, name: name, problem: "shape \(t.shape), expected \(item.shape)"))
+            if item.isVector {
+                guard let t = file.tensor(name) else { throw .format(.missingTensor(path: file.path, name: name)) }
+                guard t.shape == item.shape, t.dtype == .f32 else {
+                    throw .format(.badTensor(path: file.path, name: name, problem: "expected f32 \(item.shape), found \(t.dtype) \(t.shape)"))
+                }
+                vectors[item.name] = file.bytes(of: t).baseAddress!.assumingMemoryBound(to: Float.self)
+            } else {
+                table[item.name] = try Self.matrix(file, name: name, shape: item.shape)
             }
-            if item.isVector && t.dtype != .f32 {
-                throw .format(.badTensor(path: file.path, name: name, problem: "vectors must be stored as f32"))
-            }
-            table[name] = t
         }
-        func matrix(_ n: TensorName) -> WeightMatrix {
-            let t = table[n.description]!
-            return WeightMatrix(
-                base: file.bytes(of: t).baseAddress!, type: t.dtype.kernelType, rows: t.shape[0], cols: t.shape[1])
-        }
-        func vector(_ n: TensorName) -> UnsafePointer<Float>? {
-            table[n.description].map { file.bytes(of: $0).baseAddress!.assumingMemoryBound(to: Float.self) }
-        }
+        func matrix(_ n: TensorName) -> WeightMatrix { table[n]! }
+        func vector(_ n: TensorName) -> UnsafePointer<Float>? { vectors[n] }
         embedding = matrix(.embedding)
         finalNorm = vector(.finalNorm)!
         lmHead = c.tieWordEmbeddings ? embedding : matrix(.lmHead)

@@ -1,3 +1,5 @@
+import SparrowKernels
+
 /// Working memory of a session, sized once for the largest batch: nothing is allocated per token.
 final class Scratch: @unchecked Sendable {
     let x, xn, q, k, v, attn, proj, moeOut: FloatBuffer
@@ -17,6 +19,9 @@ final class Scratch: @unchecked Sendable {
     /// Dense MLP and shared expert intermediates.
     let mlpGate, mlpUp: FloatBuffer
     let gateScalar: FloatBuffer
+    /// Int8 activations for quantized matrices: inputs of dense matrices and expert gate/up
+    /// (`actIn`), and of expert down projections (`actMid`), one row per token or slot.
+    let actIn, actMid: ActivationBuffer
 
     init(config c: ModelConfig, batch b: Int, context: Int, threads: Int) {
         let h = c.hiddenSize
@@ -49,6 +54,9 @@ final class Scratch: @unchecked Sendable {
         mlpGate = FloatBuffer(count: b * m)
         mlpUp = FloatBuffer(count: b * m)
         gateScalar = FloatBuffer(count: b)
+        let widest = max(h, qDim, m)
+        actIn = ActivationBuffer(capacity: max(slots * h, b * widest))
+        actMid = ActivationBuffer(capacity: slots * i)
     }
 
     deinit {

@@ -16,9 +16,9 @@ extension Session {
         let k = s.k.pointer
         let v = s.v.pointer
 
-        Ops.matmul(lw.q, s.xn.pointer, n: n, into: q, threads: threads)
-        Ops.matmul(lw.k, s.xn.pointer, n: n, into: k, threads: threads)
-        Ops.matmul(lw.v, s.xn.pointer, n: n, into: v, threads: threads)
+        Ops.matmul(lw.q, s.xn.pointer, n: n, into: q, threads: threads, act: s.actIn)
+        Ops.matmul(lw.k, s.xn.pointer, n: n, into: k, threads: threads, act: s.actIn)
+        Ops.matmul(lw.v, s.xn.pointer, n: n, into: v, threads: threads, act: s.actIn)
         if let b = lw.qBias { addBias(q, b, rows: n, dim: qDim) }
         if let b = lw.kBias { addBias(k, b, rows: n, dim: kvDim) }
         if let b = lw.vBias { addBias(v, b, rows: n, dim: kvDim) }
@@ -77,7 +77,7 @@ extension Session {
                 for j in 0..<count { Ops.axpy(hd, sc[j], vc + (first + j) * kvDim + kvh * hd, o) }
             }
         }
-        Ops.matmul(lw.o, out, n: n, into: s.proj.pointer, threads: threads)
+        Ops.matmul(lw.o, out, n: n, into: s.proj.pointer, threads: threads, act: s.actIn)
         if let b = lw.oBias { addBias(s.proj.pointer, b, rows: n, dim: c.hiddenSize) }
     }
 

@@ -34,16 +34,16 @@ extension Session {
         let rows = allRows ? n : 1
         let first = allRows ? 0 : n - 1
         Ops.rmsNorm(x + first * h, weight: w.finalNorm, dim: h, count: rows, eps: c.rmsNormEps, into: xn)
-        Ops.matmul(w.lmHead, xn, n: rows, into: dest, threads: threads)
+        Ops.matmul(w.lmHead, xn, n: rows, into: dest, threads: threads, act: scratch.actIn)
     }
 
     /// SwiGLU MLP over `n` rows of `xn` into `out` (`[n, H]`).
     func denseMLP(_ m: MLPWeights, n: Int, into out: UnsafeMutablePointer<Float>) {
         let s = scratch
         let inter = m.gate.rows
-        Ops.matmul(m.gate, s.xn.pointer, n: n, into: s.mlpGate.pointer, threads: threads)
-        Ops.matmul(m.up, s.xn.pointer, n: n, into: s.mlpUp.pointer, threads: threads)
+        Ops.matmul(m.gate, s.xn.pointer, n: n, into: s.mlpGate.pointer, threads: threads, act: s.actIn)
+        Ops.matmul(m.up, s.xn.pointer, n: n, into: s.mlpUp.pointer, threads: threads, act: s.actIn)
         Ops.swiglu(s.mlpGate.pointer, s.mlpUp.pointer, n * inter)
-        Ops.matmul(m.down, s.mlpGate.pointer, n: n, into: out, threads: threads)
+        Ops.matmul(m.down, s.mlpGate.pointer, n: n, into: out, threads: threads, act: s.actIn)
     }
 }

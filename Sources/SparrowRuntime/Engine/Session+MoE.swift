@@ -54,7 +54,7 @@ extension Session {
 
         var experts: [MLPWeights] = []
         experts.reserveCapacity(active.count)
-        for x in active { experts.append(try model.experts.weights(layer: l, expert: x, level: 0)) }
+        for x in active { experts.append(try model.experts.weights(layer: l, expert: x, level: expertLevel)) }
 
         // Experts in parallel when there are enough of them, else each expert's matmuls in parallel.
         let inner = active.count >= threads ? 1 : threads
@@ -66,10 +66,11 @@ extension Session {
             let gate = s.slotGate.pointer + first * inter
             let up = s.slotUp.pointer + first * inter
             let xin = s.slotIn.pointer + first * h
-            Ops.matmul(m.gate, xin, n: rows, into: gate, threads: inner)
-            Ops.matmul(m.up, xin, n: rows, into: up, threads: inner)
+            Ops.matmul(m.gate, xin, n: rows, into: gate, threads: inner, act: s.actIn, actRow: first)
+            Ops.matmul(m.up, xin, n: rows, into: up, threads: inner, act: s.actIn, actRow: first)
             Ops.swiglu(gate, up, rows * inter)
-            Ops.matmul(m.down, gate, n: rows, into: s.slotOut.pointer + first * h, threads: inner)
+            Ops.matmul(
+                m.down, gate, n: rows, into: s.slotOut.pointer + first * h, threads: inner, act: s.actMid, actRow: first)
         }
         if inner == 1 { Parallel.forEach(active.count, run) } else { for a in 0..<active.count { run(a) } }
 

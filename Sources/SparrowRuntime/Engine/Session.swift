@@ -9,11 +9,14 @@ public struct SessionOptions: Sendable {
     public var threads: Int?
     /// Most tokens evaluated in one batched step (longer inputs are split).
     public var batchSize: Int
+    /// Run every expert at this stored precision (bits); nil means the highest stored level.
+    public var expertBits: Int?
 
-    public init(contextLength: Int? = nil, threads: Int? = nil, batchSize: Int = 64) {
+    public init(contextLength: Int? = nil, threads: Int? = nil, batchSize: Int = 64, expertBits: Int? = nil) {
         self.contextLength = contextLength
         self.threads = threads
         self.batchSize = batchSize
+        self.expertBits = expertBits
     }
 }
 
@@ -32,6 +35,8 @@ public final class Session {
     public let contextLength: Int
     public let threads: Int
     public let batchSize: Int
+    /// The expert level (index into the stored levels) every expert runs at.
+    public let expertLevel: Int
     /// Tokens evaluated so far (the position of the next token).
     public internal(set) var position = 0
     /// Called for each MoE layer and token with the selected expert ids and their weights
@@ -52,6 +57,16 @@ public final class Session {
         contextLength = ctx
         threads = max(1, options.threads ?? ProcessInfo.processInfo.activeProcessorCount)
         batchSize = options.batchSize
+        let stored = model.expertBits
+        if let bits = options.expertBits {
+            guard let level = stored.firstIndex(of: bits) else {
+                throw .invalidArgument(
+                    "\(bits)-bit experts requested but the file stores levels \(stored.map(String.init).joined(separator: ", ")) bits")
+            }
+            expertLevel = level
+        } else {
+            expertLevel = max(0, stored.count - 1)
+        }
         let kvDim = config.kvHeadCount * config.headDim
         keys = (0..<config.layerCount).map { _ in FloatBuffer(count: ctx * kvDim) }
         values = (0..<config.layerCount).map { _ in FloatBuffer(count: ctx * kvDim) }

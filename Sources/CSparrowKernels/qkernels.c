@@ -1,0 +1,248 @@
+#include "sparrow_kernels.h"
+#include <math.h>
+#include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+// Matryoshka-quantized matrix kernels: a portable float path and an AVX-512 VNNI integer path.
+
+static inline float half_to_float(uint16_t h) { _Float16 f; memcpy(&f, &h, 2); return (float)f; }
+
+static inline size_t block_of(const spk_qmatrix *w) { return (w->group % 64 == 0) ? 64 : w->group; }
+
+/// The b-bit code t of weight `c` of row `r` (b = sum of the used plane widths).
+static inline unsigned code_at(const spk_qmatrix *w, size_t r, size_t c, unsigned *bits_out) {
+    size_t P = block_of(w);
+    size_t blk = c / P, i = c % P;
+    unsigned t = 0, bits = 0;
+    for (unsigned k = 0; k < w->nplanes; k++) {
+        unsigned W = w->widths[k];
+        size_t bytes_per_block = P * W / 8;
+        size_t stride = bytes_per_block;            // P / (8 / W)
+        const uint8_t *row = w->planes[k] + r * (w->cols * W / 8);
+        uint8_t byte = row[blk * bytes_per_block + i % stride];
+        unsigned slot = (unsigned)(i / stride);
+        unsigned v = (byte >> (slot * W)) & ((1u << W) - 1);
+        t = (t << W) | v;
+        bits += W;
+    }
+    *bits_out = bits;
+    return t;
+}
+
+/// Scale and offset of group g of row r at `bits`: w = o + s * t.
+static inline void group_affine(const spk_qmatrix *w, size_t r, size_t g, unsigned bits, float *s, float *o) {
+    const uint16_t *sc = w->scales + (r * (w->cols / w->group) + g) * 2;
+    float m = half_to_float(sc[0]), d = half_to_float(sc[1]);
+    float step = (float)(1u << (8 - bits));
+    *s = d * step;
+    *o = m + d * (step - 1) * 0.5f;
+}
+
+void spk_qrow(const spk_qmatrix *w, size_t r, float *out) {
+    size_t groups = w->cols / w->group;
+    for (size_t g = 0; g < groups; g++) {
+        unsigned bits = 0;
+        (void)code_at(w, r, g * w->group, &bits);
+        float s, o;
+        group_affine(w, r, g, bits, &s, &o);
+        for (size_t i = 0; i < w->group; i++) {
+            size_t c = g * w->group + i;
+            out[c] = o + s * (float)code_at(w, r, c, &bits);
+        }
+    }
+}
+
+void spk_qgemm_ref(const spk_qmatrix *w, const float *x, size_t n, size_t ldx,
+                   size_t row0, size_t row1, float *y, size_t ldy) {
+    size_t G = w->group, groups = w->cols / G;
+    for (size_t j = row0; j < row1; j++) {
+        for (size_t i = 0; i < n; i++) {
+            float acc = 0;
+            for (size_t g = 0; g < groups; g++) {
+                unsigned bits;
+                (void)code_at(w, j, g * G, &bits);
+                float s, o;
+                group_affine(w, j, g, bits, &s, &o);
+                for (size_t t = 0; t < G; t++)
+                    acc += x[i * ldx + g * G + t] * (o + s * (float)code_at(w, j, g * G + t, &bits));
+            }
+            y[i * ldy + j] = acc;
+        }
+    }
+}
+
+void spk_quantize_act(const float *x, size_t n, size_t ldx, spk_qact *a) {
+    size_t G = a->group, groups = a->cols / G;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t g = 0; g < groups; g++) {
+            const float *xg = x + i * ldx + g * G;
+            float amax = 0;
+            for (size_t t = 0; t < G; t++) amax = fmaxf(amax, fabsf(xg[t]));
+            float scale = amax / 127.0f;
+            float inv = scale > 0 ? 1.0f / scale : 0;
+            int8_t *q = a->q + i * a->cols + g * G;
+            int32_t sum = 0;
+            for (size_t t = 0; t < G; t++) {
+                int v = (int)lrintf(xg[t] * inv);
+                q[t] = (int8_t)v;
+                sum += v;
+            }
+            a->scale[i * groups + g] = scale;
+            a->sum[i * groups + g] = sum;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Portable float path: unpack a group's codes to floats, then an FMA-friendly dot product.
+
+#define QLANES 16
+#define DEFINE_QGEMM_FLOAT(SUFFIX, TARGET)                                                          \
+    TARGET static void qgemm_float_##SUFFIX(const spk_qmatrix *w, const float *x, size_t n,         \
+                                            size_t ldx, size_t row0, size_t row1, float *y,         \
+                                            size_t ldy) {                                           \
+        size_t G = w->group, groups = w->cols / G;                                                  \
+        float wf[256] __attribute__((aligned(64)));                                                 \
+        for (size_t j = row0; j < row1; j++) {                                                      \
+            for (size_t i = 0; i < n; i++) y[i * ldy + j] = 0;                                      \
+            for (size_t g = 0; g < groups; g++) {                                                   \
+                for (size_t c0 = 0; c0 < G; c0 += 256) {                                            \
+                    size_t len = G - c0 < 256 ? G - c0 : 256;                                       \
+                    unsigned bits;                                                                  \
+                    (void)code_at(w, j, g * G, &bits);                                              \
+                    float s, o;                                                                     \
+                    group_affine(w, j, g, bits, &s, &o);                                            \
+                    for (size_t t = 0; t < len; t++)                                                \
+                        wf[t] = o + s * (float)code_at(w, j, g * G + c0 + t, &bits);                \
+                    for (size_t i = 0; i < n; i++) {                                                \
+                        const float *xi = x + i * ldx + g * G + c0;                                 \
+                        float acc[QLANES] = {0};                                                    \
+                        size_t t = 0;                                                               \
+                        for (; t + QLANES <= len; t += QLANES)                                      \
+                            for (int l = 0; l < QLANES; l++) acc[l] += xi[t + l] * wf[t + l];       \
+                        float sum = 0;                                                              \
+                        for (int l = 0; l < QLANES; l++) sum += acc[l];                             \
+                        for (; t < len; t++) sum += xi[t] * wf[t];                                  \
+                        y[i * ldy + j] += sum;                                                      \
+                    }                                                                               \
+                }                                                                                   \
+            }                                                                                       \
+        }                                                                                           \
+    }
+
+DEFINE_QGEMM_FLOAT(scalar, )
+#if defined(__x86_64__)
+DEFINE_QGEMM_FLOAT(avx2, __attribute__((target("avx2,fma,f16c"))))
+#endif
+
+// ---------------------------------------------------------------------------
+// AVX-512 VNNI integer path (group % 64 == 0): rebuild 64 codes as bytes from the planes,
+// u8 × s8 dot products with vpdpbusd, float accumulation per group.
+
+#if defined(__x86_64__)
+#define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c")))
+
+/// The 64 codes of block `blk` of one row, as bytes.
+VNNI_TARGET static inline __m512i load_codes(const uint8_t *const *rowplanes, const uint8_t *widths,
+                                             unsigned nplanes, size_t blk) {
+    __m512i t = _mm512_setzero_si512();
+    const __m512i shift2 = _mm512_set_epi64(0x0006000600060006LL, 0x0006000600060006LL, 0x0004000400040004LL,
+                                            0x0004000400040004LL, 0x0002000200020002LL, 0x0002000200020002LL, 0, 0);
+    const __m512i shift4 = _mm512_set_epi64(0x0004000400040004LL, 0x0004000400040004LL, 0x0004000400040004LL,
+                                            0x0004000400040004LL, 0, 0, 0, 0);
+    for (unsigned k = 0; k < nplanes; k++) {
+        unsigned W = widths[k];
+        __m512i p;
+        if (W == 2) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(rowplanes[k] + blk * 16));
+            p = _mm512_and_si512(_mm512_srlv_epi16(_mm512_broadcast_i32x4(v), shift2), _mm512_set1_epi8(3));
+        } else if (W == 4) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(rowplanes[k] + blk * 32));
+            __m512i vv = _mm512_inserti64x4(_mm512_castsi256_si512(v), v, 1);
+            p = _mm512_and_si512(_mm512_srlv_epi16(vv, shift4), _mm512_set1_epi8(15));
+        } else {
+            p = _mm512_loadu_si512((const void *)(rowplanes[k] + blk * 64));
+        }
+        // t < 2^(8-W) here, so a 16-bit shift cannot carry into the neighbouring byte.
+        t = k == 0 ? p : _mm512_or_si512(_mm512_slli_epi16(t, W), p);
+    }
+    return t;
+}
+
+VNNI_TARGET static void qgemm_vnni(const spk_qmatrix *w, const spk_qact *a, size_t n, size_t row0, size_t row1,
+                                   float *y, size_t ldy) {
+    size_t G = w->group, groups = w->cols / G, bpg = G / 64;
+    unsigned bits = 0;
+    for (unsigned k = 0; k < w->nplanes; k++) bits += w->widths[k];
+    float step = (float)(1u << (8 - bits)), half = (step - 1) * 0.5f;
+    for (size_t j = row0; j < row1; j++) {
+        const uint8_t *rowplanes[4];
+        for (unsigned k = 0; k < w->nplanes; k++) rowplanes[k] = w->planes[k] + j * (w->cols * w->widths[k] / 8);
+        const uint16_t *sc = w->scales + j * groups * 2;
+        for (size_t i = 0; i < n; i++) {
+            const int8_t *xq = a->q + i * a->cols;
+            const float *xs = a->scale + i * groups;
+            const int32_t *xsum = a->sum + i * groups;
+            __m512 acc = _mm512_setzero_ps();
+            float offset = 0;
+            for (size_t g = 0; g < groups; g++) {
+                __m512i isum = _mm512_setzero_si512();
+                for (size_t b = 0; b < bpg; b++) {
+                    size_t blk = g * bpg + b;
+                    __m512i t = load_codes(rowplanes, w->widths, w->nplanes, blk);
+                    __m512i xv = _mm512_loadu_si512((const void *)(xq + blk * 64));
+                    isum = _mm512_dpbusd_epi32(isum, t, xv);
+                }
+                float m = _cvtsh_ss(sc[2 * g]), d = _cvtsh_ss(sc[2 * g + 1]);
+                float s = d * step, o = m + d * half;
+                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(xs[g] * s), acc);
+                offset += xs[g] * o * (float)xsum[g];
+            }
+            y[i * ldy + j] = _mm512_reduce_add_ps(acc) + offset;
+        }
+    }
+}
+
+static int has_vnni(void) {
+    static int v = -1;
+    int c = __atomic_load_n(&v, __ATOMIC_RELAXED);
+    if (c < 0) {
+        __builtin_cpu_init();
+        c = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("f16c");
+        __atomic_store_n(&v, c, __ATOMIC_RELAXED);
+    }
+    return c;
+}
+#endif
+
+int spk_current_isa(void);
+
+int spk_qgemm_is_integer(const spk_qmatrix *w) {
+#if defined(__x86_64__)
+    int widths_ok = 1;
+    for (unsigned k = 0; k < w->nplanes; k++)
+        if (w->widths[k] != 2 && w->widths[k] != 4 && w->widths[k] != 8) widths_ok = 0;
+    return w->group % 64 == 0 && widths_ok && spk_current_isa() >= 2 && has_vnni();
+#else
+    (void)w;
+    return 0;
+#endif
+}
+
+void spk_qgemm(const spk_qmatrix *w, const float *x, size_t n, size_t ldx, const spk_qact *a,
+               size_t row0, size_t row1, float *y, size_t ldy) {
+#if defined(__x86_64__)
+    if (a && spk_qgemm_is_integer(w)) {
+        qgemm_vnni(w, a, n, row0, row1, y, ldy);
+        return;
+    }
+    if (spk_current_isa() >= 1) {
+        qgemm_float_avx2(w, x, n, ldx, row0, row1, y, ldy);
+        return;
+    }
+#endif
+    qgemm_float_scalar(w, x, n, ldx, row0, row1, y, ldy);
+}

@@ -1,0 +1,83 @@
+import CSparrowKernels
+import SparrowFormat
+
+/// A matrix quantized by a `MatryoshkaScheme`: scales and one byte array per level plane.
+public struct QuantizedMatrix: Sendable {
+    public var rows: Int
+    public var cols: Int
+    public var scheme: MatryoshkaScheme
+    /// `[rows][cols / group][2]` f16 bit patterns (min, step of the 8-bit grid).
+    public var scales: [UInt16]
+    /// planes[k]: the bits level k adds, packed as the kernels read them.
+    public var planes: [[UInt8]]
+
+    public init(rows: Int, cols: Int, scheme: MatryoshkaScheme, scales: [UInt16], planes: [[UInt8]]) {
+        self.rows = rows
+        self.cols = cols
+        self.scheme = scheme
+        self.scales = scales
+        self.planes = planes
+    }
+}
+
+/// Quantizes f32 matrices into nested levels (bit truncation of a per-group 8-bit code).
+public enum MatryoshkaQuantizer {
+    /// Quantizes `w` (`[rows, cols]`, row-major f32).
+    public static func quantize(_ w: UnsafePointer<Float>, rows: Int, cols: Int, scheme: MatryoshkaScheme) -> QuantizedMatrix {
+        let g = scheme.groupSize
+        let groups = cols / g
+        var scales = [UInt16](repeating: 0, count: rows * groups * 2)
+        var codes = [UInt8](repeating: 0, count: cols)
+        let widths = scheme.planeWidths
+        var planes = widths.map { [UInt8](repeating: 0, count: rows * cols * $0 / 8) }
+        var pair = [Float](repeating: 0, count: 2)
+        var half = [UInt16](repeating: 0, count: 2)
+        for r in 0..<rows {
+            let row = w + r * cols
+            for gi in 0..<groups {
+                var lo = Float.infinity
+                var hi = -Float.infinity
+                for i in 0..<g {
+                    lo = min(lo, row[gi * g + i])
+                    hi = max(hi, row[gi * g + i])
+                }
+                // The grid is stored in f16: quantize against the rounded values so codes match them.
+                pair[0] = lo
+                pair[1] = (hi - lo) / 255
+                spk_from_f32(pair, &half, SPK_F16, 2)
+                spk_to_f32(half, SPK_F16, &pair, 2)
+                let m = pair[0]
+                let d = pair[1]
+                scales[(r * groups + gi) * 2] = half[0]
+                scales[(r * groups + gi) * 2 + 1] = half[1]
+                let inv: Float = d > 0 ? 1 / d : 0
+                for i in 0..<g {
+                    let q = ((row[gi * g + i] - m) * inv).rounded()
+                    codes[gi * g + i] = UInt8(max(0, min(255, q)))
+                }
+            }
+            pack(codes, row: r, cols: cols, scheme: scheme, into: &planes)
+        }
+        return QuantizedMatrix(rows: rows, cols: cols, scheme: scheme, scales: scales, planes: planes)
+    }
+
+    /// Splits one row of 8-bit codes into the level planes (layout in sparrow_kernels.h).
+    static func pack(_ codes: [UInt8], row r: Int, cols: Int, scheme: MatryoshkaScheme, into planes: inout [[UInt8]]) {
+        let p = scheme.blockSize
+        var shift = 8
+        for (k, width) in scheme.planeWidths.enumerated() {
+            shift -= width
+            let mask = UInt8((1 << width) - 1)
+            let perByte = 8 / width
+            let stride = p / perByte
+            let rowBase = r * cols * width / 8
+            for block in 0..<(cols / p) {
+                let base = rowBase + block * stride
+                for i in 0..<p {
+                    let v = (codes[block * p + i] >> UInt8(shift)) & mask
+                    planes[k][base + i % stride] |= v << UInt8((i / stride) * width)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,69 @@
+/// How a matrix is quantized into nested precision levels (see docs/QUANT.md).
+///
+/// Each row is cut into groups of `groupSize` weights along the input dimension; each group gets an
+/// 8-bit grid (min and step, f16) and each weight an 8-bit code stored as bit planes, most
+/// significant first. Level k keeps the top `levels[k]` bits of the code: its planes are a byte
+/// prefix of level k+1's, so a lower precision is a shorter read of the same record.
+public struct MatryoshkaScheme: Codable, Sendable, Equatable {
+    /// Bits of each level, ascending (e.g. [2, 4, 8]).
+    public var levels: [Int]
+    /// Weights per group along the input dimension (a multiple of 16).
+    public var groupSize: Int
+
+    public init(levels: [Int], groupSize: Int) {
+        self.levels = levels
+        self.groupSize = groupSize
+    }
+
+    /// Bits each level's plane adds (e.g. [2, 2, 4] for levels [2, 4, 8]).
+    public var planeWidths: [Int] { levels.enumerated().map { $0.element - ($0.offset == 0 ? 0 : levels[$0.offset - 1]) } }
+
+    /// Checks the level list and group size on their own.
+    public func validate() throws(QuantError) {
+        guard !levels.isEmpty, levels.count <= 4 else { throw .unsupportedLevels(levels, "give 1 to 4 levels") }
+        guard zip(levels, levels.dropFirst()).allSatisfy({ $0 < $1 }), levels.last! <= 8 else {
+            throw .unsupportedLevels(levels, "levels must be ascending and at most 8 bits")
+        }
+        guard planeWidths.allSatisfy({ [2, 4, 8].contains($0) }) else {
+            throw .unsupportedLevels(levels, "each level must add 2, 4 or 8 bits to the previous one (e.g. 2,4,8 or 4,8 or 2,4,6,8)")
+        }
+        guard groupSize >= 16, groupSize % 16 == 0, groupSize <= 4096 else {
+            throw .badGroupSize(groupSize, "must be a multiple of 16 between 16 and 4096")
+        }
+    }
+
+    /// Checks that a matrix with `cols` inputs can be quantized with this scheme.
+    public func validate(cols: Int, name: String) throws(QuantError) {
+        try validate()
+        guard cols % groupSize == 0 else { throw .groupDoesNotDivide(groupSize, cols: cols, tensor: name) }
+    }
+
+    /// Weights per packing block (64 when the group allows it, else the group).
+    public var blockSize: Int { groupSize % 64 == 0 ? 64 : groupSize }
+
+    /// Bytes of plane `k` of a `[rows, cols]` matrix.
+    public func planeBytes(_ k: Int, rows: Int, cols: Int) -> Int { rows * cols * planeWidths[k] / 8 }
+
+    /// Bytes of the scales of a `[rows, cols]` matrix (two f16 per group).
+    public func scaleBytes(rows: Int, cols: Int) -> Int { rows * (cols / groupSize) * 4 }
+}
+
+/// Why a quantization request cannot be honoured.
+public enum QuantError: Error, CustomStringConvertible, Equatable {
+    case unsupportedLevels([Int], String)
+    case badGroupSize(Int, String)
+    case groupDoesNotDivide(Int, cols: Int, tensor: String)
+    case levelNotStored(bits: Int, stored: [Int])
+
+    public var description: String {
+        switch self {
+        case .unsupportedLevels(let l, let why):
+            return "unsupported level list \(l.map(String.init).joined(separator: ",")): \(why)"
+        case .badGroupSize(let g, let why): return "group size \(g) \(why)"
+        case .groupDoesNotDivide(let g, let cols, let t):
+            return "group size \(g) does not divide the input dimension \(cols) of \(t)"
+        case .levelNotStored(let b, let stored):
+            return "\(b)-bit level requested but the file stores levels \(stored.map(String.init).joined(separator: ", "))"
+        }
+    }
+}

@@ -1,0 +1,208 @@
+import CSparrowKernels
+import Foundation
+import SparrowFormat
+import SparrowKernels
+import SparrowQuant
+import SparrowRuntime
+import Testing
+
+/// Matryoshka quantization: error bounds, the nested property, kernels against the reference.
+@Suite struct QuantTests {
+    static func randomMatrix(rows: Int, cols: Int, seed: UInt64) -> [Float] {
+        var state = seed
+        return (0..<(rows * cols)).map { _ in
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            let u = Float(state >> 40) / Float(1 << 24)
+            return (u - 0.5) * 0.2 + (u > 0.99 ? 0.5 : 0)  // a few outliers
+        }
+    }
+
+    /// A kernel view of `q` at level `level`.
+    static func view(_ q: QuantizedMatrix, level: Int, keep: inout [[UInt8]], scales: inout [UInt16]) -> spk_qmatrix {
+        var m = spk_qmatrix()
+        m.rows = q.rows
+        m.cols = q.cols
+        m.group = q.scheme.groupSize
+        m.nplanes = UInt8(level + 1)
+        keep = q.planes
+        scales = q.scales
+        scales.withUnsafeBufferPointer { m.scales = $0.baseAddress }
+        withUnsafeMutableBytes(of: &m.planes) { p in
+            for k in 0...level {
+                keep[k].withUnsafeBufferPointer { p.storeBytes(of: $0.baseAddress, toByteOffset: k * 8, as: UnsafePointer<UInt8>?.self) }
+            }
+        }
+        withUnsafeMutableBytes(of: &m.widths) { w in for k in 0...level { w[k] = UInt8(q.scheme.planeWidths[k]) } }
+        return m
+    }
+
+    static func dequantize(_ q: QuantizedMatrix, level: Int) -> [Float] {
+        var keep: [[UInt8]] = []
+        var scales: [UInt16] = []
+        var m = view(q, level: level, keep: &keep, scales: &scales)
+        var out = [Float](repeating: 0, count: q.rows * q.cols)
+        for r in 0..<q.rows { out.withUnsafeMutableBufferPointer { spk_qrow(&m, r, $0.baseAddress! + r * q.cols) } }
+        return withExtendedLifetime((keep, scales)) { out }
+    }
+
+    @Test(arguments: [16, 32, 64, 128])
+    func roundTripErrorIsWithinHalfABucket(group: Int) throws {
+        let rows = 7
+        let cols = 256
+        let w = Self.randomMatrix(rows: rows, cols: cols, seed: UInt64(group))
+        let scheme = MatryoshkaScheme(levels: [2, 4, 8], groupSize: group)
+        let q = w.withUnsafeBufferPointer { MatryoshkaQuantizer.quantize($0.baseAddress!, rows: rows, cols: cols, scheme: scheme) }
+        var previous = Float.infinity
+        for (level, bits) in scheme.levels.enumerated() {
+            let d = Self.dequantize(q, level: level)
+            var worst: Float = 0
+            var mse: Float = 0
+            for r in 0..<rows {
+                for g in 0..<(cols / group) {
+                    let slice = w[(r * cols + g * group)..<(r * cols + (g + 1) * group)]
+                    let step = (slice.max()! - slice.min()!) / 255
+                    let bound = step * Float(1 << (8 - bits)) / 2 * 1.01 + 1e-3 * abs(slice.min()!)
+                    for i in 0..<group {
+                        let idx = r * cols + g * group + i
+                        worst = max(worst, abs(d[idx] - w[idx]) / bound)
+                        mse += (d[idx] - w[idx]) * (d[idx] - w[idx])
+                    }
+                }
+            }
+            #expect(worst <= 1, "level \(bits) bits: error \(worst)× the bound")
+            #expect(mse < previous, "more bits must not be worse")
+            previous = mse
+        }
+    }
+
+    /// Level k of a [2, 4, 8] quantization decodes exactly like a [levels[k]]-only quantization:
+    /// a lower level is a prefix, nothing more.
+    @Test func prefixDecodesLikeTheLevelAlone() {
+        let w = Self.randomMatrix(rows: 5, cols: 128, seed: 3)
+        let nested = w.withUnsafeBufferPointer {
+            MatryoshkaQuantizer.quantize($0.baseAddress!, rows: 5, cols: 128, scheme: .init(levels: [2, 4, 8], groupSize: 64))
+        }
+        for (level, bits) in [2, 4, 8].enumerated() {
+            let alone = w.withUnsafeBufferPointer {
+                MatryoshkaQuantizer.quantize($0.baseAddress!, rows: 5, cols: 128, scheme: .init(levels: [bits], groupSize: 64))
+            }
+            #expect(Self.dequantize(nested, level: level) == Self.dequantize(alone, level: 0))
+        }
+    }
+
+    struct KernelCase: CustomStringConvertible {
+        var rows, cols, group, n: Int
+        var levels: [Int]
+        var description: String { "\(rows)x\(cols) g\(group) n\(n) \(levels)" }
+    }
+
+    static let kernelCases = [
+        KernelCase(rows: 13, cols: 256, group: 64, n: 1, levels: [2, 4, 8]),
+        KernelCase(rows: 5, cols: 128, group: 128, n: 3, levels: [4, 8]),
+        KernelCase(rows: 37, cols: 512, group: 64, n: 2, levels: [2, 4, 6, 8]),
+        KernelCase(rows: 9, cols: 48, group: 16, n: 2, levels: [2, 4, 8]),
+        KernelCase(rows: 3, cols: 96, group: 32, n: 1, levels: [8]),
+    ]
+
+    /// The dispatched kernels (VNNI integer path with int8 activations where the group allows,
+    /// float path otherwise) against the float reference.
+    @Test(arguments: kernelCases)
+    func qgemmMatchesReference(c: KernelCase) {
+        let w = Self.randomMatrix(rows: c.rows, cols: c.cols, seed: 11)
+        let x = Self.randomMatrix(rows: c.n, cols: c.cols, seed: 12).map { $0 * 10 }
+        let scheme = MatryoshkaScheme(levels: c.levels, groupSize: c.group)
+        let q = w.withUnsafeBufferPointer { MatryoshkaQuantizer.quantize($0.baseAddress!, rows: c.rows, cols: c.cols, scheme: scheme) }
+        let act = ActivationBuffer(capacity: c.n * c.cols)
+        for level in c.levels.indices {
+            var keep: [[UInt8]] = []
+            var scales: [UInt16] = []
+            var m = Self.view(q, level: level, keep: &keep, scales: &scales)
+            var want = [Float](repeating: 0, count: c.n * c.rows)
+            spk_qgemm_ref(&m, x, c.n, c.cols, 0, c.rows, &want, c.rows)
+            let deq = Self.dequantize(q, level: level)
+            for isa: Int32 in [0, 1, 2] {
+                spk_force_isa(isa)
+                let integer = spk_qgemm_is_integer(&m) != 0
+                var got = [Float](repeating: .nan, count: c.n * c.rows)
+                var a = act.view(row: 0, n: c.n, cols: c.cols, group: c.group)
+                spk_quantize_act(x, c.n, c.cols, &a)
+                spk_qgemm(&m, x, c.n, c.cols, &a, 0, c.rows, &got, c.rows)
+                for i in 0..<c.n {
+                    for j in 0..<c.rows {
+                        var mag: Float = 0
+                        for t in 0..<c.cols { mag += abs(deq[j * c.cols + t] * x[i * c.cols + t]) }
+                        // int8 activations: at most half a step of 1/127 of each group's max per value.
+                        let tol = integer ? mag * 0.01 + 1e-4 : mag * 1e-5 + 1e-5
+                        #expect(abs(got[i * c.rows + j] - want[i * c.rows + j]) <= tol, "isa \(isa) integer \(integer) level \(level)")
+                    }
+                }
+            }
+            spk_force_isa(-1)
+            _ = (keep, scales)
+        }
+    }
+
+    /// The 8-bit expert level stays close to the exact logits on every architecture's fixture.
+    /// (Random-weight models are far more sensitive than trained ones: quantizing their dense part to
+    /// 8 bits too moves logits by several percent, while on the trained demo model it moves
+    /// perplexity by 0.003 %; that is checked by perplexity in RESULTS.md.)
+    @Test(arguments: Paths.architectures)
+    func eightBitLogitsCloseToFloat(arch: String) throws {
+        let ref = try ConformanceTests.reference(arch)
+        let options = Converter.Options(expertScheme: .init(levels: [2, 4, 8], groupSize: 16))
+        let model = try Converted.model(Paths.fixtures + "/" + arch, options: options, tag: "q248-g16")
+        let logits = try Session(model: model).evaluate(ref.ids, logits: .all)
+        let err = maxAbsDiff(logits, ref.logits.values)
+        #expect(err <= 0.02 * ref.maxAbs, "max abs error \(err) = \(err / ref.maxAbs) of max|logit|")
+        let vocab = model.config.vocabSize
+        var agree = 0
+        for t in 0..<ref.ids.count {
+            let row = t * vocab
+            let a = (0..<vocab).max { logits[row + $0] < logits[row + $1] }!
+            let b = (0..<vocab).max { ref.logits.values[row + $0] < ref.logits.values[row + $1] }!
+            if a == b { agree += 1 }
+        }
+        #expect(agree >= ref.ids.count - 2, "argmax agrees on \(agree) of \(ref.ids.count)")
+    }
+
+    /// Reading only the prefix up to a level gives the same logits: bytes past it are never used.
+    @Test func runtimeReadsOnlyThePrefixOfTheRequestedLevel() throws {
+        let options = Converter.Options(expertScheme: .init(levels: [2, 4, 8], groupSize: 64))
+        let path = try Converted.path(of: Paths.demo, options: options, tag: "q248")
+        let tokens = Array(try NPY.readInt(Paths.demo + "/eval-tokens.npy").values.prefix(40))
+        let want = try Session(model: try Model(path: path), options: .init(expertBits: 4)).evaluate(tokens, logits: .all)
+
+        let copy = Paths.temporaryDirectory() + "/prefix.spw"
+        try FileManager.default.copyItem(atPath: path, toPath: copy)
+        let file = try SPWFile(path: copy)
+        let h = FileHandle(forUpdatingAtPath: copy)!
+        for e in file.experts {
+            let start = Int(e.offset) + Int(e.levels[1].end)
+            let end = Int(e.offset) + Int(e.levels[2].end)
+            try h.seek(toOffset: UInt64(start))
+            h.write(Data(count: end - start))  // wipe the 8-bit suffix
+        }
+        try h.close()
+        let got = try Session(model: try Model(path: copy), options: .init(expertBits: 4)).evaluate(tokens, logits: .all)
+        #expect(got == want)
+        #expect(throws: (any Error).self) { try Session(model: try Model(path: copy), options: .init(expertBits: 8)).evaluate(tokens) }
+    }
+
+    @Test func badQuantizationRequests() throws {
+        #expect(throws: QuantError.self) { try MatryoshkaScheme(levels: [2, 3], groupSize: 64).validate() }
+        #expect(throws: QuantError.self) { try MatryoshkaScheme(levels: [4, 2], groupSize: 64).validate() }
+        #expect(throws: QuantError.self) { try MatryoshkaScheme(levels: [2, 4, 8], groupSize: 24).validate() }
+        let dir = Paths.fixtures + "/qwen2_moe"  // hidden 128, expert size 64
+        let out = Paths.temporaryDirectory() + "/x.spw"
+        do {
+            _ = try Converter(input: dir, output: out, options: .init(expertScheme: .init(levels: [2, 4, 8], groupSize: 48))).run()
+            Issue.record("group 48 accepted for hidden size 128")
+        } catch { #expect("\(error)".contains("group size 48 does not divide")) }
+        #expect(!FileManager.default.fileExists(atPath: out))
+        let model = try Converted.model(dir, options: .init(), tag: "default")
+        do {
+            _ = try Session(model: model, options: .init(expertBits: 3))
+            Issue.record("3-bit level accepted")
+        } catch { #expect("\(error)".contains("3-bit experts requested but the file stores levels 2, 4, 8")) }
+    }
+}
