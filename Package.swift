@@ -7,6 +7,8 @@ let package = Package(
     products: [
         .library(name: "Sparrow", targets: ["Sparrow"]),
         .executable(name: "sparrow", targets: ["sparrow"]),
+        // The kernels alone, for the micro-benchmarks in Benchmarks/.
+        .library(name: "SparrowKernels", targets: ["SparrowKernels"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -171,36 +171,59 @@ VNNI_TARGET static inline __m512i load_codes(const uint8_t *const *rowplanes, co
     return t;
 }
 
+#define TOKEN_CHUNK 8
+
 VNNI_TARGET static void qgemm_vnni(const spk_qmatrix *w, const spk_qact *a, size_t n, size_t row0, size_t row1,
                                    float *y, size_t ldy) {
     size_t G = w->group, groups = w->cols / G, bpg = G / 64;
     unsigned bits = 0;
     for (unsigned k = 0; k < w->nplanes; k++) bits += w->widths[k];
     float step = (float)(1u << (8 - bits)), half = (step - 1) * 0.5f;
+    __m512i codes[64];  // one group's codes (group <= 4096)
     for (size_t j = row0; j < row1; j++) {
         const uint8_t *rowplanes[4];
         for (unsigned k = 0; k < w->nplanes; k++) rowplanes[k] = w->planes[k] + j * (w->cols * w->widths[k] / 8);
         const uint16_t *sc = w->scales + j * groups * 2;
-        for (size_t i = 0; i < n; i++) {
-            const int8_t *xq = a->q + i * a->cols;
-            const float *xs = a->scale + i * groups;
-            const int32_t *xsum = a->sum + i * groups;
+        if (n == 1) {  // decode: stream the row once, codes straight from registers
             __m512 acc = _mm512_setzero_ps();
             float offset = 0;
             for (size_t g = 0; g < groups; g++) {
+                const int8_t *xq = a->q + g * G;
                 __m512i isum = _mm512_setzero_si512();
                 for (size_t b = 0; b < bpg; b++) {
-                    size_t blk = g * bpg + b;
-                    __m512i t = load_codes(rowplanes, w->widths, w->nplanes, blk);
-                    __m512i xv = _mm512_loadu_si512((const void *)(xq + blk * 64));
-                    isum = _mm512_dpbusd_epi32(isum, t, xv);
+                    __m512i t = load_codes(rowplanes, w->widths, w->nplanes, g * bpg + b);
+                    isum = _mm512_dpbusd_epi32(isum, t, _mm512_loadu_si512((const void *)(xq + b * 64)));
                 }
                 float m = _cvtsh_ss(sc[2 * g]), d = _cvtsh_ss(sc[2 * g + 1]);
-                float s = d * step, o = m + d * half;
-                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(xs[g] * s), acc);
-                offset += xs[g] * o * (float)xsum[g];
+                float xs = a->scale[g];
+                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(xs * d * step), acc);
+                offset += xs * (m + d * half) * (float)a->sum[g];
             }
-            y[i * ldy + j] = _mm512_reduce_add_ps(acc) + offset;
+            y[j] = _mm512_reduce_add_ps(acc) + offset;
+            continue;
+        }
+        // Tokens in chunks: a group's codes are unpacked once per chunk and reused by every token.
+        for (size_t i0 = 0; i0 < n; i0 += TOKEN_CHUNK) {
+            size_t cn = n - i0 < TOKEN_CHUNK ? n - i0 : TOKEN_CHUNK;
+            __m512 acc[TOKEN_CHUNK];
+            float offset[TOKEN_CHUNK];
+            for (size_t i = 0; i < cn; i++) { acc[i] = _mm512_setzero_ps(); offset[i] = 0; }
+            for (size_t g = 0; g < groups; g++) {
+                for (size_t b = 0; b < bpg; b++) codes[b] = load_codes(rowplanes, w->widths, w->nplanes, g * bpg + b);
+                float m = _cvtsh_ss(sc[2 * g]), d = _cvtsh_ss(sc[2 * g + 1]);
+                float s = d * step, o = m + d * half;
+                for (size_t i = 0; i < cn; i++) {
+                    size_t ti = i0 + i;
+                    const int8_t *xq = a->q + ti * a->cols + g * G;
+                    __m512i isum = _mm512_setzero_si512();
+                    for (size_t b = 0; b < bpg; b++)
+                        isum = _mm512_dpbusd_epi32(isum, codes[b], _mm512_loadu_si512((const void *)(xq + b * 64)));
+                    float xs = a->scale[ti * groups + g];
+                    acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(xs * s), acc[i]);
+                    offset[i] += xs * o * (float)a->sum[ti * groups + g];
+                }
+            }
+            for (size_t i = 0; i < cn; i++) y[(i0 + i) * ldy + j] = _mm512_reduce_add_ps(acc[i]) + offset[i];
         }
     }
 }

@@ -5,6 +5,7 @@
 /// shapes only: no files, no models, no allocation.
 #include <stddef.h>
 #include <stdint.h>
+#include "sparrow_pool.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,0 +1,97 @@
+import Benchmark
+import CSparrowKernels
+import Sparrow
+import SparrowKernels
+
+// Weight-streaming throughput of the matrix-vector kernels (decode's inner loop), next to a
+// memory-read probe measured in the same run. Matrices are larger than the last-level cache so the
+// figures are DRAM-bound, as a big model's decode is. Custom metric "MB/s": weight bytes streamed.
+
+let rows = 16384
+let cols = 4096
+let threads = 2
+
+/// A large random matrix quantized once, viewed at each level.
+let quantized: QuantizedMatrix = {
+    var w = [Float](repeating: 0, count: rows * cols)
+    var s: UInt64 = 1
+    for i in w.indices {
+        s = s &* 6_364_136_223_846_793_005 &+ 1
+        w[i] = Float(Int64(bitPattern: s) >> 40) / Float(1 << 23) * 0.05
+    }
+    return w.withUnsafeBufferPointer {
+        MatryoshkaQuantizer.quantize($0.baseAddress!, rows: rows, cols: cols, scheme: .init(levels: [2, 4, 8], groupSize: 64))
+    }
+}()
+
+let bf16: [UInt16] = (0..<(rows * cols)).map { UInt16(truncatingIfNeeded: 0x3C00 &+ ($0 & 0xFF)) }
+let x: [Float] = (0..<cols).map { Float($0 % 7) * 0.1 - 0.3 }
+let probe = [UInt64](repeating: 1, count: 64 << 20)  // 512 MiB
+
+func matrix(level: Int) -> WeightMatrix {
+    var planes: [(UnsafeRawPointer, DType)] = []
+    for k in 0...level {
+        planes.append((quantized.planes[k].withUnsafeBytes { $0.baseAddress! }, DType.plane(width: quantized.scheme.planeWidths[k])!))
+    }
+    var q = spk_qmatrix()
+    q.rows = rows
+    q.cols = cols
+    q.group = 64
+    q.scales = quantized.scales.withUnsafeBufferPointer { $0.baseAddress }
+    q.nplanes = UInt8(level + 1)
+    withUnsafeMutableBytes(of: &q.planes) { p in
+        for (k, plane) in planes.enumerated() { p.storeBytes(of: plane.0, toByteOffset: k * 8, as: UnsafeRawPointer.self) }
+    }
+    withUnsafeMutableBytes(of: &q.widths) { w in for (k, plane) in planes.enumerated() { w[k] = UInt8(plane.1.bits) } }
+    return WeightMatrix(quantized: q)
+}
+
+let benchmarks: @Sendable () -> Void = {
+    let config = Benchmark.Configuration(
+        metrics: [.wallClock, .custom("MB/s", polarity: .prefersLarger, useScalingFactor: false)],
+        warmupIterations: 2, maxDuration: .seconds(3), maxIterations: 200)
+    let y = UnsafeMutablePointer<Float>.allocate(capacity: rows)
+    let act = ActivationBuffer(capacity: cols)
+
+    Benchmark("memory read probe (512 MiB, \(threads) threads)", configuration: config) { benchmark in
+        for _ in benchmark.scaledIterations {
+            let start = BenchmarkClock.now
+            probe.withUnsafeBufferPointer { p in
+                let per = p.count / threads
+                var sums = [UInt64](repeating: 0, count: threads)
+                sums.withUnsafeMutableBufferPointer { s in
+                    Parallel.forEach(threads) { t in
+                        var acc: UInt64 = 0
+                        for i in (t * per)..<((t + 1) * per) { acc &+= p[i] }
+                        s[t] = acc
+                    }
+                }
+                blackHole(sums)
+            }
+            let ns = Double((BenchmarkClock.now - start).nanoseconds())
+            benchmark.measurement(.custom("MB/s", polarity: .prefersLarger, useScalingFactor: false), Int(Double(probe.count * 8) / ns * 1000))
+        }
+    }
+
+    Benchmark("matvec bf16 \(rows)x\(cols)", configuration: config) { benchmark in
+        let w = bf16.withUnsafeBytes { WeightMatrix(base: $0.baseAddress!, type: SPK_BF16, rows: rows, cols: cols) }
+        for _ in benchmark.scaledIterations {
+            let start = BenchmarkClock.now
+            x.withUnsafeBufferPointer { Ops.matmul(w, $0.baseAddress!, n: 1, into: y, threads: threads) }
+            let ns = Double((BenchmarkClock.now - start).nanoseconds())
+            benchmark.measurement(.custom("MB/s", polarity: .prefersLarger, useScalingFactor: false), Int(Double(w.byteCount) / ns * 1000))
+        }
+    }
+
+    for (level, bits) in [2, 4, 8].enumerated() {
+        Benchmark("matvec q\(bits) matryoshka \(rows)x\(cols)", configuration: config) { benchmark in
+            let w = matrix(level: level)
+            for _ in benchmark.scaledIterations {
+                let start = BenchmarkClock.now
+                x.withUnsafeBufferPointer { Ops.matmul(w, $0.baseAddress!, n: 1, into: y, threads: threads, act: act) }
+                let ns = Double((BenchmarkClock.now - start).nanoseconds())
+                benchmark.measurement(.custom("MB/s", polarity: .prefersLarger, useScalingFactor: false), Int(Double(w.byteCount) / ns * 1000))
+            }
+        }
+    }
+}
