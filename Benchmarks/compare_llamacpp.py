@@ -24,13 +24,20 @@ def converter_script(work):
     script = os.path.join(dest, "convert_hf_to_gguf.py")
     if os.path.exists(script):
         return script, os.path.join(dest, "gguf-py")
-    tmp = tempfile.mkdtemp()
-    sh([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
-        "llama-cpp-python==0.3.36", "-d", tmp])
-    tgz = [f for f in os.listdir(tmp) if f.endswith(".tar.gz")][0]
-    with tarfile.open(os.path.join(tmp, tgz)) as t:
+    # The sdist straight from the package index (pip download would build its build dependencies).
+    import re
+    import urllib.parse
+    import urllib.request
+    index = "https://pypi.org/simple/llama-cpp-python/"
+    page = urllib.request.urlopen(index).read().decode()
+    href = re.search(r'href="([^"]*llama_cpp_python-0\.3\.36\.tar\.gz[^"]*)"', page).group(1)
+    url = urllib.parse.urljoin(index, href.split("#")[0])
+    tgz = os.path.join(tempfile.mkdtemp(), "llama-cpp-python.tar.gz")
+    print("+ download", url, file=sys.stderr)
+    urllib.request.urlretrieve(url, tgz)
+    with tarfile.open(tgz) as t:
         members = [m for m in t.getmembers() if "/vendor/llama.cpp/" in m.name and
-                   (m.name.endswith("convert_hf_to_gguf.py") or "/gguf-py/" in m.name)]
+                   (m.name.endswith(".py") or "/gguf-py/" in m.name or "/conversion/" in m.name)]
         for m in members:
             m.name = m.name.split("/vendor/llama.cpp/", 1)[1]
             t.extract(m, dest)
@@ -41,8 +48,20 @@ def make_gguf(hf, work, quants):
     script, gguf_py = converter_script(work)
     f16 = os.path.join(work, "model-F16.gguf")
     if not os.path.exists(f16):
-        env = dict(os.environ, PYTHONPATH=gguf_py)
-        sh([sys.executable, script, hf, "--outtype", "f16", "--outfile", f16], env=env)
+        # Our checkpoints' tokenizers are not in llama.cpp's table of known pre-tokenizer hashes; their
+        # split regex is Qwen2's, so an unknown hash is mapped to "qwen2".
+        wrapper = (
+            "import runpy, sys\n"
+            f"sys.path[:0] = [{os.path.dirname(script)!r}, {gguf_py!r}]\n"
+            "import conversion.base as b\n"
+            "orig = b.TextModel.get_vocab_base_pre\n"
+            "def pre(self, tok):\n"
+            "    try:\n        return orig(self, tok)\n"
+            "    except NotImplementedError:\n        return 'qwen2'\n"
+            "b.TextModel.get_vocab_base_pre = pre\n"
+            f"sys.argv = [{script!r}] + sys.argv[1:]\n"
+            f"runpy.run_path({script!r}, run_name='__main__')\n")
+        sh([sys.executable, "-c", wrapper, hf, "--outtype", "f16", "--outfile", f16])
     import llama_cpp
     out = {"F16": f16}
     ftypes = {"Q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0, "Q4_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0}
@@ -73,7 +92,7 @@ import json, sys, time
 import numpy as np
 from llama_cpp import Llama
 path, threads, plen, n, vocab = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-llm = Llama(model_path=path, n_ctx=plen + n + 16, n_threads=threads, n_threads_batch=threads, n_batch=plen,
+llm = Llama(model_path=path, n_ctx=plen + n + 16, n_threads=threads, n_threads_batch=threads, n_batch=plen + n + 16,
             n_ubatch=plen, logits_all=False, verbose=False)
 rng = np.random.default_rng(1)
 prompt = [int(t) for t in rng.integers(1, min(vocab, llm.n_vocab()), plen)]

@@ -142,7 +142,7 @@ DEFINE_QGEMM_FLOAT(avx2, __attribute__((target("avx2,fma,f16c"))))
 // u8 × s8 dot products with vpdpbusd, float accumulation per group.
 
 #if defined(__x86_64__)
-#define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c")))
+#define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma")))
 
 /// The 64 codes of block `blk` of one row, as bytes.
 VNNI_TARGET static inline __m512i load_codes(const uint8_t *const *rowplanes, const uint8_t *widths,
@@ -173,6 +173,74 @@ VNNI_TARGET static inline __m512i load_codes(const uint8_t *const *rowplanes, co
 
 #define TOKEN_CHUNK 8
 
+/// Decode (one token): rows [j0, j1), four at a time so each activation block and group scale is
+/// loaded once for four rows and the four dependency chains overlap.
+VNNI_TARGET static void decode_rows(const spk_qmatrix *w, const spk_qact *a, size_t j0, size_t j1, float *y,
+                                    float step, float half) {
+    size_t G = w->group, groups = w->cols / G, bpg = G / 64;
+    size_t j = j0;
+    for (; j + 4 <= j1; j += 4) {
+        const uint8_t *rp[4][4];
+        const uint16_t *sc[4];
+        for (int r = 0; r < 4; r++) {
+            for (unsigned k = 0; k < w->nplanes; k++) rp[r][k] = w->planes[k] + (j + r) * (w->cols * w->widths[k] / 8);
+            sc[r] = w->scales + (j + r) * groups * 2;
+        }
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(),
+               acc3 = _mm512_setzero_ps();
+        __m128 off = _mm_setzero_ps();
+        for (size_t g = 0; g < groups; g++) {
+            __m512i i0 = _mm512_setzero_si512(), i1 = _mm512_setzero_si512(), i2 = _mm512_setzero_si512(),
+                    i3 = _mm512_setzero_si512();
+            for (size_t b = 0; b < bpg; b++) {
+                size_t blk = g * bpg + b;
+                __m512i xv = _mm512_loadu_si512((const void *)(a->q + blk * 64));
+                i0 = _mm512_dpbusd_epi32(i0, load_codes(rp[0], w->widths, w->nplanes, blk), xv);
+                i1 = _mm512_dpbusd_epi32(i1, load_codes(rp[1], w->widths, w->nplanes, blk), xv);
+                i2 = _mm512_dpbusd_epi32(i2, load_codes(rp[2], w->widths, w->nplanes, blk), xv);
+                i3 = _mm512_dpbusd_epi32(i3, load_codes(rp[3], w->widths, w->nplanes, blk), xv);
+            }
+            // (m, d) of the four rows' group g, as floats: lanes 0-3 m, 4-7 d... gathered scalar-wise.
+            __m128i h = _mm_setr_epi16((short)sc[0][2 * g], (short)sc[1][2 * g], (short)sc[2][2 * g], (short)sc[3][2 * g],
+                                       (short)sc[0][2 * g + 1], (short)sc[1][2 * g + 1], (short)sc[2][2 * g + 1],
+                                       (short)sc[3][2 * g + 1]);
+            __m256 md = _mm256_cvtph_ps(h);
+            __m128 m = _mm256_castps256_ps128(md), d = _mm256_extractf128_ps(md, 1);
+            float xs = a->scale[g];
+            __m128 sv = _mm_mul_ps(d, _mm_set1_ps(xs * step));
+            // offset: xs * sum * (m + d * half)
+            off = _mm_fmadd_ps(_mm_fmadd_ps(d, _mm_set1_ps(half), m), _mm_set1_ps(xs * (float)a->sum[g]), off);
+            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i0), _mm512_set1_ps(sv[0]), acc0);
+            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i1), _mm512_set1_ps(sv[1]), acc1);
+            acc2 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i2), _mm512_set1_ps(sv[2]), acc2);
+            acc3 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i3), _mm512_set1_ps(sv[3]), acc3);
+        }
+        y[j] = _mm512_reduce_add_ps(acc0) + off[0];
+        y[j + 1] = _mm512_reduce_add_ps(acc1) + off[1];
+        y[j + 2] = _mm512_reduce_add_ps(acc2) + off[2];
+        y[j + 3] = _mm512_reduce_add_ps(acc3) + off[3];
+    }
+    for (; j < j1; j++) {
+        const uint8_t *rowplanes[4];
+        for (unsigned k = 0; k < w->nplanes; k++) rowplanes[k] = w->planes[k] + j * (w->cols * w->widths[k] / 8);
+        const uint16_t *sc = w->scales + j * groups * 2;
+        __m512 acc = _mm512_setzero_ps();
+        float offset = 0;
+        for (size_t g = 0; g < groups; g++) {
+            __m512i isum = _mm512_setzero_si512();
+            for (size_t b = 0; b < bpg; b++) {
+                __m512i t = load_codes(rowplanes, w->widths, w->nplanes, g * bpg + b);
+                isum = _mm512_dpbusd_epi32(isum, t, _mm512_loadu_si512((const void *)(a->q + (g * bpg + b) * 64)));
+            }
+            float m = _cvtsh_ss(sc[2 * g]), d = _cvtsh_ss(sc[2 * g + 1]);
+            float xs = a->scale[g];
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(xs * d * step), acc);
+            offset += xs * (m + d * half) * (float)a->sum[g];
+        }
+        y[j] = _mm512_reduce_add_ps(acc) + offset;
+    }
+}
+
 VNNI_TARGET static void qgemm_vnni(const spk_qmatrix *w, const spk_qact *a, size_t n, size_t row0, size_t row1,
                                    float *y, size_t ldy) {
     size_t G = w->group, groups = w->cols / G, bpg = G / 64;
@@ -180,26 +248,16 @@ VNNI_TARGET static void qgemm_vnni(const spk_qmatrix *w, const spk_qact *a, size
     for (unsigned k = 0; k < w->nplanes; k++) bits += w->widths[k];
     float step = (float)(1u << (8 - bits)), half = (step - 1) * 0.5f;
     __m512i codes[64];  // one group's codes (group <= 4096)
+    if (n == 1) {
+        decode_rows(w, a, row0, row1, y, step, half);
+        return;
+    }
     for (size_t j = row0; j < row1; j++) {
         const uint8_t *rowplanes[4];
         for (unsigned k = 0; k < w->nplanes; k++) rowplanes[k] = w->planes[k] + j * (w->cols * w->widths[k] / 8);
         const uint16_t *sc = w->scales + j * groups * 2;
-        if (n == 1) {  // decode: stream the row once, codes straight from registers
-            __m512 acc = _mm512_setzero_ps();
-            float offset = 0;
-            for (size_t g = 0; g < groups; g++) {
-                const int8_t *xq = a->q + g * G;
-                __m512i isum = _mm512_setzero_si512();
-                for (size_t b = 0; b < bpg; b++) {
-                    __m512i t = load_codes(rowplanes, w->widths, w->nplanes, g * bpg + b);
-                    isum = _mm512_dpbusd_epi32(isum, t, _mm512_loadu_si512((const void *)(xq + b * 64)));
-                }
-                float m = _cvtsh_ss(sc[2 * g]), d = _cvtsh_ss(sc[2 * g + 1]);
-                float xs = a->scale[g];
-                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(xs * d * step), acc);
-                offset += xs * (m + d * half) * (float)a->sum[g];
-            }
-            y[j] = _mm512_reduce_add_ps(acc) + offset;
+        if (n == 1) {  // decode: handled four rows at a time below
+            decode_rows(w, a, j, j + 1, y, step, half);
             continue;
         }
         // Tokens in chunks: a group's codes are unpacked once per chunk and reused by every token.
