@@ -173,71 +173,54 @@ VNNI_TARGET static inline __m512i load_codes(const uint8_t *const *rowplanes, co
 
 #define TOKEN_CHUNK 8
 
-/// Decode (one token): rows [j0, j1), four at a time so each activation block and group scale is
-/// loaded once for four rows and the four dependency chains overlap.
+/// Per-group factors of one row for groups [g0, g0 + ng), 16 groups per vector step:
+/// sv[g] = x_scale · d · 2^(8-b) (multiplies the integer dot product), and the row's offset term
+/// Σ x_scale · Σx_q · (m + d · half) accumulated into *off.
+VNNI_TARGET static inline void group_factors(const uint16_t *sc, const spk_qact *a, size_t g0, size_t ng,
+                                             float step, float half, float *sv, __m512 *off) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    for (size_t g = 0; g < ng; g += 16) {
+        size_t cnt = ng - g < 16 ? ng - g : 16;
+        __mmask16 m16 = (__mmask16)((1u << cnt) - 1);
+        __mmask32 m32 = (__mmask32)(cnt == 16 ? 0xFFFFFFFFu : ((1u << (2 * cnt)) - 1));
+        __m512i h = _mm512_maskz_loadu_epi16(m32, sc + 2 * (g0 + g));
+        __m512 lo = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
+        __m512 hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1));
+        __m512 m = _mm512_permutex2var_ps(lo, even, hi);
+        __m512 d = _mm512_permutex2var_ps(lo, odd, hi);
+        __m512 xs = _mm512_maskz_loadu_ps(m16, a->scale + g0 + g);
+        __m512 xsum = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(m16, a->sum + g0 + g));
+        _mm512_storeu_ps(sv + g, _mm512_mul_ps(_mm512_mul_ps(xs, d), _mm512_set1_ps(step)));
+        *off = _mm512_fmadd_ps(_mm512_fmadd_ps(d, _mm512_set1_ps(half), m), _mm512_mul_ps(xs, xsum), *off);
+    }
+}
+
+/// Decode (one token): rows [j0, j1). Group factors are computed 16 groups per vector step; the
+/// inner loop per 64 weights is: rebuild codes, one vpdpbusd, one convert, one FMA.
 VNNI_TARGET static void decode_rows(const spk_qmatrix *w, const spk_qact *a, size_t j0, size_t j1, float *y,
                                     float step, float half) {
     size_t G = w->group, groups = w->cols / G, bpg = G / 64;
-    size_t j = j0;
-    for (; j + 4 <= j1; j += 4) {
-        const uint8_t *rp[4][4];
-        const uint16_t *sc[4];
-        for (int r = 0; r < 4; r++) {
-            for (unsigned k = 0; k < w->nplanes; k++) rp[r][k] = w->planes[k] + (j + r) * (w->cols * w->widths[k] / 8);
-            sc[r] = w->scales + (j + r) * groups * 2;
-        }
-        __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(),
-               acc3 = _mm512_setzero_ps();
-        __m128 off = _mm_setzero_ps();
-        for (size_t g = 0; g < groups; g++) {
-            __m512i i0 = _mm512_setzero_si512(), i1 = _mm512_setzero_si512(), i2 = _mm512_setzero_si512(),
-                    i3 = _mm512_setzero_si512();
-            for (size_t b = 0; b < bpg; b++) {
-                size_t blk = g * bpg + b;
-                __m512i xv = _mm512_loadu_si512((const void *)(a->q + blk * 64));
-                i0 = _mm512_dpbusd_epi32(i0, load_codes(rp[0], w->widths, w->nplanes, blk), xv);
-                i1 = _mm512_dpbusd_epi32(i1, load_codes(rp[1], w->widths, w->nplanes, blk), xv);
-                i2 = _mm512_dpbusd_epi32(i2, load_codes(rp[2], w->widths, w->nplanes, blk), xv);
-                i3 = _mm512_dpbusd_epi32(i3, load_codes(rp[3], w->widths, w->nplanes, blk), xv);
-            }
-            // (m, d) of the four rows' group g, as floats: lanes 0-3 m, 4-7 d... gathered scalar-wise.
-            __m128i h = _mm_setr_epi16((short)sc[0][2 * g], (short)sc[1][2 * g], (short)sc[2][2 * g], (short)sc[3][2 * g],
-                                       (short)sc[0][2 * g + 1], (short)sc[1][2 * g + 1], (short)sc[2][2 * g + 1],
-                                       (short)sc[3][2 * g + 1]);
-            __m256 md = _mm256_cvtph_ps(h);
-            __m128 m = _mm256_castps256_ps128(md), d = _mm256_extractf128_ps(md, 1);
-            float xs = a->scale[g];
-            __m128 sv = _mm_mul_ps(d, _mm_set1_ps(xs * step));
-            // offset: xs * sum * (m + d * half)
-            off = _mm_fmadd_ps(_mm_fmadd_ps(d, _mm_set1_ps(half), m), _mm_set1_ps(xs * (float)a->sum[g]), off);
-            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i0), _mm512_set1_ps(sv[0]), acc0);
-            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i1), _mm512_set1_ps(sv[1]), acc1);
-            acc2 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i2), _mm512_set1_ps(sv[2]), acc2);
-            acc3 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i3), _mm512_set1_ps(sv[3]), acc3);
-        }
-        y[j] = _mm512_reduce_add_ps(acc0) + off[0];
-        y[j + 1] = _mm512_reduce_add_ps(acc1) + off[1];
-        y[j + 2] = _mm512_reduce_add_ps(acc2) + off[2];
-        y[j + 3] = _mm512_reduce_add_ps(acc3) + off[3];
-    }
-    for (; j < j1; j++) {
+    float sv[256 + 16] __attribute__((aligned(64)));
+    for (size_t j = j0; j < j1; j++) {
         const uint8_t *rowplanes[4];
         for (unsigned k = 0; k < w->nplanes; k++) rowplanes[k] = w->planes[k] + j * (w->cols * w->widths[k] / 8);
         const uint16_t *sc = w->scales + j * groups * 2;
-        __m512 acc = _mm512_setzero_ps();
-        float offset = 0;
-        for (size_t g = 0; g < groups; g++) {
-            __m512i isum = _mm512_setzero_si512();
-            for (size_t b = 0; b < bpg; b++) {
-                __m512i t = load_codes(rowplanes, w->widths, w->nplanes, g * bpg + b);
-                isum = _mm512_dpbusd_epi32(isum, t, _mm512_loadu_si512((const void *)(a->q + (g * bpg + b) * 64)));
+        __m512 acc = _mm512_setzero_ps(), off = _mm512_setzero_ps();
+        for (size_t g0 = 0; g0 < groups; g0 += 256) {
+            size_t ng = groups - g0 < 256 ? groups - g0 : 256;
+            group_factors(sc, a, g0, ng, step, half, sv, &off);
+            for (size_t g = 0; g < ng; g++) {
+                __m512i isum = _mm512_setzero_si512();
+                for (size_t b = 0; b < bpg; b++) {
+                    size_t blk = (g0 + g) * bpg + b;
+                    __m512i t = load_codes(rowplanes, w->widths, w->nplanes, blk);
+                    isum = _mm512_dpbusd_epi32(isum, t, _mm512_loadu_si512((const void *)(a->q + blk * 64)));
+                }
+                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(sv[g]), acc);
             }
-            float m = _cvtsh_ss(sc[2 * g]), d = _cvtsh_ss(sc[2 * g + 1]);
-            float xs = a->scale[g];
-            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(xs * d * step), acc);
-            offset += xs * (m + d * half) * (float)a->sum[g];
         }
-        y[j] = _mm512_reduce_add_ps(acc) + offset;
+        y[j] = _mm512_reduce_add_ps(acc) + _mm512_reduce_add_ps(off);
     }
 }
 

@@ -119,6 +119,9 @@ import Testing
         KernelCase(rows: 37, cols: 512, group: 64, n: 2, levels: [2, 4, 6, 8]),
         KernelCase(rows: 9, cols: 48, group: 16, n: 2, levels: [2, 4, 8]),
         KernelCase(rows: 3, cols: 96, group: 32, n: 1, levels: [8]),
+        KernelCase(rows: 6, cols: 2048, group: 64, n: 1, levels: [2, 4, 8]),  // 32 groups: two vector steps
+        KernelCase(rows: 2, cols: 19200, group: 64, n: 1, levels: [4, 8]),  // 300 groups: two chunks
+        KernelCase(rows: 3, cols: 1024, group: 128, n: 9, levels: [2, 4, 8]),  // two token chunks
     ]
 
     /// The dispatched kernels (VNNI integer path with int8 activations where the group allows,
