@@ -32,66 +32,35 @@ public enum MatryoshkaQuantizer {
         var planes = widths.map { [UInt8](repeating: 0, count: rows * cols * $0 / 8) }
         var pair = [Float](repeating: 0, count: 2)
         var half = [UInt16](repeating: 0, count: 2)
-        // The level the grid is tuned for: 4 bits when stored (the usual working precision), else the
-        // lowest level. 8-bit codes are fine on any grid; the lower levels gain from clipping outliers.
-        let tunedBits = scheme.levels.contains(4) ? 4 : scheme.levels[0]
         for r in 0..<rows {
             let row = w + r * cols
             for gi in 0..<groups {
-                let group = UnsafeBufferPointer(start: row + gi * g, count: g)
                 var lo = Float.infinity
                 var hi = -Float.infinity
-                for v in group {
-                    lo = min(lo, v)
-                    hi = max(hi, v)
-                }
-                var best = (error: Float.infinity, m: lo, d: Float(0), half: [UInt16](repeating: 0, count: 2))
-                for shrink in clipCandidates {
-                    // The grid is stored in f16: quantize against the rounded values so codes match them.
-                    pair[0] = lo + (hi - lo) * shrink
-                    pair[1] = (hi - lo) * (1 - 2 * shrink) / 255
-                    spk_from_f32(pair, &half, SPK_F16, 2)
-                    spk_to_f32(half, SPK_F16, &pair, 2)
-                    let e = levelError(group, m: pair[0], d: pair[1], bits: tunedBits)
-                    if e < best.error { best = (e, pair[0], pair[1], half) }
-                    if hi == lo { break }
-                }
-                scales[(r * groups + gi) * 2] = best.half[0]
-                scales[(r * groups + gi) * 2 + 1] = best.half[1]
-                let inv: Float = best.d > 0 ? 1 / best.d : 0
                 for i in 0..<g {
-                    let q = ((group[i] - best.m) * inv).rounded()
+                    lo = min(lo, row[gi * g + i])
+                    hi = max(hi, row[gi * g + i])
+                }
+                // The plain min/max grid. (Clipping outliers to minimise each group's 4-bit squared
+                // error was measured worse in perplexity on the trained demo model; docs/QUANT.md.)
+                // The grid is stored in f16: quantize against the rounded values so codes match them.
+                pair[0] = lo
+                pair[1] = (hi - lo) / 255
+                spk_from_f32(pair, &half, SPK_F16, 2)
+                spk_to_f32(half, SPK_F16, &pair, 2)
+                let m = pair[0]
+                let d = pair[1]
+                scales[(r * groups + gi) * 2] = half[0]
+                scales[(r * groups + gi) * 2 + 1] = half[1]
+                let inv: Float = d > 0 ? 1 / d : 0
+                for i in 0..<g {
+                    let q = ((row[gi * g + i] - m) * inv).rounded()
                     codes[gi * g + i] = UInt8(max(0, min(255, q)))
                 }
             }
             pack(codes, row: r, cols: cols, scheme: scheme, into: &planes)
         }
         return QuantizedMatrix(rows: rows, cols: cols, scheme: scheme, scales: scales, planes: planes)
-    }
-
-    /// Fractions of the range clipped at each end, tried per group (0 = plain min/max).
-    static let clipCandidates: [Float] = [0, 0.02, 0.04, 0.06, 0.08, 0.1]
-
-    /// Squared reconstruction error of a group at `bits` on the grid (m, d).
-    @inline(__always)
-    static func levelError(_ group: UnsafeBufferPointer<Float>, m: Float, d: Float, bits: Int) -> Float {
-        guard d > 0 else {
-            var e: Float = 0
-            for v in group { e += (v - m) * (v - m) }
-            return e
-        }
-        let inv = 1 / d
-        let shift = Float(1 << (8 - bits))
-        let s = d * shift
-        let o = m + d * (shift - 1) * 0.5
-        var e: Float = 0
-        for v in group {
-            let q = max(0, min(255, ((v - m) * inv).rounded()))
-            let t = (q / shift).rounded(.down)
-            let r = o + s * t - v
-            e += r * r
-        }
-        return e
     }
 
     /// Splits one row of 8-bit codes into the level planes (layout in sparrow_kernels.h).

@@ -15,7 +15,10 @@ final class Scratch: @unchecked Sendable {
     let tokenSlot: UnsafeMutablePointer<Int32>
     let topIds: UnsafeMutablePointer<Int32>
     let topWeights: UnsafeMutablePointer<Float>
-    let expertStart: UnsafeMutablePointer<Int32>  // [E + 1]
+    let expertStart: UnsafeMutablePointer<Int32>  // [E + 2]
+    /// The experts a MoE step runs and their weights (capacity E), filled per layer.
+    let activeExperts: UnsafeMutablePointer<Int32>
+    let activeWeights: UnsafeMutablePointer<MLPWeights>
     /// Dense MLP and shared expert intermediates.
     let mlpGate, mlpUp: FloatBuffer
     let gateScalar: FloatBuffer
@@ -50,6 +53,8 @@ final class Scratch: @unchecked Sendable {
         topIds = .allocate(capacity: slots)
         topWeights = .allocate(capacity: slots)
         expertStart = .allocate(capacity: c.expertCount + 2)
+        activeExperts = .allocate(capacity: max(1, c.expertCount))
+        activeWeights = .allocate(capacity: max(1, c.expertCount))
         let m = max(c.denseIntermediateSize, c.sharedExpertIntermediateSize, 1)
         mlpGate = FloatBuffer(count: b * m)
         mlpUp = FloatBuffer(count: b * m)
@@ -66,5 +71,7 @@ final class Scratch: @unchecked Sendable {
         topIds.deallocate()
         topWeights.deallocate()
         expertStart.deallocate()
+        activeExperts.deallocate()
+        activeWeights.deallocate()
     }
 }

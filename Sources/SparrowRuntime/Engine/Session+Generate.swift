@@ -28,18 +28,28 @@ extension Session {
         stats.promptTokens = prompt.count
         var sampler = Sampler(options: sampling)
         var history = prompt
+        history.reserveCapacity(prompt.count + maxTokens)
         let start = DispatchTime.now().uptimeNanoseconds
-        var logits = try evaluate(prompt, logits: .last)
+        let logits = UnsafeMutableBufferPointer<Float>.allocate(capacity: config.vocabSize)
+        defer { logits.deallocate() }
+        var failure: SparrowError?
+        prompt.withUnsafeBufferPointer { p in
+            do throws(SparrowError) { try evaluate(p, request: .last, into: logits.baseAddress!) } catch { failure = error }
+        }
+        if let failure { throw failure }
         let afterPrompt = DispatchTime.now().uptimeNanoseconds
         stats.promptSeconds = Double(afterPrompt - start) / 1e9
-        let eos = Set(config.eosTokenIds)
+        let eos = config.eosTokenIds
+        var next = 0
         for i in 0..<maxTokens {
-            let next = logits.withUnsafeBufferPointer { sampler.sample($0, history: history) }
+            next = sampler.sample(UnsafeBufferPointer(logits), history: history)
             history.append(next)
             stats.generatedTokens += 1
             if !onToken(next) || (stopAtEOS && eos.contains(next)) || i == maxTokens - 1 { break }
             if position >= contextLength { break }
-            logits = try evaluate([next], logits: .last)
+            try withUnsafePointer(to: &next) { (p: UnsafePointer<Int>) throws(SparrowError) in
+                try evaluate(UnsafeBufferPointer(start: p, count: 1), request: .last, into: logits.baseAddress!)
+            }
         }
         stats.decodeSeconds = Double(DispatchTime.now().uptimeNanoseconds - afterPrompt) / 1e9
         return stats

@@ -48,18 +48,19 @@ extension Session {
             }
         }
         // `counts[x]` is now the start of expert x, `counts[x + 1]` its end.
-        var active: [Int] = []
-        active.reserveCapacity(min(e, n * topK))
-        for x in 0..<e where counts[x + 1] > counts[x] { active.append(x) }
-
-        var experts: [MLPWeights] = []
-        experts.reserveCapacity(active.count)
-        for x in active { experts.append(try model.experts.weights(layer: l, expert: x, level: expertLevel)) }
+        let active = s.activeExperts
+        let experts = s.activeWeights
+        var activeCount = 0
+        for x in 0..<e where counts[x + 1] > counts[x] {
+            active[activeCount] = Int32(x)
+            (experts + activeCount).initialize(to: try model.experts.weights(layer: l, expert: x, level: expertLevel))
+            activeCount += 1
+        }
 
         // Experts in parallel when there are enough of them, else each expert's matmuls in parallel.
-        let inner = active.count >= threads ? 1 : threads
+        let inner = activeCount >= threads ? 1 : threads
         let run: (Int) -> Void = { a in
-            let x = active[a]
+            let x = Int(active[a])
             let m = experts[a]
             let first = Int(counts[x])
             let rows = Int(counts[x + 1]) - first
@@ -72,7 +73,7 @@ extension Session {
             Ops.matmul(
                 m.down, gate, n: rows, into: s.slotOut.pointer + first * h, threads: inner, act: s.actMid, actRow: first)
         }
-        if inner == 1 { Parallel.forEach(active.count, run) } else { for a in 0..<active.count { run(a) } }
+        if inner == 1 { Parallel.forEach(activeCount, run) } else { for a in 0..<activeCount { run(a) } }
 
         // Combine in rank order per token (deterministic whatever the thread schedule).
         let out = s.moeOut.pointer

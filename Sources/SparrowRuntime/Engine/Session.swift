@@ -79,25 +79,36 @@ public final class Session {
     /// Evaluates `tokens` after those already in the session and returns logits, row-major
     /// `[rows, vocab]` where rows is 1 for `.last` and `tokens.count` for `.all`.
     public func evaluate(_ tokens: [Int], logits request: LogitsRequest = .last) throws(SparrowError) -> [Float] {
+        var out = [Float](repeating: 0, count: (request == .all ? tokens.count : 1) * config.vocabSize)
+        var failure: SparrowError?
+        tokens.withUnsafeBufferPointer { t in
+            out.withUnsafeMutableBufferPointer { o in
+                do throws(SparrowError) { try evaluate(t, request: request, into: o.baseAddress!) } catch { failure = error }
+            }
+        }
+        if let failure { throw failure }
+        return out
+    }
+
+    /// The non-allocating form: evaluates `tokens` and writes the requested logits rows to `dest`
+    /// (room for `vocab` floats, or `tokens.count × vocab` for `.all`).
+    public func evaluate(
+        _ tokens: UnsafeBufferPointer<Int>, request: LogitsRequest, into dest: UnsafeMutablePointer<Float>
+    ) throws(SparrowError) {
         guard !tokens.isEmpty else { throw .invalidArgument("no tokens to evaluate") }
         guard position + tokens.count <= contextLength else { throw .contextFull(limit: contextLength) }
         let vocab = config.vocabSize
         for t in tokens where t < 0 || t >= vocab {
             throw .invalidArgument("token id \(t) is outside the vocabulary (0..<\(vocab))")
         }
-        var out = [Float](repeating: 0, count: (request == .all ? tokens.count : 1) * vocab)
         var start = 0
         while start < tokens.count {
             let n = min(batchSize, tokens.count - start)
             let wantAll = request == .all
             let isLast = start + n == tokens.count
-            try out.withUnsafeMutableBufferPointer { (o: inout UnsafeMutableBufferPointer<Float>) throws(SparrowError) in
-                let dest: UnsafeMutablePointer<Float>? =
-                    wantAll ? o.baseAddress! + start * vocab : (isLast ? o.baseAddress! : nil)
-                try forward(Array(tokens[start..<(start + n)]), logitsInto: dest, allRows: wantAll)
-            }
+            let rows: UnsafeMutablePointer<Float>? = wantAll ? dest + start * vocab : (isLast ? dest : nil)
+            try forward(UnsafeBufferPointer(rebasing: tokens[start..<(start + n)]), logitsInto: rows, allRows: wantAll)
             start += n
         }
-        return out
     }
 }
