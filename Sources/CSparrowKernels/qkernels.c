@@ -145,7 +145,7 @@ DEFINE_QGEMM_FLOAT(avx2, __attribute__((target("avx2,fma,f16c"))))
 #define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma")))
 
 /// The 64 codes of block `blk` of one row, as bytes.
-VNNI_TARGET static inline __m512i load_codes(const uint8_t *const *rowplanes, const uint8_t *widths,
+VNNI_TARGET __attribute__((always_inline)) static inline __m512i load_codes(const uint8_t *const *rowplanes, const uint8_t *widths,
                                              unsigned nplanes, size_t blk) {
     __m512i t = _mm512_setzero_si512();
     const __m512i shift2 = _mm512_set_epi64(0x0006000600060006LL, 0x0006000600060006LL, 0x0004000400040004LL,
@@ -198,13 +198,14 @@ VNNI_TARGET static inline void group_factors(const uint16_t *sc, const spk_qact 
 
 /// Decode (one token): rows [j0, j1). Group factors are computed 16 groups per vector step; the
 /// inner loop per 64 weights is: rebuild codes, one vpdpbusd, one convert, one FMA.
-VNNI_TARGET static void decode_rows(const spk_qmatrix *w, const spk_qact *a, size_t j0, size_t j1, float *y,
-                                    float step, float half) {
+VNNI_TARGET __attribute__((always_inline)) static inline void decode_rows_impl(
+    const spk_qmatrix *w, const spk_qact *a, size_t j0, size_t j1, float *y, float step, float half,
+    const unsigned nplanes, const uint8_t *widths) {
     size_t G = w->group, groups = w->cols / G, bpg = G / 64;
     float sv[256 + 16] __attribute__((aligned(64)));
     for (size_t j = j0; j < j1; j++) {
         const uint8_t *rowplanes[4];
-        for (unsigned k = 0; k < w->nplanes; k++) rowplanes[k] = w->planes[k] + j * (w->cols * w->widths[k] / 8);
+        for (unsigned k = 0; k < nplanes; k++) rowplanes[k] = w->planes[k] + j * (w->cols * widths[k] / 8);
         const uint16_t *sc = w->scales + j * groups * 2;
         __m512 acc = _mm512_setzero_ps(), off = _mm512_setzero_ps();
         for (size_t g0 = 0; g0 < groups; g0 += 256) {
@@ -214,7 +215,7 @@ VNNI_TARGET static void decode_rows(const spk_qmatrix *w, const spk_qact *a, siz
                 __m512i isum = _mm512_setzero_si512();
                 for (size_t b = 0; b < bpg; b++) {
                     size_t blk = (g0 + g) * bpg + b;
-                    __m512i t = load_codes(rowplanes, w->widths, w->nplanes, blk);
+                    __m512i t = load_codes(rowplanes, widths, nplanes, blk);
                     isum = _mm512_dpbusd_epi32(isum, t, _mm512_loadu_si512((const void *)(a->q + blk * 64)));
                 }
                 acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(sv[g]), acc);
@@ -224,25 +225,22 @@ VNNI_TARGET static void decode_rows(const spk_qmatrix *w, const spk_qact *a, siz
     }
 }
 
-VNNI_TARGET static void qgemm_vnni(const spk_qmatrix *w, const spk_qact *a, size_t n, size_t row0, size_t row1,
-                                   float *y, size_t ldy) {
+VNNI_TARGET __attribute__((always_inline)) static inline void qgemm_vnni_impl(
+    const spk_qmatrix *w, const spk_qact *a, size_t n, size_t row0, size_t row1, float *y, size_t ldy,
+    const unsigned nplanes, const uint8_t *widths) {
     size_t G = w->group, groups = w->cols / G, bpg = G / 64;
     unsigned bits = 0;
-    for (unsigned k = 0; k < w->nplanes; k++) bits += w->widths[k];
+    for (unsigned k = 0; k < nplanes; k++) bits += widths[k];
     float step = (float)(1u << (8 - bits)), half = (step - 1) * 0.5f;
     __m512i codes[64];  // one group's codes (group <= 4096)
     if (n == 1) {
-        decode_rows(w, a, row0, row1, y, step, half);
+        decode_rows_impl(w, a, row0, row1, y, step, half, nplanes, widths);
         return;
     }
     for (size_t j = row0; j < row1; j++) {
         const uint8_t *rowplanes[4];
-        for (unsigned k = 0; k < w->nplanes; k++) rowplanes[k] = w->planes[k] + j * (w->cols * w->widths[k] / 8);
+        for (unsigned k = 0; k < nplanes; k++) rowplanes[k] = w->planes[k] + j * (w->cols * widths[k] / 8);
         const uint16_t *sc = w->scales + j * groups * 2;
-        if (n == 1) {  // decode: handled four rows at a time below
-            decode_rows(w, a, j, j + 1, y, step, half);
-            continue;
-        }
         // Tokens in chunks: a group's codes are unpacked once per chunk and reused by every token.
         for (size_t i0 = 0; i0 < n; i0 += TOKEN_CHUNK) {
             size_t cn = n - i0 < TOKEN_CHUNK ? n - i0 : TOKEN_CHUNK;
@@ -250,7 +248,7 @@ VNNI_TARGET static void qgemm_vnni(const spk_qmatrix *w, const spk_qact *a, size
             float offset[TOKEN_CHUNK];
             for (size_t i = 0; i < cn; i++) { acc[i] = _mm512_setzero_ps(); offset[i] = 0; }
             for (size_t g = 0; g < groups; g++) {
-                for (size_t b = 0; b < bpg; b++) codes[b] = load_codes(rowplanes, w->widths, w->nplanes, g * bpg + b);
+                for (size_t b = 0; b < bpg; b++) codes[b] = load_codes(rowplanes, widths, nplanes, g * bpg + b);
                 float m = _cvtsh_ss(sc[2 * g]), d = _cvtsh_ss(sc[2 * g + 1]);
                 float s = d * step, o = m + d * half;
                 for (size_t i = 0; i < cn; i++) {
@@ -266,6 +264,40 @@ VNNI_TARGET static void qgemm_vnni(const spk_qmatrix *w, const spk_qact *a, size
             }
             for (size_t i = 0; i < cn; i++) y[(i0 + i) * ldy + j] = _mm512_reduce_add_ps(acc[i]) + offset[i];
         }
+    }
+}
+
+/// qgemm_vnni_impl specialised for the usual plane patterns, so rebuilding codes is straight-line
+/// code (the generic loop over planes ran at half the speed).
+#define QGEMM_PATTERN(NAME, NP, ...)                                                                  \
+    VNNI_TARGET static void NAME(const spk_qmatrix *w, const spk_qact *a, size_t n, size_t row0, size_t row1, \
+                                 float *y, size_t ldy) {                                              \
+        static const uint8_t widths[4] = {__VA_ARGS__};                                               \
+        qgemm_vnni_impl(w, a, n, row0, row1, y, ldy, NP, widths);                                      \
+    }
+QGEMM_PATTERN(qgemm_2, 1, 2)
+QGEMM_PATTERN(qgemm_22, 2, 2, 2)
+QGEMM_PATTERN(qgemm_224, 3, 2, 2, 4)
+QGEMM_PATTERN(qgemm_4, 1, 4)
+QGEMM_PATTERN(qgemm_44, 2, 4, 4)
+QGEMM_PATTERN(qgemm_8, 1, 8)
+QGEMM_PATTERN(qgemm_222, 3, 2, 2, 2)
+QGEMM_PATTERN(qgemm_2222, 4, 2, 2, 2, 2)
+
+VNNI_TARGET static void qgemm_vnni(const spk_qmatrix *w, const spk_qact *a, size_t n, size_t row0, size_t row1,
+                                   float *y, size_t ldy) {
+    unsigned key = 0;
+    for (unsigned k = 0; k < w->nplanes; k++) key = key * 10 + w->widths[k];
+    switch (key) {
+    case 2: qgemm_2(w, a, n, row0, row1, y, ldy); return;
+    case 22: qgemm_22(w, a, n, row0, row1, y, ldy); return;
+    case 224: qgemm_224(w, a, n, row0, row1, y, ldy); return;
+    case 4: qgemm_4(w, a, n, row0, row1, y, ldy); return;
+    case 44: qgemm_44(w, a, n, row0, row1, y, ldy); return;
+    case 8: qgemm_8(w, a, n, row0, row1, y, ldy); return;
+    case 222: qgemm_222(w, a, n, row0, row1, y, ldy); return;
+    case 2222: qgemm_2222(w, a, n, row0, row1, y, ldy); return;
+    default: qgemm_vnni_impl(w, a, n, row0, row1, y, ldy, w->nplanes, w->widths); return;
     }
 }
 
