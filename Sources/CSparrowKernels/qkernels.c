@@ -73,7 +73,7 @@ void spk_qgemm_ref(const spk_qmatrix *w, const float *x, size_t n, size_t ldx,
     }
 }
 
-void spk_quantize_act(const float *x, size_t n, size_t ldx, spk_qact *a) {
+static void quantize_act_scalar(const float *x, size_t n, size_t ldx, spk_qact *a) {
     size_t G = a->group, groups = a->cols / G;
     for (size_t i = 0; i < n; i++) {
         for (size_t g = 0; g < groups; g++) {
@@ -93,6 +93,46 @@ void spk_quantize_act(const float *x, size_t n, size_t ldx, spk_qact *a) {
             a->sum[i * groups + g] = sum;
         }
     }
+}
+
+#if defined(__x86_64__)
+/// The same, 16 values per step (groups are multiples of 16); rounding to nearest even as lrintf.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) static void quantize_act_avx512(const float *x, size_t n,
+                                                                                   size_t ldx, spk_qact *a) {
+    size_t G = a->group, groups = a->cols / G;
+    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    for (size_t i = 0; i < n; i++) {
+        for (size_t g = 0; g < groups; g++) {
+            const float *xg = x + i * ldx + g * G;
+            __m512 mx = _mm512_setzero_ps();
+            for (size_t t = 0; t < G; t += 16) mx = _mm512_max_ps(mx, _mm512_and_ps(_mm512_loadu_ps(xg + t), absmask));
+            float amax = _mm512_reduce_max_ps(mx);
+            float scale = amax / 127.0f;
+            __m512 inv = _mm512_set1_ps(scale > 0 ? 1.0f / scale : 0);
+            int8_t *q = a->q + i * a->cols + g * G;
+            __m512i sum = _mm512_setzero_si512();
+            for (size_t t = 0; t < G; t += 16) {
+                __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xg + t), inv));  // MXCSR: nearest even
+                sum = _mm512_add_epi32(sum, v);
+                _mm_storeu_si128((__m128i *)(q + t), _mm512_cvtsepi32_epi8(v));
+            }
+            a->scale[i * groups + g] = scale;
+            a->sum[i * groups + g] = _mm512_reduce_add_epi32(sum);
+        }
+    }
+}
+#endif
+
+int spk_current_isa(void);
+
+void spk_quantize_act(const float *x, size_t n, size_t ldx, spk_qact *a) {
+#if defined(__x86_64__)
+    if (a->group % 16 == 0 && spk_current_isa() >= 2) {
+        quantize_act_avx512(x, n, ldx, a);
+        return;
+    }
+#endif
+    quantize_act_scalar(x, n, ldx, a);
 }
 
 // ---------------------------------------------------------------------------
@@ -200,8 +240,8 @@ VNNI_TARGET static inline void group_factors(const uint16_t *sc, const spk_qact 
 /// inner loop per 64 weights is: rebuild codes, one vpdpbusd, one convert, one FMA.
 VNNI_TARGET __attribute__((always_inline)) static inline void decode_rows_impl(
     const spk_qmatrix *w, const spk_qact *a, size_t j0, size_t j1, float *y, float step, float half,
-    const unsigned nplanes, const uint8_t *widths) {
-    size_t G = w->group, groups = w->cols / G, bpg = G / 64;
+    const unsigned nplanes, const uint8_t *widths, const size_t fixed_bpg) {
+    size_t G = w->group, groups = w->cols / G, bpg = fixed_bpg ? fixed_bpg : G / 64;
     float sv[256 + 16] __attribute__((aligned(64)));
     for (size_t j = j0; j < j1; j++) {
         const uint8_t *rowplanes[4];
@@ -225,16 +265,35 @@ VNNI_TARGET __attribute__((always_inline)) static inline void decode_rows_impl(
     }
 }
 
+/// Σ codes·x_q for `cn` tokens over groups [g0, g0 + ng) of one row, scaled into acc[i].
+VNNI_TARGET __attribute__((always_inline)) static inline void token_chunk_dots(
+    const uint8_t *const *rowplanes, const uint8_t *widths, const unsigned nplanes, const int8_t *xq0, size_t ldq,
+    float (*xsd)[256 + 16], size_t g0, size_t ng, size_t bpg, const size_t cn, __m512 *acc, __m512i *codes) {
+    size_t G = bpg * 64;
+    for (size_t g = 0; g < ng; g++) {
+        for (size_t b = 0; b < bpg; b++) codes[b] = load_codes(rowplanes, widths, nplanes, (g0 + g) * bpg + b);
+        for (size_t i = 0; i < cn; i++) {
+            const int8_t *xq = xq0 + i * ldq + g * G;
+            __m512i isum = _mm512_setzero_si512();
+            for (size_t b = 0; b < bpg; b++)
+                isum = _mm512_dpbusd_epi32(isum, codes[b], _mm512_loadu_si512((const void *)(xq + b * 64)));
+            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(xsd[i][g]), acc[i]);
+        }
+    }
+}
+
 VNNI_TARGET __attribute__((always_inline)) static inline void qgemm_vnni_impl(
     const spk_qmatrix *w, const spk_qact *a, size_t n, size_t row0, size_t row1, float *y, size_t ldy,
-    const unsigned nplanes, const uint8_t *widths) {
-    size_t G = w->group, groups = w->cols / G, bpg = G / 64;
+    const unsigned nplanes, const uint8_t *widths, const size_t fixed_bpg) {
+    // fixed_bpg: blocks of 64 per group known at compile time (1 for the default group of 64), else 0.
+    size_t G = w->group, groups = w->cols / G, bpg = fixed_bpg ? fixed_bpg : G / 64;
     unsigned bits = 0;
     for (unsigned k = 0; k < nplanes; k++) bits += widths[k];
     float step = (float)(1u << (8 - bits)), half = (step - 1) * 0.5f;
     __m512i codes[64];  // one group's codes (group <= 4096)
+    float xsd[TOKEN_CHUNK][256 + 16] __attribute__((aligned(64)));  // per token: x_scale · d · step per group
     if (n == 1) {
-        decode_rows_impl(w, a, row0, row1, y, step, half, nplanes, widths);
+        decode_rows_impl(w, a, row0, row1, y, step, half, nplanes, widths, fixed_bpg);
         return;
     }
     for (size_t j = row0; j < row1; j++) {
@@ -242,27 +301,28 @@ VNNI_TARGET __attribute__((always_inline)) static inline void qgemm_vnni_impl(
         for (unsigned k = 0; k < nplanes; k++) rowplanes[k] = w->planes[k] + j * (w->cols * widths[k] / 8);
         const uint16_t *sc = w->scales + j * groups * 2;
         // Tokens in chunks: a group's codes are unpacked once per chunk and reused by every token.
+        // Per-(token, group) factors are computed 16 groups per vector step beforehand, so the inner
+        // loop per token and 64 weights is one load, one vpdpbusd, one convert and one FMA.
         for (size_t i0 = 0; i0 < n; i0 += TOKEN_CHUNK) {
             size_t cn = n - i0 < TOKEN_CHUNK ? n - i0 : TOKEN_CHUNK;
-            __m512 acc[TOKEN_CHUNK];
-            float offset[TOKEN_CHUNK];
-            for (size_t i = 0; i < cn; i++) { acc[i] = _mm512_setzero_ps(); offset[i] = 0; }
-            for (size_t g = 0; g < groups; g++) {
-                for (size_t b = 0; b < bpg; b++) codes[b] = load_codes(rowplanes, widths, nplanes, g * bpg + b);
-                float m = _cvtsh_ss(sc[2 * g]), d = _cvtsh_ss(sc[2 * g + 1]);
-                float s = d * step, o = m + d * half;
+            __m512 acc[TOKEN_CHUNK], off[TOKEN_CHUNK];
+            for (size_t i = 0; i < cn; i++) { acc[i] = _mm512_setzero_ps(); off[i] = _mm512_setzero_ps(); }
+            for (size_t g0 = 0; g0 < groups; g0 += 256) {
+                size_t ng = groups - g0 < 256 ? groups - g0 : 256;
                 for (size_t i = 0; i < cn; i++) {
-                    size_t ti = i0 + i;
-                    const int8_t *xq = a->q + ti * a->cols + g * G;
-                    __m512i isum = _mm512_setzero_si512();
-                    for (size_t b = 0; b < bpg; b++)
-                        isum = _mm512_dpbusd_epi32(isum, codes[b], _mm512_loadu_si512((const void *)(xq + b * 64)));
-                    float xs = a->scale[ti * groups + g];
-                    acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(xs * s), acc[i]);
-                    offset[i] += xs * o * (float)a->sum[ti * groups + g];
+                    spk_qact one = *a;
+                    one.scale = a->scale + (i0 + i) * groups;
+                    one.sum = a->sum + (i0 + i) * groups;
+                    group_factors(sc, &one, g0, ng, step, half, xsd[i], &off[i]);
                 }
+                const int8_t *xq0 = a->q + i0 * a->cols + g0 * G;
+                if (cn == TOKEN_CHUNK)  // constant trip count: accumulators stay in registers
+                    token_chunk_dots(rowplanes, widths, nplanes, xq0, a->cols, xsd, g0, ng, bpg, TOKEN_CHUNK, acc, codes);
+                else
+                    token_chunk_dots(rowplanes, widths, nplanes, xq0, a->cols, xsd, g0, ng, bpg, cn, acc, codes);
             }
-            for (size_t i = 0; i < cn; i++) y[(i0 + i) * ldy + j] = _mm512_reduce_add_ps(acc[i]) + offset[i];
+            for (size_t i = 0; i < cn; i++)
+                y[(i0 + i) * ldy + j] = _mm512_reduce_add_ps(acc[i]) + _mm512_reduce_add_ps(off[i]);
         }
     }
 }
@@ -273,7 +333,10 @@ VNNI_TARGET __attribute__((always_inline)) static inline void qgemm_vnni_impl(
     VNNI_TARGET static void NAME(const spk_qmatrix *w, const spk_qact *a, size_t n, size_t row0, size_t row1, \
                                  float *y, size_t ldy) {                                              \
         static const uint8_t widths[4] = {__VA_ARGS__};                                               \
-        qgemm_vnni_impl(w, a, n, row0, row1, y, ldy, NP, widths);                                      \
+        if (w->group == 64)                                                                           \
+            qgemm_vnni_impl(w, a, n, row0, row1, y, ldy, NP, widths, 1);                              \
+        else                                                                                          \
+            qgemm_vnni_impl(w, a, n, row0, row1, y, ldy, NP, widths, 0);                              \
     }
 QGEMM_PATTERN(qgemm_2, 1, 2)
 QGEMM_PATTERN(qgemm_22, 2, 2, 2)
@@ -297,7 +360,7 @@ VNNI_TARGET static void qgemm_vnni(const spk_qmatrix *w, const spk_qact *a, size
     case 8: qgemm_8(w, a, n, row0, row1, y, ldy); return;
     case 222: qgemm_222(w, a, n, row0, row1, y, ldy); return;
     case 2222: qgemm_2222(w, a, n, row0, row1, y, ldy); return;
-    default: qgemm_vnni_impl(w, a, n, row0, row1, y, ldy, w->nplanes, w->widths); return;
+    default: qgemm_vnni_impl(w, a, n, row0, row1, y, ldy, w->nplanes, w->widths, 0); return;
     }
 }
 
