@@ -1,4 +1,6 @@
+import CSparrowKernels
 import SparrowFormat
+import SparrowKernels
 import SparrowQuant
 
 /// Names and shapes of the stored pieces of a quantized matrix `NAME`: `NAME.scales`
@@ -18,8 +20,6 @@ enum QuantLayout {
     }
 }
 
-import CSparrowKernels
-import SparrowKernels
 
 extension WeightMatrix {
     /// A quantized matrix from its scales and the planes of levels 0...level.
