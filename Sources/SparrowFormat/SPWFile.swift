@@ -17,6 +17,8 @@ public final class SPWFile: @unchecked Sendable {
     public let tokenizer: [UInt8]
     public let directory: TensorDirectory
     public let experts: [ExpertRecordEntry]
+    /// Decoded bytes each expert level adds (the layout's sizes; a zstd level stores fewer).
+    public let levelSizes: [Int]
     private let tensorIndex: [String: Int]
     private let expertIndex: [Int: Int]  // layer << 32 | expert → index in `experts`
 
@@ -79,14 +81,18 @@ public final class SPWFile: @unchecked Sendable {
             }
             levelEnds.append(end)
         }
+        levelSizes = levelEnds.indices.map { levelEnds[$0] - ($0 == 0 ? 0 : levelEnds[$0 - 1]) }
         var ei: [Int: Int] = [:]
         for (i, e) in records.enumerated() {
             guard e.levels.count == levelEnds.count, e.offset % UInt64(SPW.recordAlignment) == 0,
                 e.offset >= expertSection.offset,
                 e.offset + (e.levels.last?.end ?? 0) <= expertSection.offset + expertSection.length
             else { throw .corrupt(path: path, what: "expert record (layer \(e.layer), expert \(e.expert)) bounds") }
-            for (k, l) in e.levels.enumerated() where l.codec == .raw && Int(l.end) != levelEnds[k] {
-                throw .corrupt(path: path, what: "expert record (layer \(e.layer), expert \(e.expert)) level \(k) size")
+            for (k, l) in e.levels.enumerated() {
+                let stored = Int(l.end) - (k == 0 ? 0 : Int(e.levels[k - 1].end))
+                if stored < 0 || (l.codec == .raw && stored != levelSizes[k]) {
+                    throw .corrupt(path: path, what: "expert record (layer \(e.layer), expert \(e.expert)) level \(k) size")
+                }
             }
             ei[e.layer << 32 | e.expert] = i
         }
@@ -106,6 +112,37 @@ public final class SPWFile: @unchecked Sendable {
     /// Directory entry of an expert record.
     public func expert(layer: Int, expert: Int) -> ExpertRecordEntry? {
         expertIndex[layer << 32 | expert].map { experts[$0] }
+    }
+
+    /// Whether levels 0...level of a record are stored raw (usable in place, no decoding).
+    public func isRaw(_ e: ExpertRecordEntry, upTo level: Int) -> Bool {
+        e.levels[0...level].allSatisfy { $0.codec == .raw }
+    }
+
+    /// Decoded bytes of levels 0...level (what `decodeExpert` writes).
+    public func decodedLength(level: Int) -> Int { levelSizes[0...level].reduce(0, +) }
+
+    /// Checks the stored bytes of levels `from...level` of a record (`stored` holds the record's
+    /// stored prefix through `level`) and decodes them into `output`, which holds the decoded
+    /// prefix (at least `decodedLength(level:)` bytes); levels below `from` are already there.
+    /// A checksum mismatch or undecodable level is an error naming the layer, expert and level.
+    public func decodeExpert(
+        _ e: ExpertRecordEntry, levels range: ClosedRange<Int>, stored: UnsafeRawBufferPointer,
+        into output: UnsafeMutableRawBufferPointer
+    ) throws(FormatError) {
+        var outStart = decodedLength(level: range.lowerBound) - levelSizes[range.lowerBound]
+        for k in range {
+            let start = k == 0 ? 0 : Int(e.levels[k - 1].end)
+            let slice = UnsafeRawBufferPointer(rebasing: stored[start..<Int(e.levels[k].end)])
+            let what = "expert record layer \(e.layer) expert \(e.expert) level \(k)"
+            if crc32c(slice) != e.levels[k].crc32c { throw .checksumMismatch(path: path, what: what) }
+            let out = UnsafeMutableRawBufferPointer(rebasing: output[outStart..<(outStart + levelSizes[k])])
+            switch e.levels[k].codec {
+            case .raw: out.copyMemory(from: slice)
+            case .zstd: try Zstd.decompress(slice, into: out, what: path + ": " + what)
+            }
+            outStart += levelSizes[k]
+        }
     }
 
     /// The mapped bytes of an expert record's prefix up to and including `level`.

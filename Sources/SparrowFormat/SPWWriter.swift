@@ -87,19 +87,22 @@ public final class SPWWriter {
         expertLevels = levels
     }
 
-    /// Appends one expert record; `levels[k]` is the bytes level k adds.
-    public func addExpert(layer: Int, expert: Int, levels: [UnsafeRawBufferPointer]) throws(FormatError) {
+    /// Appends one expert record; `levels[k]` is the bytes stored for level k, encoded with
+    /// `codecs[k]` (all raw when nil). The record is the concatenation, so levels 0...k stay a byte prefix.
+    public func addExpert(
+        layer: Int, expert: Int, levels: [UnsafeRawBufferPointer], codecs: [LevelCodec]? = nil
+    ) throws(FormatError) {
         precondition(expertStart != 0, "beginExperts first")
-        guard levels.count == expertLevels.count else {
+        guard levels.count == expertLevels.count, codecs == nil || codecs!.count == levels.count else {
             throw .invalidArgument("expert record has \(levels.count) levels, layout has \(expertLevels.count)")
         }
         let start = position
         var end = 0
         var entries: [ExpertLevelEntry] = []
-        for level in levels {
+        for (k, level) in levels.enumerated() {
             try write(level, at: start + end)
             end += level.count
-            entries.append(ExpertLevelEntry(end: UInt64(end), codec: .raw, crc32c: crc32c(level)))
+            entries.append(ExpertLevelEntry(end: UInt64(end), codec: codecs?[k] ?? .raw, crc32c: crc32c(level)))
         }
         experts.append(ExpertRecordEntry(layer: layer, expert: expert, offset: UInt64(start), levels: entries))
         position = SPW.align(start + end, SPW.recordAlignment)

@@ -15,6 +15,9 @@ public struct ModelMeta: Codable, Sendable {
     public var expertScheme: MatryoshkaScheme?
     /// Bits of quantized dense matrices (8 or 4; the embedding and output head keep 8), nil for float.
     public var denseBits: Int?
+    /// The converter's zstd rule for expert levels: a level is stored compressed when that saves at
+    /// least this fraction of its bytes; nil when compression was off.
+    public var expertZstdMinSaving: Double?
     /// Whether the tokenizer wants a BOS token prepended (`add_bos_token` in tokenizer_config.json).
     public var addBosToken: Bool
 

@@ -26,6 +26,9 @@ struct Convert: ParsableCommand {
     @Option(name: .long, help: "Dense (non-expert) matrices: float (the --dtype), q8 or q4 (embedding and output head keep 8 bits).")
     var dense: String = "float"
 
+    @Option(name: .customLong("zstd-min-saving"), help: "Store an expert level zstd-compressed when that saves at least this fraction of its bytes (e.g. 0.1); 'off' stores all raw.")
+    var zstdMinSaving: String = "off"
+
     @Flag(name: .long, help: "Overwrite the output file if it exists.")
     var force = false
 
@@ -54,10 +57,17 @@ struct Convert: ParsableCommand {
         case "q4": denseBits = 4
         default: throw ValidationError("--dense must be float, q8 or q4 (got '\(dense)')")
         }
+        var zstd: Double?
+        if zstdMinSaving != "off" {
+            guard let z = Double(zstdMinSaving), z >= 0, z < 1 else {
+                throw ValidationError("--zstd-min-saving must be 'off' or a fraction in [0, 1) (got '\(zstdMinSaving)')")
+            }
+            zstd = z
+        }
         let start = Date()
         var bar = ProgressBar(label: "converting")
         do {
-            let s = try Converter(input: input, output: output, options: .init(weightType: type, expertScheme: scheme, denseBits: denseBits, denseGroupSize: groupSize, force: force))
+            let s = try Converter(input: input, output: output, options: .init(weightType: type, expertScheme: scheme, denseBits: denseBits, denseGroupSize: groupSize, zstdMinSaving: zstd, force: force))
                 .run { bar.update($0, $1) }
             let secs = Date().timeIntervalSince(start)
             print(
@@ -66,7 +76,8 @@ struct Convert: ParsableCommand {
                     + (scheme.map { "experts at \($0.levels.map(String.init).joined(separator: "/")) bits (group \($0.groupSize)), " } ?? "experts \(s.weightType.rawValue), ")
                     + "dense \(denseBits.map { "q\($0)" } ?? s.weightType.rawValue); "
                     + "dense \(formatBytes(s.denseBytes)), experts \(formatBytes(s.expertBytes)), "
-                    + "file \(formatBytes(s.fileBytes)) in \(String(format: "%.2f", secs)) s")
+                    + "file \(formatBytes(s.fileBytes)) in \(String(format: "%.2f", secs)) s"
+                    + (zstd == nil ? "" : "; zstd: \(s.compressedLevels) levels compressed, \(formatBytes(s.compressionSaved)) saved"))
         } catch { throw fail(error) }
     }
 }

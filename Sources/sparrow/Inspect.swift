@@ -28,7 +28,10 @@ struct Inspect: ParsableCommand {
             for (k, level) in file.directory.expertLevels.enumerated() {
                 let bytes = file.experts.reduce(0) { $0 + Int($1.levels[k].end) - (k == 0 ? 0 : Int($1.levels[k - 1].end)) }
                 let comps = level.components.map { "\($0.name) \($0.shape) \($0.dtype.rawValue)" }.joined(separator: ", ")
-                print("  level \(k): \(level.bits) bits, \(formatBytes(bytes)) in all; \(comps)")
+                let zstd = file.experts.filter { $0.levels[k].codec == .zstd }.count
+                let decoded = file.levelSizes[k] * file.experts.count
+                let codec = zstd == 0 ? "" : String(format: " stored (%d of %d records zstd, %.1f %% saved)", zstd, file.experts.count, 100 * Double(decoded - bytes) / Double(max(1, decoded)))
+                print("  level \(k): \(level.bits) bits, \(formatBytes(bytes)) in all\(codec); \(comps)")
             }
             if verify {
                 var bar = ProgressBar(label: "verifying")

@@ -208,6 +208,42 @@ import Testing
         #expect(throws: (any Error).self) { try Session(model: try Model(path: copy), options: .init(expertBits: 8)).evaluate(tokens) }
     }
 
+    /// zstd-compressed levels decode to the same bytes: identical logits at every level, and a
+    /// damaged compressed level is an error naming the layer, expert and level.
+    @Test func zstdLevelsGiveIdenticalLogits() throws {
+        let raw = Converter.Options(expertScheme: .init(levels: [2, 4, 8], groupSize: 64))
+        var zstd = raw
+        zstd.zstdMinSaving = 0
+        let rawPath = try Converted.path(of: Paths.demo, options: raw, tag: "q248")
+        let zPath = try Converted.path(of: Paths.demo, options: zstd, tag: "q248-zstd")
+        let file = try SPWFile(path: zPath)
+        #expect(file.experts.contains { $0.levels.contains { $0.codec == .zstd } })
+        #expect(try ModelMeta.decode(file.meta, path: zPath).expertZstdMinSaving == 0)
+        let tokens = Array(try NPY.readInt(Paths.demo + "/eval-tokens.npy").values.prefix(24))
+        for bits in [2, 4, 8] {
+            let want = try Session(model: try Model(path: rawPath), options: .init(expertBits: bits)).evaluate(tokens, logits: .all)
+            let got = try Session(model: try Model(path: zPath), options: .init(expertBits: bits)).evaluate(tokens, logits: .all)
+            #expect(got == want, "\(bits)-bit logits differ with zstd levels")
+        }
+        let copy = Paths.temporaryDirectory() + "/zstd-flipped.spw"
+        try FileManager.default.copyItem(atPath: zPath, toPath: copy)
+        let h = FileHandle(forUpdatingAtPath: copy)!
+        for e in file.experts where e.layer == 0 {  // damage level 0 of every layer-0 record
+            #expect(e.levels[0].codec == .zstd)
+            try h.seek(toOffset: e.offset + 40)
+            let byte = h.readData(ofLength: 1)[0]
+            try h.seek(toOffset: e.offset + 40)
+            h.write(Data([byte ^ 0x5A]))
+        }
+        try h.close()
+        do {
+            _ = try Session(model: try Model(path: copy)).evaluate(tokens)
+            Issue.record("a flipped zstd level was accepted")
+        } catch {
+            #expect("\(error)".contains("layer 0 expert") && "\(error)".contains("level 0"), "\(error)")
+        }
+    }
+
     @Test func badQuantizationRequests() throws {
         #expect(throws: QuantError.self) { try MatryoshkaScheme(levels: [2, 3], groupSize: 64).validate() }
         #expect(throws: QuantError.self) { try MatryoshkaScheme(levels: [4, 2], groupSize: 64).validate() }

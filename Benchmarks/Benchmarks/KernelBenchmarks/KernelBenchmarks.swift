@@ -24,6 +24,27 @@ let quantized: QuantizedMatrix = {
     }
 }()
 
+/// Level 0 (2-bit plane and scales) of a normally distributed matrix (what trained and the
+/// generator's random weights look like), raw and zstd-compressed as the converter stores it.
+let normalLevel0: (raw: [UInt8], zstd: [UInt8]) = {
+    let r = 4096, c = 2048
+    var w = [Float](repeating: 0, count: r * c)
+    var s: UInt64 = 7
+    for i in w.indices {
+        var sum: Float = 0
+        for _ in 0..<4 {
+            s = s &* 6_364_136_223_846_793_005 &+ 1
+            sum += Float(Int64(bitPattern: s) >> 40) / Float(1 << 23)
+        }
+        w[i] = sum * 0.02
+    }
+    let q = w.withUnsafeBufferPointer {
+        MatryoshkaQuantizer.quantize($0.baseAddress!, rows: r, cols: c, scheme: .init(levels: [2, 4, 8], groupSize: 64))
+    }
+    let raw = q.scales.withUnsafeBytes { Array($0) } + q.planes[0]
+    return (raw, try! Zstd.compress(raw, level: Converter.zstdLevel))
+}()
+
 let bf16: [UInt16] = (0..<(rows * cols)).map { UInt16(truncatingIfNeeded: 0x3C00 &+ ($0 & 0xFF)) }
 let x: [Float] = (0..<cols).map { Float($0 % 7) * 0.1 - 0.3 }
 let probe = [UInt64](repeating: 1, count: 64 << 20)  // 512 MiB
@@ -80,6 +101,18 @@ let benchmarks: @Sendable () -> Void = {
             x.withUnsafeBufferPointer { Ops.matmul(w, $0.baseAddress!, n: 1, into: y, threads: threads) }
             let ns = Double((BenchmarkClock.now - start).nanoseconds())
             benchmark.measurement(.custom("MB/s", polarity: .prefersLarger, useScalingFactor: false), Int(Double(w.byteCount) / ns * 1000))
+        }
+    }
+
+    let saved = 100 - 100 * normalLevel0.zstd.count / normalLevel0.raw.count
+    Benchmark("zstd decode of a 2-bit level (normal weights, \(saved) % saved, 1 thread)", configuration: config) { benchmark in
+        let out = UnsafeMutableRawBufferPointer.allocate(byteCount: normalLevel0.raw.count, alignment: 64)
+        defer { out.deallocate() }
+        for _ in benchmark.scaledIterations {
+            let start = BenchmarkClock.now
+            try! normalLevel0.zstd.withUnsafeBytes { try Zstd.decompress($0, into: out, what: "benchmark") }
+            let ns = Double((BenchmarkClock.now - start).nanoseconds())
+            benchmark.measurement(.custom("MB/s", polarity: .prefersLarger, useScalingFactor: false), Int(Double(out.count) / ns * 1000))
         }
     }
 

@@ -22,13 +22,17 @@ public struct Converter {
         public var denseBits: Int?
         /// Group size of quantized dense matrices; nil uses the expert scheme's (or 64).
         public var denseGroupSize: Int?
+        /// Store an expert level zstd-compressed when that saves at least this fraction of its
+        /// bytes (0.1 = 10 %); nil stores every level raw. See docs/QUANT.md for the measurement.
+        public var zstdMinSaving: Double?
         /// Replace an existing output file.
         public var force: Bool
 
         public init(
             weightType: DType? = nil, expertScheme: MatryoshkaScheme? = Converter.defaultScheme, denseBits: Int? = nil,
-            denseGroupSize: Int? = nil, force: Bool = false
+            denseGroupSize: Int? = nil, zstdMinSaving: Double? = nil, force: Bool = false
         ) {
+            self.zstdMinSaving = zstdMinSaving
             self.denseGroupSize = denseGroupSize
             self.weightType = weightType
             self.expertScheme = expertScheme
@@ -50,7 +54,13 @@ public struct Converter {
         public var denseBytes: Int
         public var expertBytes: Int
         public var fileBytes: Int
+        /// Expert levels stored zstd-compressed, and the bytes that saved.
+        public var compressedLevels: Int
+        public var compressionSaved: Int
     }
+
+    /// zstd level used for expert levels (fast enough to keep conversion streaming-speed).
+    public static let zstdLevel: Int32 = 3
 
     public let input: String
     public let output: String
@@ -95,6 +105,9 @@ public struct Converter {
             }
         } catch { throw .invalidArgument(error.description) }
         if let b = options.denseBits, b != 8 && b != 4 { throw .invalidArgument("dense bits must be 8 or 4") }
+        if let z = options.zstdMinSaving, !(z >= 0 && z < 1) {
+            throw .invalidArgument("zstd minimum saving must be a fraction in [0, 1), got \(z)")
+        }
         let denseGroup = options.denseGroupSize ?? scheme?.groupSize ?? 64
         func denseScheme(_ item: DenseLayout.Item) throws(SparrowError) -> MatryoshkaScheme? {
             guard let bits = options.denseBits, item.isQuantizable else { return nil }
@@ -113,6 +126,8 @@ public struct Converter {
         var done = 0
         var denseBytes = 0
         var expertBytes = 0
+        var compressedLevels = 0
+        var compressionSaved = 0
         let levels = DenseLayout.expertLevels(config, type: weightType, scheme: scheme)
         let recordSize = levels.last?.components.last.map { $0.offset + $0.length } ?? 0
         let largestDense = dense.map { $0.shape.reduce(1, *) * max(4, weightType.size) }.max() ?? 0
@@ -169,7 +184,29 @@ public struct Converter {
                         }
                     }
                     let parts = levelRanges.map { UnsafeRawBufferPointer(start: record + $0.lowerBound, count: $0.count) }
-                    try formatCall { () throws(FormatError) in try writer.addExpert(layer: l, expert: e, levels: parts) }
+                    if let minSaving = options.zstdMinSaving {
+                        var stored: [[UInt8]] = []
+                        var codecs: [LevelCodec] = []
+                        for part in parts {
+                            let z = try formatValue { () throws(FormatError) in try Zstd.compress(part, level: Self.zstdLevel) }
+                            if Double(part.count - z.count) >= minSaving * Double(part.count) && z.count < part.count {
+                                stored.append(z)
+                                codecs.append(.zstd)
+                                compressedLevels += 1
+                                compressionSaved += part.count - z.count
+                            } else {
+                                stored.append(Array(part))
+                                codecs.append(.raw)
+                            }
+                        }
+                        try formatCall { () throws(FormatError) in
+                            try withBuffers(stored) { (b) throws(FormatError) in
+                                try writer.addExpert(layer: l, expert: e, levels: b, codecs: codecs)
+                            }
+                        }
+                    } else {
+                        try formatCall { () throws(FormatError) in try writer.addExpert(layer: l, expert: e, levels: parts) }
+                    }
                     expertBytes += recordSize
                     done += 1
                     progress?(done, total)
@@ -183,6 +220,7 @@ public struct Converter {
                     source: URL(fileURLWithPath: input).standardizedFileURL.path, sourceType: "safetensors",
                     converter: "sparrow \(sparrowVersion)", created: ISO8601DateFormatter().string(from: Date())),
                 weightType: weightType, expertScheme: scheme, denseBits: options.denseBits,
+                expertZstdMinSaving: options.zstdMinSaving,
                 addBosToken: TokenizerConfigFile.addBos(directory: input))
             let metaBytes = try meta.encoded()
             try formatCall { () throws(FormatError) in try writer.finish(meta: metaBytes, tokenizer: Array(tokenizerBytes)) }
@@ -192,7 +230,8 @@ public struct Converter {
         }
         let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
         return Summary(
-            config: config, weightType: weightType, denseBytes: denseBytes, expertBytes: expertBytes, fileBytes: size)
+            config: config, weightType: weightType, denseBytes: denseBytes, expertBytes: expertBytes, fileBytes: size,
+            compressedLevels: compressedLevels, compressionSaved: compressionSaved)
     }
 
     /// Quantizes a dense matrix, converting the source to f32 a chunk of rows at a time.
@@ -246,6 +285,11 @@ public struct Converter {
         }
     }
 
+    /// Runs a format-layer call that returns a value, wrapping its error.
+    private func formatValue<T>(_ body: () throws(FormatError) -> T) throws(SparrowError) -> T {
+        do { return try body() } catch { throw .format(error) }
+    }
+
     /// Runs a format-layer call, wrapping its error.
     private func formatCall(_ body: () throws(FormatError) -> Void) throws(SparrowError) {
         do { try body() } catch { throw .format(error) }
@@ -264,6 +308,19 @@ public struct Converter {
         if (st.st_mode & S_IFMT) == S_IFDIR { throw .invalidArgument("\(output) is a directory") }
         if !options.force { throw .format(.outputExists(path: output)) }
     }
+}
+
+/// Calls `body` with raw views of `arrays` (kept alive for the call).
+private func withBuffers(
+    _ arrays: [[UInt8]], _ body: ([UnsafeRawBufferPointer]) throws(FormatError) -> Void
+) throws(FormatError) {
+    let copies = arrays.map { a in
+        let b = UnsafeMutableRawBufferPointer.allocate(byteCount: a.count, alignment: 16)
+        b.copyBytes(from: a)
+        return b
+    }
+    defer { for c in copies { c.deallocate() } }
+    try body(copies.map { UnsafeRawBufferPointer($0) })
 }
 
 /// Reads `add_bos_token` from tokenizer_config.json when present.

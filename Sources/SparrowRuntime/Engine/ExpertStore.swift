@@ -11,7 +11,8 @@ protocol ExpertStore: AnyObject, Sendable {
 
 /// Experts read straight from the memory-mapped file (the whole model resident or paged by the
 /// kernel). Each record level is checked against its checksum the first time it is used, so a
-/// corrupt record is an error naming the layer and expert rather than garbage logits.
+/// corrupt record is an error naming the layer and expert rather than garbage logits. A record with
+/// zstd levels is decoded into memory of its own on first use and kept.
 final class MappedExpertStore: ExpertStore, @unchecked Sendable {
     private let file: SPWFile
     private let levels: [ExpertLevelLayout]
@@ -20,6 +21,10 @@ final class MappedExpertStore: ExpertStore, @unchecked Sendable {
     private let lock = NSLock()
     /// Every (layer, expert, level)'s matrices, resolved once: the token loop only looks them up.
     private var table: [MLPWeights?]
+    /// Decoded copies of records stored with zstd levels.
+    private var decoded: [UnsafeMutableRawBufferPointer] = []
+
+    deinit { for d in decoded { d.deallocate() } }
 
     init(file: SPWFile, config: ModelConfig) throws(SparrowError) {
         self.file = file
@@ -50,12 +55,10 @@ final class MappedExpertStore: ExpertStore, @unchecked Sendable {
                 guard entry.levels.count == levels.count else {
                     throw .format(.corrupt(path: file.path, what: "expert record layer \(l) expert \(e) level count"))
                 }
-                for level in levels.indices {
+                for level in levels.indices where file.isRaw(entry, upTo: level) {
                     let base = file.mappedExpert(entry, level: level).baseAddress!
                     table[(l * expertCount + e) * levels.count + level] = MLPWeights(
-                        gate: Self.matrix("gate", base: base, levels: levels, level: level),
-                        up: Self.matrix("up", base: base, levels: levels, level: level),
-                        down: Self.matrix("down", base: base, levels: levels, level: level))
+                        base: base, levels: levels, level: level)
                 }
             }
         }
@@ -77,20 +80,42 @@ final class MappedExpertStore: ExpertStore, @unchecked Sendable {
 
     func weights(layer: Int, expert: Int, level: Int) throws(SparrowError) -> MLPWeights {
         let key = (layer * expertCount + expert) * levels.count + level
-        guard level >= 0, level < levels.count, key >= 0, key < table.count, let w = table[key] else {
-            throw .invalidArgument("no expert record for layer \(layer) expert \(expert) level \(level)")
-        }
+        guard level >= 0, level < levels.count, key >= 0, key < table.count,
+            let entry = file.expert(layer: layer, expert: expert)
+        else { throw .invalidArgument("no expert record for layer \(layer) expert \(expert) level \(level)") }
         lock.lock()
-        let ok = verified[key]
-        lock.unlock()
-        if !ok {
-            let entry = file.expert(layer: layer, expert: expert)!
+        defer { lock.unlock() }
+        if verified[key], let w = table[key] { return w }
+        if let w = table[key] {
             do { for k in 0...level { try file.verifyExpert(entry, level: k) } } catch { throw .format(error) }
-            lock.lock()
             verified[key] = true
-            lock.unlock()
+            return w
         }
-        return w
+        // Stored with zstd: decode the whole record once (checksums checked while decoding).
+        let top = levels.count - 1
+        let out = UnsafeMutableRawBufferPointer.allocate(byteCount: file.decodedLength(level: top), alignment: 64)
+        do { try file.decodeExpert(entry, levels: 0...top, stored: file.mappedExpert(entry, level: top), into: out) } catch {
+            out.deallocate()
+            throw .format(error)
+        }
+        decoded.append(out)
+        let first = (layer * expertCount + expert) * levels.count
+        for k in levels.indices {
+            table[first + k] = MLPWeights(base: UnsafeRawPointer(out.baseAddress!), levels: levels, level: k)
+            verified[first + k] = true
+        }
+        return table[key]!
+    }
+
+}
+
+extension MLPWeights {
+    /// The gate, up and down matrices of a decoded record prefix at `base`, at `level`.
+    init(base: UnsafeRawPointer, levels: [ExpertLevelLayout], level: Int) {
+        self.init(
+            gate: Self.matrix("gate", base: base, levels: levels, level: level),
+            up: Self.matrix("up", base: base, levels: levels, level: level),
+            down: Self.matrix("down", base: base, levels: levels, level: level))
     }
 
     /// Projection `name` of a record whose prefix up to `level` is at `base`: the float component of
