@@ -26,8 +26,8 @@ let package = Package(
 
         // The .spw file, the safetensors reader, checksums.
         .target(name: "SparrowFormat", dependencies: ["CSparrowKernels", "CZstd"]),
-        // Number formats and (later) matryoshka quantization.
-        .target(name: "SparrowQuant", dependencies: ["CSparrowKernels", "SparrowFormat"]),
+        // Number formats and matryoshka quantization.
+        .target(name: "SparrowQuant", dependencies: ["CSparrowKernels", "SparrowFormat", "SparrowKernels"]),
         // Moving expert bytes from storage into memory.
         .target(name: "SparrowIO", dependencies: ["CURing"]),
         // Model, Session, architectures, tokenizer, sampler, converter.

@@ -123,7 +123,6 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) static void quanti
 }
 #endif
 
-int spk_current_isa(void);
 
 void spk_quantize_act(const float *x, size_t n, size_t ldx, spk_qact *a) {
 #if defined(__x86_64__)

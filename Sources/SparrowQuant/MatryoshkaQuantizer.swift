@@ -1,5 +1,6 @@
 import CSparrowKernels
 import SparrowFormat
+import SparrowKernels
 
 /// A matrix quantized by a `MatryoshkaScheme`: scales and one byte array per level plane.
 public struct QuantizedMatrix: Sendable {
@@ -22,17 +23,39 @@ public struct QuantizedMatrix: Sendable {
 
 /// Quantizes f32 matrices into nested levels (bit truncation of a per-group 8-bit code).
 public enum MatryoshkaQuantizer {
-    /// Quantizes `w` (`[rows, cols]`, row-major f32).
+    /// Quantizes `w` (`[rows, cols]`, row-major f32), rows split over the compute threads.
     public static func quantize(_ w: UnsafePointer<Float>, rows: Int, cols: Int, scheme: MatryoshkaScheme) -> QuantizedMatrix {
+        let groups = cols / scheme.groupSize
+        let widths = scheme.planeWidths
+        let scales = UnsafeMutableBufferPointer<UInt16>.allocate(capacity: rows * groups * 2)
+        let planes = widths.map { UnsafeMutableBufferPointer<UInt8>.allocate(capacity: rows * cols * $0 / 8) }
+        defer {
+            scales.deallocate()
+            for p in planes { p.deallocate() }
+        }
+        for p in planes { p.initialize(repeating: 0) }
+        let chunk = max(1, min(rows, 64))
+        let tasks = (rows + chunk - 1) / chunk
+        Parallel.forEach(tasks) { t in
+            let r0 = t * chunk
+            quantizeRows(w, rows: r0..<min(rows, r0 + chunk), cols: cols, scheme: scheme, scales: scales.baseAddress!,
+                planes: planes.map { $0.baseAddress! })
+        }
+        return QuantizedMatrix(rows: rows, cols: cols, scheme: scheme, scales: Array(scales), planes: planes.map { Array($0) })
+    }
+
+    /// Quantizes rows `range` of `w` into their places in `scales` and `planes`.
+    static func quantizeRows(
+        _ w: UnsafePointer<Float>, rows range: Range<Int>, cols: Int, scheme: MatryoshkaScheme,
+        scales: UnsafeMutablePointer<UInt16>, planes: [UnsafeMutablePointer<UInt8>]
+    ) {
         let g = scheme.groupSize
         let groups = cols / g
-        var scales = [UInt16](repeating: 0, count: rows * groups * 2)
-        var codes = [UInt8](repeating: 0, count: cols)
-        let widths = scheme.planeWidths
-        var planes = widths.map { [UInt8](repeating: 0, count: rows * cols * $0 / 8) }
-        var pair = [Float](repeating: 0, count: 2)
-        var half = [UInt16](repeating: 0, count: 2)
-        for r in 0..<rows {
+        let codes = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: cols)
+        defer { codes.deallocate() }
+        var pair: (Float, Float) = (0, 0)
+        var half: (UInt16, UInt16) = (0, 0)
+        for r in range {
             let row = w + r * cols
             for gi in 0..<groups {
                 var lo = Float.infinity
@@ -42,31 +65,39 @@ public enum MatryoshkaQuantizer {
                     hi = max(hi, row[gi * g + i])
                 }
                 // A grid whose 4-bit reconstruction points include min and max (d = range/240):
-                // measured better at every level than the plain min/max grid (RESULTS.md).
-                // The plain min/max grid was the first version. (Clipping outliers to minimise each group's 4-bit squared
-                // error was measured worse in perplexity on the trained demo model; docs/QUANT.md.)
+                // measured better at every level than the plain min/max grid (docs/QUANT.md).
+                // (Clipping outliers to minimise each group's 4-bit squared error was measured
+                // worse in perplexity on the trained demo model.)
                 // The grid is stored in f16: quantize against the rounded values so codes match them.
-                pair[1] = (hi - lo) / 240
-                pair[0] = lo - 7.5 * pair[1]
-                spk_from_f32(pair, &half, SPK_F16, 2)
-                spk_to_f32(half, SPK_F16, &pair, 2)
-                let m = pair[0]
-                let d = pair[1]
-                scales[(r * groups + gi) * 2] = half[0]
-                scales[(r * groups + gi) * 2 + 1] = half[1]
+                pair.1 = (hi - lo) / 240
+                pair.0 = lo - 7.5 * pair.1
+                withUnsafeMutablePointer(to: &pair) { pp in
+                    withUnsafeMutablePointer(to: &half) { hp in
+                        let f = UnsafeMutableRawPointer(pp).assumingMemoryBound(to: Float.self)
+                        let h = UnsafeMutableRawPointer(hp).assumingMemoryBound(to: UInt16.self)
+                        spk_from_f32(f, h, SPK_F16, 2)
+                        spk_to_f32(h, SPK_F16, f, 2)
+                    }
+                }
+                let m = pair.0
+                let d = pair.1
+                scales[(r * groups + gi) * 2] = half.0
+                scales[(r * groups + gi) * 2 + 1] = half.1
                 let inv: Float = d > 0 ? 1 / d : 0
                 for i in 0..<g {
                     let q = ((row[gi * g + i] - m) * inv).rounded()
                     codes[gi * g + i] = UInt8(max(0, min(255, q)))
                 }
             }
-            pack(codes, row: r, cols: cols, scheme: scheme, into: &planes)
+            pack(UnsafeBufferPointer(codes), row: r, cols: cols, scheme: scheme, into: planes)
         }
-        return QuantizedMatrix(rows: rows, cols: cols, scheme: scheme, scales: scales, planes: planes)
     }
 
     /// Splits one row of 8-bit codes into the level planes (layout in sparrow_kernels.h).
-    static func pack(_ codes: [UInt8], row r: Int, cols: Int, scheme: MatryoshkaScheme, into planes: inout [[UInt8]]) {
+    static func pack(
+        _ codes: UnsafeBufferPointer<UInt8>, row r: Int, cols: Int, scheme: MatryoshkaScheme,
+        into planes: [UnsafeMutablePointer<UInt8>]
+    ) {
         let p = scheme.blockSize
         var shift = 8
         for (k, width) in scheme.planeWidths.enumerated() {

@@ -23,7 +23,7 @@ struct Convert: ParsableCommand {
     @Option(name: .customLong("group-size"), help: "Weights per quantization group (a multiple of 16 dividing every input dimension).")
     var groupSize: Int = 64
 
-    @Option(name: .long, help: "Dense (non-expert) matrices: float (the --dtype), q8 or q4 (embedding and output head keep 8 bits).")
+    @Option(name: .long, help: "Dense (non-expert) matrices: float (the --dtype), bf16, f16, f32, q8 or q4 (embedding and output head keep 8 bits).")
     var dense: String = "float"
 
     @Option(name: .customLong("zstd-min-saving"), help: "Store an expert level zstd-compressed when that saves at least this fraction of its bytes (e.g. 0.1); 'off' stores all raw.")
@@ -33,6 +33,13 @@ struct Convert: ParsableCommand {
     var force = false
 
     func run() throws {
+        var dtype = dtype
+        if ["bf16", "f16", "f32"].contains(dense) {  // --dense bf16: float dense weights of that type
+            guard dtype == "auto" || dtype == dense else {
+                throw ValidationError("--dense \(dense) contradicts --dtype \(dtype)")
+            }
+            dtype = dense
+        }
         let type: DType?
         if dtype == "auto" {
             type = nil
@@ -52,10 +59,10 @@ struct Convert: ParsableCommand {
         }
         let denseBits: Int?
         switch dense {
-        case "float": denseBits = nil
+        case "float", "bf16", "f16", "f32": denseBits = nil
         case "q8": denseBits = 8
         case "q4": denseBits = 4
-        default: throw ValidationError("--dense must be float, q8 or q4 (got '\(dense)')")
+        default: throw ValidationError("--dense must be float, bf16, f16, f32, q8 or q4 (got '\(dense)')")
         }
         var zstd: Double?
         if zstdMinSaving != "off" {

@@ -28,6 +28,13 @@ const char *spk_isa_name(void);
 /// Returns the variant in force (a request the CPU cannot run falls back to the best one).
 int spk_force_isa(int isa);
 
+/// The variant in force: 0 scalar, 1 avx2, 2 avx512.
+int spk_current_isa(void);
+
+/// Sums `bytes` (a multiple of 8) of memory as 64-bit words with the widest loads the CPU has:
+/// the memory read bandwidth probe of the benchmarks.
+uint64_t spk_read_sum(const void *data, size_t bytes);
+
 /// y[i * ldy + j] = sum_t x[i * ldx + t] * w[j * ldw + t]
 /// for i in [0, n), j in [row0, row1); t in [0, k). Weights of type `wt`,
 /// activations and results f32, accumulation f32.
