@@ -18,6 +18,16 @@
 #include <sys/wait.h>
 #include <liburing.h>
 
+/// O_DIRECT (glibc hides it without _GNU_SOURCE, which must stay off here: see above).
+#ifdef O_DIRECT
+#define SPARROW_O_DIRECT O_DIRECT
+#elif defined(__aarch64__) || defined(__arm__) || defined(__powerpc__)
+#define SPARROW_O_DIRECT 0200000
+#else
+#define SPARROW_O_DIRECT 040000
+#endif
+static inline int sparrow_o_direct(void) { return SPARROW_O_DIRECT; }
+
 /// Flag macros Swift cannot import, re-exported as functions.
 static inline unsigned char sparrow_iosqe_io_link(void) { return IOSQE_IO_LINK; }
 static inline unsigned char sparrow_iosqe_fixed_file(void) { return IOSQE_FIXED_FILE; }

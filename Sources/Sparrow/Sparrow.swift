@@ -4,3 +4,4 @@
 @_exported import SparrowRuntime
 @_exported import SparrowFormat
 @_exported import SparrowQuant
+@_exported import SparrowIO

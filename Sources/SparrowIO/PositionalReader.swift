@@ -10,6 +10,12 @@ public struct IOError: Error, CustomStringConvertible, Equatable {
     public let operation: String
     public let errno: Int32
     public var description: String { "\(path): \(operation) failed: \(String(cString: strerror(errno))) (errno \(errno))" }
+
+    public init(path: String, operation: String, errno: Int32) {
+        self.path = path
+        self.operation = operation
+        self.errno = errno
+    }
 }
 
 /// Reads byte ranges of a file with pread(2): short reads are resumed, EINTR and EAGAIN retried,

@@ -20,6 +20,16 @@ public enum Benchmark {
         public var isa: String
         /// Bits of the expert level the run used.
         public var expertBits: Int
+        /// The memory budget (bytes) and how the cache read experts; nil when unbudgeted.
+        public var budget: Int?
+        public var io: String?
+        public var cachePolicy: String?
+        /// The expert cache's figures over the whole run (warm-up, prefill and decode).
+        public var cache: CacheStatistics?
+        /// peakRSS / budget.
+        public var peakRSSOverBudget: Double?
+        /// Whether the model file was evicted from the page cache before the run.
+        public var cold: Bool
     }
 
     /// Deterministic prompt ids spread over the vocabulary (no file needed).
@@ -35,7 +45,9 @@ public enum Benchmark {
     }
 
     /// Evaluates a `promptLength`-token prompt, then decodes `tokens` tokens greedily.
-    public static func run(model: Model, promptLength: Int, tokens: Int, options: SessionOptions = .init()) throws(SparrowError) -> Result {
+    public static func run(
+        model: Model, promptLength: Int, tokens: Int, options: SessionOptions = .init(), cold: Bool = false
+    ) throws(SparrowError) -> Result {
         guard promptLength > 0, tokens > 0 else { throw .invalidArgument("prompt length and token count must be positive") }
         var o = options
         o.contextLength = promptLength + tokens + 1
@@ -68,7 +80,10 @@ public enum Benchmark {
             prefillTokensPerSecond: Double(promptLength) / prefill,
             decodeTokensPerSecond: Double(tokens) / (latencies.reduce(0, +) / 1e3),
             latencyP50: pct(0.5), latencyP90: pct(0.9), latencyP99: pct(0.99), peakRSS: ProcessMemory.peakRSS,
-            modelBytes: bytes, isa: SparrowKernelsInfo.isa, expertBits: model.expertBits[session.expertLevel])
+            modelBytes: bytes, isa: SparrowKernelsInfo.isa, expertBits: model.expertBits[session.expertLevel],
+            budget: options.budget, io: session.ioSummary, cachePolicy: session.expertCache.map { _ in options.cachePolicy.rawValue },
+            cache: session.cacheStatistics,
+            peakRSSOverBudget: options.budget.map { Double(ProcessMemory.peakRSS) / Double($0) }, cold: cold)
     }
 }
 

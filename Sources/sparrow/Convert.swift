@@ -89,13 +89,4 @@ struct Convert: ParsableCommand {
     }
 }
 
-func formatBytes(_ n: Int) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-    var v = Double(n)
-    var u = 0
-    while v >= 1024 && u < units.count - 1 {
-        v /= 1024
-        u += 1
-    }
-    return u == 0 ? "\(n) B" : String(format: "%.2f %@", v, units[u])
-}
+func formatBytes(_ n: Int) -> String { ByteSize.format(n) }

@@ -49,15 +49,44 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .customLong("expert-bits"), help: "Run every expert at this stored level, e.g. 2, 4 or 8 (default: the highest).")
     var expertBits: Int?
 
+    @Option(name: .long, help: "Memory budget for the whole process, e.g. 512MiB, 1.5GiB, or 40% of the model file; experts then stream from storage into a cache that fills what the rest leaves.")
+    var budget: String?
+
+    @Option(name: .customLong("cache-policy"), help: "Expert cache eviction with --budget: \(CachePolicyKind.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var cachePolicy: String = "lru"
+
+    @Option(name: .long, help: "How experts are read with --budget: auto (io_uring when available), uring or pread.")
+    var io: String = "auto"
+
     func validate() throws {
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
+        if CachePolicyKind(rawValue: cachePolicy) == nil {
+            throw ValidationError("--cache-policy must be one of \(CachePolicyKind.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(cachePolicy)')")
+        }
+        if IOMode(rawValue: io) == nil { throw ValidationError("--io must be auto, uring or pread (got '\(io)')") }
+        if let b = budget, ByteSize.parse(b, percentOf: 1 << 30) == nil {
+            throw ValidationError("--budget must be a size like 512MiB, 1.5GiB, 800MB or 40% (got '\(b)')")
+        }
     }
 
     func open() throws -> Model { try Model(path: model) }
 
+    /// The budget in bytes (a percentage is of the model file's size), nil without --budget.
+    func budgetBytes() throws -> Int? {
+        guard let b = budget else { return nil }
+        let size = (try? FileManager.default.attributesOfItem(atPath: model)[.size] as? Int) ?? nil
+        guard let bytes = ByteSize.parse(b, percentOf: size) else {
+            throw ValidationError("--budget must be a size like 512MiB, 1.5GiB, 800MB or 40% (got '\(b)')")
+        }
+        return bytes
+    }
+
     /// Session options from the shared flags.
-    func session(contextLength: Int? = nil, batchSize: Int = 64) -> SessionOptions {
-        SessionOptions(contextLength: contextLength, threads: threads, batchSize: batchSize, expertBits: expertBits)
+    func session(contextLength: Int? = nil, batchSize: Int = 64) throws -> SessionOptions {
+        SessionOptions(
+            contextLength: contextLength, threads: threads, batchSize: batchSize, expertBits: expertBits,
+            budget: try budgetBytes(), cachePolicy: CachePolicyKind(rawValue: cachePolicy)!,
+            io: BlockReaderOptions(mode: IOMode(rawValue: io)!))
     }
 }
 

@@ -19,6 +19,8 @@ final class Scratch: @unchecked Sendable {
     /// The experts a MoE step runs and their weights (capacity E), filled per layer.
     let activeExperts: UnsafeMutablePointer<Int32>
     let activeWeights: UnsafeMutablePointer<MLPWeights>
+    /// Cache slots of the active experts (budgeted sessions).
+    let activeSlots: UnsafeMutablePointer<Int32>
     /// Dense MLP and shared expert intermediates.
     let mlpGate, mlpUp: FloatBuffer
     let gateScalar: FloatBuffer
@@ -55,6 +57,7 @@ final class Scratch: @unchecked Sendable {
         expertStart = .allocate(capacity: c.expertCount + 2)
         activeExperts = .allocate(capacity: max(1, c.expertCount))
         activeWeights = .allocate(capacity: max(1, c.expertCount))
+        activeSlots = .allocate(capacity: max(1, c.expertCount))
         let m = max(c.denseIntermediateSize, c.sharedExpertIntermediateSize, 1)
         mlpGate = FloatBuffer(count: b * m)
         mlpUp = FloatBuffer(count: b * m)
@@ -73,5 +76,6 @@ final class Scratch: @unchecked Sendable {
         expertStart.deallocate()
         activeExperts.deallocate()
         activeWeights.deallocate()
+        activeSlots.deallocate()
     }
 }

@@ -49,31 +49,23 @@ extension Session {
         }
         // `counts[x]` is now the start of expert x, `counts[x + 1]` its end.
         let active = s.activeExperts
-        let experts = s.activeWeights
         var activeCount = 0
         for x in 0..<e where counts[x + 1] > counts[x] {
             active[activeCount] = Int32(x)
-            (experts + activeCount).initialize(to: try model.experts.weights(layer: l, expert: x, level: expertLevel))
             activeCount += 1
         }
-
-        // Experts in parallel when there are enough of them, else each expert's matmuls in parallel.
-        let inner = activeCount >= threads ? 1 : threads
-        let run: (Int) -> Void = { a in
-            let x = Int(active[a])
-            let m = experts[a]
-            let first = Int(counts[x])
-            let rows = Int(counts[x + 1]) - first
-            let gate = s.slotGate.pointer + first * inter
-            let up = s.slotUp.pointer + first * inter
-            let xin = s.slotIn.pointer + first * h
-            Ops.matmul(m.gate, xin, n: rows, into: gate, threads: inner, act: s.actIn, actRow: first)
-            Ops.matmul(m.up, xin, n: rows, into: up, threads: inner, act: s.actIn, actRow: first)
-            Ops.swiglu(gate, up, rows * inter)
-            Ops.matmul(
-                m.down, gate, n: rows, into: s.slotOut.pointer + first * h, threads: inner, act: s.actMid, actRow: first)
+        if let cache = expertCache {
+            try runCachedExperts(layer: l, cache: cache, count: activeCount, counts: counts)
+        } else {
+            let experts = s.activeWeights
+            for a in 0..<activeCount {
+                (experts + a).initialize(to: try model.experts.weights(layer: l, expert: Int(active[a]), level: expertLevel))
+            }
+            // Experts in parallel when there are enough of them, else each expert's matmuls in parallel.
+            let inner = activeCount >= threads ? 1 : threads
+            let run: (Int) -> Void = { a in self.expertForward(experts[a], expert: Int(active[a]), counts: counts, threads: inner) }
+            if inner == 1 { Parallel.forEach(activeCount, run) } else { for a in 0..<activeCount { run(a) } }
         }
-        if inner == 1 { Parallel.forEach(activeCount, run) } else { for a in 0..<activeCount { run(a) } }
 
         // Combine in rank order per token (deterministic whatever the thread schedule).
         let out = s.moeOut.pointer
@@ -90,6 +82,71 @@ extension Session {
             for i in 0..<n {
                 Ops.axpy(h, Ops.sigmoid(s.gateScalar.pointer[i]), s.proj.pointer + i * h, out + i * h)
             }
+        }
+    }
+
+    /// One expert on the rows routed to it: `slotOut = down(silu(gate·x) ⊙ up·x)` for its slots.
+    func expertForward(_ m: MLPWeights, expert x: Int, counts: UnsafeMutablePointer<Int32>, threads inner: Int) {
+        let s = scratch
+        let h = config.hiddenSize
+        let inter = config.expertIntermediateSize
+        let first = Int(counts[x])
+        let rows = Int(counts[x + 1]) - first
+        let gate = s.slotGate.pointer + first * inter
+        let up = s.slotUp.pointer + first * inter
+        let xin = s.slotIn.pointer + first * h
+        Ops.matmul(m.gate, xin, n: rows, into: gate, threads: inner, act: s.actIn, actRow: first)
+        Ops.matmul(m.up, xin, n: rows, into: up, threads: inner, act: s.actIn, actRow: first)
+        Ops.swiglu(gate, up, rows * inter)
+        Ops.matmul(m.down, gate, n: rows, into: s.slotOut.pointer + first * h, threads: inner, act: s.actMid, actRow: first)
+    }
+
+    /// The active experts through the budgeted cache, in waves of as many as the cache can pin:
+    /// all misses of a wave are submitted first, the experts already resident run (in parallel)
+    /// while they load, then each miss runs as soon as its read completes.
+    private func runCachedExperts(
+        layer l: Int, cache: ExpertCache, count: Int, counts: UnsafeMutablePointer<Int32>
+    ) throws(SparrowError) {
+        let active = scratch.activeExperts
+        let experts = scratch.activeWeights
+        let slots = scratch.activeSlots
+        var start = 0
+        while start < count {
+            var end = start
+            while end < count {
+                guard let slot = try? cache.prepare(layer: l, expert: Int(active[end]), level: expertLevel) else { break }
+                slots[end] = Int32(slot)
+                end += 1
+            }
+            if end == start { throw .budgetTooSmall("the expert cache has no free slot (all \(cache.slotCount) pinned)") }
+            let wave = start..<end
+            defer { for a in wave { cache.release(Int(slots[a])) } }
+            try cache.submit()
+            // Resident first, in parallel across experts.
+            var ready = 0
+            for a in start..<end where cache.isReady(Int(slots[a])) {
+                let x = active[a]
+                let slot = slots[a]
+                active[a] = active[start + ready]
+                slots[a] = slots[start + ready]
+                active[start + ready] = x
+                slots[start + ready] = slot
+                ready += 1
+            }
+            for a in start..<(start + ready) {
+                (experts + a).initialize(to: try cache.weights(slot: Int(slots[a]), level: expertLevel))
+            }
+            let inner = ready >= threads ? 1 : threads
+            let run: (Int) -> Void = { a in
+                self.expertForward(experts[start + a], expert: Int(active[start + a]), counts: counts, threads: inner)
+            }
+            if inner == 1 { Parallel.forEach(ready, run) } else { for a in 0..<ready { run(a) } }
+            // Then each miss as its read lands, its matmuls split over the threads.
+            for a in (start + ready)..<end {
+                let m = try cache.weights(slot: Int(slots[a]), level: expertLevel)
+                expertForward(m, expert: Int(active[a]), counts: counts, threads: threads)
+            }
+            start = end
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import SparrowIO
 import SparrowKernels
 
 /// Options fixed when a session is created.
@@ -11,12 +12,30 @@ public struct SessionOptions: Sendable {
     public var batchSize: Int
     /// Run every expert at this stored precision (bits); nil means the highest stored level.
     public var expertBits: Int?
+    /// Memory budget in bytes for the whole process while this session runs: resident dense
+    /// weights, KV cache, scratch and runtime, plus an expert cache filling the rest. Experts are
+    /// then streamed from storage on demand. nil: experts read through the memory mapping.
+    public var budget: Int?
+    /// Size the expert cache directly, in bytes, instead of deriving it from `budget` (for hosts
+    /// that account memory themselves). Either one turns streaming on.
+    public var expertCacheBytes: Int?
+    /// Which cached expert to evict when the cache is full (budgeted sessions).
+    public var cachePolicy: CachePolicyKind
+    /// How expert bytes are read (budgeted sessions): io_uring or pread, O_DIRECT, queue depth.
+    public var io: BlockReaderOptions
 
-    public init(contextLength: Int? = nil, threads: Int? = nil, batchSize: Int = 64, expertBits: Int? = nil) {
+    public init(
+        contextLength: Int? = nil, threads: Int? = nil, batchSize: Int = 64, expertBits: Int? = nil, budget: Int? = nil,
+        expertCacheBytes: Int? = nil, cachePolicy: CachePolicyKind = .lru, io: BlockReaderOptions = .init()
+    ) {
+        self.expertCacheBytes = expertCacheBytes
         self.contextLength = contextLength
         self.threads = threads
         self.batchSize = batchSize
         self.expertBits = expertBits
+        self.budget = budget
+        self.cachePolicy = cachePolicy
+        self.io = io
     }
 }
 
@@ -42,6 +61,13 @@ public final class Session {
     /// Called for each MoE layer and token with the selected expert ids and their weights
     /// (descending router probability). For tests and profiling; nil costs nothing.
     public var routingObserver: ((_ layer: Int, _ position: Int, _ experts: [Int], _ weights: [Float]) -> Void)?
+
+    /// The budgeted expert cache; nil when experts come from the mapping.
+    let expertCache: ExpertCache?
+    /// What the expert cache did so far (nil without a budget).
+    public var cacheStatistics: CacheStatistics? { expertCache?.statistics }
+    /// How the expert cache reads (nil without a budget), e.g. "io_uring, O_DIRECT, fixed buffers, depth 32".
+    public var ioSummary: String? { expertCache?.reader.summary }
 
     let config: ModelConfig
     let keys: [FloatBuffer]  // per layer [contextLength, kvDim]
@@ -71,6 +97,45 @@ public final class Session {
         keys = (0..<config.layerCount).map { _ in FloatBuffer(count: ctx * kvDim) }
         values = (0..<config.layerCount).map { _ in FloatBuffer(count: ctx * kvDim) }
         scratch = Scratch(config: config, batch: options.batchSize, context: ctx, threads: threads)
+        if options.budget != nil || options.expertCacheBytes != nil {
+            expertCache = try Self.makeCache(model: model, level: expertLevel, options: options)
+        } else {
+            expertCache = nil
+        }
+    }
+
+    /// Sizes the expert cache from what is left of `budget` once everything else is resident.
+    private static func makeCache(model: Model, level: Int, options: SessionOptions) throws(SparrowError) -> ExpertCache {
+        let c = model.config
+        guard c.moeLayerCount > 0 else { throw .invalidArgument("a memory budget needs a model with experts") }
+        let slot = ExpertCache.slotSize(file: model.file, level: level)
+        let need = c.expertsPerToken * slot
+        if let bytes = options.expertCacheBytes {
+            guard bytes >= need else {
+                throw .budgetTooSmall(
+                    "an expert cache of \(ByteSize.format(bytes)) cannot hold one layer's top-\(c.expertsPerToken) experts at "
+                        + "\(model.expertBits[level]) bits (\(ByteSize.format(need)))")
+            }
+            return try ExpertCache(
+                file: model.file, config: c, maxLevel: level, arenaBytes: bytes, policy: options.cachePolicy, io: options.io)
+        }
+        let budget = options.budget!
+        model.touchDense()
+        let fixed = ProcessMemory.currentRSS
+        let reserve = (8 << 20) + budget / 50  // transient allocations: logits, activations, I/O bookkeeping
+        let arena = budget - fixed - reserve
+        guard arena >= need else {
+            let lowest = c.expertsPerToken * ExpertCache.slotSize(file: model.file, level: 0)
+            throw .budgetTooSmall(
+                "\(ByteSize.format(budget)) leaves \(ByteSize.format(max(0, arena))) for experts after "
+                    + "\(ByteSize.format(fixed)) resident (dense weights, KV cache, scratch, runtime) and a "
+                    + "\(ByteSize.format(reserve)) reserve; one layer's top-\(c.expertsPerToken) experts at "
+                    + "\(model.expertBits[level]) bits need \(ByteSize.format(need)), so the budget must be at least "
+                    + "\(ByteSize.format(fixed + reserve + need))"
+                    + (level > 0 ? " (\(ByteSize.format(fixed + reserve + lowest)) at \(model.expertBits[0]) bits)" : ""))
+        }
+        return try ExpertCache(
+            file: model.file, config: c, maxLevel: level, arenaBytes: arena, policy: options.cachePolicy, io: options.io)
     }
 
     /// Forgets all tokens (the KV cache is reused).

@@ -1,0 +1,149 @@
+import CURing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One read: `length` bytes at file `offset` into `destination`. On an O_DIRECT reader all three
+/// are multiples of `BlockReaderOptions.alignment`.
+public struct ReadRequest: Sendable {
+    public var offset: Int
+    public var length: Int
+    public nonisolated(unsafe) var destination: UnsafeMutableRawPointer
+    /// The caller's name for the read, in `0..<tags` of the reader: at most one read per tag in flight.
+    public var tag: Int
+
+    public init(offset: Int, length: Int, destination: UnsafeMutableRawPointer, tag: Int) {
+        self.offset = offset
+        self.length = length
+        self.destination = destination
+        self.tag = tag
+    }
+}
+
+/// Which implementation moves the bytes.
+public enum IOMode: String, Sendable, CaseIterable {
+    /// io_uring when the kernel allows it, else pread.
+    case auto
+    case uring
+    case pread
+}
+
+/// Moves byte ranges of one file into caller memory, many at a time. Requests are queued with
+/// `enqueue`, started by `submit`, and finished by `wait(tag:)` (blocking) or `poll()` (not).
+/// Short reads are resumed, EINTR/EAGAIN retried; any other failure is the error of that tag.
+/// One thread drives a reader at a time.
+public protocol BlockReader: AnyObject {
+    /// What it is, for logs and `bench` ("io_uring, O_DIRECT, fixed buffers", "pread ×4, O_DIRECT").
+    var summary: String { get }
+    /// Whether reads bypass the page cache (O_DIRECT).
+    var isDirect: Bool { get }
+    func enqueue(_ request: ReadRequest)
+    /// Starts every queued read.
+    func submit() throws(IOError)
+    /// Reaps finished reads without blocking; returns how many finished.
+    @discardableResult func poll() throws(IOError) -> Int
+    /// Blocks until the read of `tag` finished; throws its error (and forgets it).
+    func wait(tag: Int) throws(IOError)
+    /// Whether the read of `tag` has finished (successfully or not).
+    func isFinished(tag: Int) -> Bool
+}
+
+/// A fault to inject into a read (tests): the seam through which EIO, short reads and damaged
+/// bytes are simulated on either implementation.
+public enum ReadFault: Sendable, Equatable {
+    /// The read fails with this errno.
+    case error(Int32)
+    /// The read returns only this many bytes (the reader must resume the rest).
+    case short(Int)
+    /// The bytes arrive with one bit flipped at this offset of the request.
+    case flip(Int)
+}
+
+/// Decides, per completed read attempt, whether to inject a fault (tests only; nil in production).
+public typealias FaultInjector = @Sendable (_ request: ReadRequest) -> ReadFault?
+
+/// Options shared by the readers.
+public struct BlockReaderOptions: Sendable {
+    /// Alignment of offsets, lengths and buffers for O_DIRECT.
+    public static let alignment = 4096
+    public var mode: IOMode
+    /// Reads in flight at most (ring size; pread worker count is min(this, 8)).
+    public var queueDepth: Int
+    /// Use O_DIRECT where the file system allows it.
+    public var direct: Bool
+    public var faults: FaultInjector?
+
+    public init(mode: IOMode = .auto, queueDepth: Int = 32, direct: Bool = true, faults: FaultInjector? = nil) {
+        self.mode = mode
+        self.queueDepth = queueDepth
+        self.direct = direct
+        self.faults = faults
+    }
+}
+
+/// Opens the best reader for a file: io_uring with O_DIRECT when possible, else pread (with
+/// O_DIRECT when the file system takes it), saying why once on standard error.
+public enum BlockReaders {
+    nonisolated(unsafe) private static var saidFallback = false
+
+    /// `arena`: the memory reads land in (registered with io_uring as fixed buffers); `tags`: the
+    /// number of distinct tags the caller uses.
+    public static func open(
+        path: String, arena: UnsafeMutableRawBufferPointer, tags: Int, options: BlockReaderOptions
+    ) throws(IOError) -> BlockReader {
+        let (fd, direct) = try openFile(path, direct: options.direct)
+        if options.mode != .pread {
+            if let errno = UringSupport.probe() {
+                if options.mode == .uring {
+                    close(fd)
+                    throw IOError(path: path, operation: "io_uring setup", errno: errno)
+                }
+                sayOnce("io: io_uring unavailable (\(String(cString: strerror(errno)))); using pread")
+            } else {
+                do {
+                    return try UringReader(fd: fd, path: path, direct: direct, arena: arena, tags: tags, options: options)
+                } catch {
+                    if options.mode == .uring {
+                        close(fd)
+                        throw error
+                    }
+                    sayOnce("io: \(error); using pread")
+                }
+            }
+        }
+        return PreadReader(fd: fd, path: path, direct: direct, tags: tags, options: options)
+    }
+
+    /// Opens `path` read-only, with O_DIRECT if asked and accepted (tmpfs refuses it).
+    static func openFile(_ path: String, direct: Bool) throws(IOError) -> (Int32, Bool) {
+        if direct {
+            let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | sparrow_o_direct())
+            if fd >= 0 { return (fd, true) }
+            if errno != EINVAL { throw IOError(path: path, operation: "open", errno: errno) }
+            sayOnce("io: \(path): O_DIRECT refused by the file system; reading through the page cache")
+        }
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw IOError(path: path, operation: "open", errno: errno) }
+        return (fd, false)
+    }
+
+    private static func sayOnce(_ message: String) {
+        if saidFallback { return }
+        saidFallback = true
+        fputs(message + "\n", stderr)
+    }
+}
+
+/// The kernel's page cache for one file.
+public enum PageCache {
+    /// Drops the file's clean cached pages (posix_fadvise DONTNEED), so the next reads come from
+    /// storage: a cold start. Pages mapped by a running process stay.
+    public static func evict(path: String) throws(IOError) {
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw IOError(path: path, operation: "open", errno: errno) }
+        defer { close(fd) }
+        let r = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)
+        if r != 0 { throw IOError(path: path, operation: "posix_fadvise(DONTNEED)", errno: r) }
+    }
+}

@@ -1,0 +1,130 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reads with a small pool of threads calling pread(2): the fallback when io_uring is unavailable,
+/// and the comparison point (`--io pread`). O_DIRECT when the file system takes it.
+final class PreadReader: BlockReader, @unchecked Sendable {
+    let path: String
+    let fd: Int32
+    let isDirect: Bool
+    private let faults: FaultInjector?
+    private let condition = NSCondition()
+    /// Guarded by `condition`.
+    private var queue: [ReadRequest] = []
+    private var staged: [ReadRequest] = []
+    private var finished: [Bool]
+    private var errors: [IOError?]
+    private var stopping = false
+    private var running = 0
+    private let workers: Int
+
+    var summary: String { "pread ×\(workers), \(isDirect ? "O_DIRECT" : "page cache")" }
+
+    init(fd: Int32, path: String, direct: Bool, tags: Int, options: BlockReaderOptions) {
+        self.fd = fd
+        self.path = path
+        isDirect = direct
+        faults = options.faults
+        finished = Array(repeating: true, count: tags)
+        errors = Array(repeating: nil, count: tags)
+        workers = max(1, min(8, options.queueDepth))
+        for _ in 0..<workers {
+            let t = Thread { [unowned self] in self.work() }
+            t.name = "sparrow-pread"
+            running += 1
+            t.start()
+        }
+    }
+
+    deinit {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        while running > 0 { condition.wait() }
+        condition.unlock()
+        close(fd)
+    }
+
+    func enqueue(_ request: ReadRequest) {
+        condition.lock()
+        finished[request.tag] = false
+        errors[request.tag] = nil
+        staged.append(request)
+        condition.unlock()
+    }
+
+    func submit() throws(IOError) {
+        condition.lock()
+        queue.append(contentsOf: staged)
+        staged.removeAll(keepingCapacity: true)
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    @discardableResult
+    func poll() throws(IOError) -> Int { 0 }
+
+    func isFinished(tag: Int) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return finished[tag]
+    }
+
+    func wait(tag: Int) throws(IOError) {
+        try submit()
+        condition.lock()
+        while !finished[tag] { condition.wait() }
+        let e = errors[tag]
+        errors[tag] = nil
+        condition.unlock()
+        if let e { throw e }
+    }
+
+    private func work() {
+        condition.lock()
+        while true {
+            while queue.isEmpty && !stopping { condition.wait() }
+            if stopping { break }
+            let r = queue.removeFirst()
+            condition.unlock()
+            let error = read(r)
+            condition.lock()
+            errors[r.tag] = error
+            finished[r.tag] = true
+            condition.broadcast()
+        }
+        running -= 1
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// One request to completion: short reads resumed, EINTR/EAGAIN retried.
+    private func read(_ r: ReadRequest) -> IOError? {
+        var done = 0
+        while done < r.length {
+            var n = pread(fd, r.destination + done, r.length - done, off_t(r.offset + done))
+            let err = errno
+            if let fault = faults?(r) {
+                switch fault {
+                case .error(let e): n = -1; errno = e
+                case .short(let s): n = min(n, s)
+                case .flip(let at):
+                    if n > at { (r.destination + done + at).storeBytes(of: (r.destination + done + at).load(as: UInt8.self) ^ 1, as: UInt8.self) }
+                }
+            } else {
+                errno = err
+            }
+            if n < 0 {
+                if errno == EINTR || errno == EAGAIN { continue }
+                return IOError(path: path, operation: "pread of \(r.length - done) bytes at \(r.offset + done)", errno: errno)
+            }
+            if n == 0 { return IOError(path: path, operation: "pread at \(r.offset + done) (end of file)", errno: EIO) }
+            done += n
+            if isDirect { done -= done % BlockReaderOptions.alignment }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,185 @@
+import CURing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reads with io_uring: the arena registered as fixed buffers (when the kernel and the memlock
+/// limit allow), O_DIRECT when the file system takes it, submissions batched, completions reaped
+/// without blocking by `poll` or blocking only in `wait`.
+final class UringReader: BlockReader {
+    let path: String
+    let fd: Int32
+    let isDirect: Bool
+    private var ring = io_uring()
+    private let depth: Int
+    private let faults: FaultInjector?
+    /// Registered buffers: base addresses and sizes (the arena cut into ≤ 1 GiB pieces).
+    private var fixed: [(UnsafeMutableRawPointer, Int)] = []
+    /// Per tag: the request, bytes still to read, whether it finished, and its error.
+    private var requests: [ReadRequest?]
+    private var done: [Int]
+    private var finished: [Bool]
+    private var errors: [IOError?]
+    /// Requests waiting for room in the ring.
+    private var backlog: [Int] = []
+    private var inFlight = 0
+    private var queued = 0
+
+    var summary: String {
+        "io_uring, \(isDirect ? "O_DIRECT" : "page cache"), \(fixed.isEmpty ? "plain" : "fixed") buffers, depth \(depth)"
+    }
+
+    init(
+        fd: Int32, path: String, direct: Bool, arena: UnsafeMutableRawBufferPointer, tags: Int,
+        options: BlockReaderOptions
+    ) throws(IOError) {
+        self.fd = fd
+        self.path = path
+        isDirect = direct
+        depth = max(1, options.queueDepth)
+        faults = options.faults
+        requests = Array(repeating: nil, count: tags)
+        done = Array(repeating: 0, count: tags)
+        finished = Array(repeating: true, count: tags)
+        errors = Array(repeating: nil, count: tags)
+        let r = io_uring_queue_init(UInt32(depth), &ring, 0)
+        if r < 0 { throw IOError(path: path, operation: "io_uring_queue_init", errno: -r) }
+        // Fixed buffers save the kernel mapping pages per read; a refusal (memlock limit) only
+        // costs that, so it is not an error.
+        if let base = arena.baseAddress, arena.count > 0 {
+            let piece = 1 << 30
+            var iovecs: [iovec] = []
+            var off = 0
+            while off < arena.count {
+                let n = min(piece, arena.count - off)
+                iovecs.append(iovec(iov_base: base + off, iov_len: n))
+                off += n
+            }
+            if io_uring_register_buffers(&ring, iovecs, UInt32(iovecs.count)) == 0 {
+                fixed = iovecs.map { ($0.iov_base!, $0.iov_len) }
+            }
+        }
+    }
+
+    deinit {
+        // Reads still in flight would land in memory the owner is about to free: finish them first.
+        while inFlight > 0 {
+            var cqe: UnsafeMutablePointer<io_uring_cqe>?
+            if io_uring_wait_cqe(&ring, &cqe) < 0 { break }
+            io_uring_cqe_seen(&ring, cqe)
+            inFlight -= 1
+        }
+        io_uring_queue_exit(&ring)
+        close(fd)
+    }
+
+    func enqueue(_ request: ReadRequest) {
+        precondition(request.tag >= 0 && request.tag < requests.count, "tag out of range")
+        requests[request.tag] = request
+        done[request.tag] = 0
+        finished[request.tag] = false
+        errors[request.tag] = nil
+        backlog.append(request.tag)
+        fill()
+    }
+
+    /// Moves backlog into submission entries while the ring has room.
+    private func fill() {
+        while let tag = backlog.first, inFlight + queued < depth, let sqe = io_uring_get_sqe(&ring) {
+            backlog.removeFirst()
+            let r = requests[tag]!
+            let dest = r.destination + done[tag]
+            let length = r.length - done[tag]
+            let offset = UInt64(r.offset + done[tag])
+            if let index = fixed.firstIndex(where: { dest >= $0.0 && dest + length <= $0.0 + $0.1 }) {
+                io_uring_prep_read_fixed(sqe, fd, dest, UInt32(length), offset, Int32(index))
+            } else {
+                io_uring_prep_read(sqe, fd, dest, UInt32(length), offset)
+            }
+            io_uring_sqe_set_data64(sqe, UInt64(tag))
+            queued += 1
+        }
+    }
+
+    func submit() throws(IOError) {
+        fill()
+        guard queued > 0 else { return }
+        var r: Int32
+        repeat { r = io_uring_submit(&ring) } while r == -EINTR || r == -EAGAIN
+        if r < 0 { throw IOError(path: path, operation: "io_uring_submit", errno: -r) }
+        inFlight += Int(r)
+        queued -= Int(r)
+    }
+
+    @discardableResult
+    func poll() throws(IOError) -> Int {
+        var count = 0
+        var cqe: UnsafeMutablePointer<io_uring_cqe>?
+        while io_uring_peek_cqe(&ring, &cqe) == 0, let c = cqe {
+            count += complete(tag: Int(c.pointee.user_data), result: c.pointee.res)
+            io_uring_cqe_seen(&ring, c)
+            inFlight -= 1
+        }
+        if !backlog.isEmpty { try submit() }
+        return count
+    }
+
+    /// Accounts one completion; returns 1 when it finished the request, 0 when it was resubmitted.
+    private func complete(tag: Int, result: Int32) -> Int {
+        guard let r = requests[tag] else { return 0 }
+        var res = Int(result)
+        if let fault = faults?(r) {
+            switch fault {
+            case .error(let e): res = -Int(e)
+            case .short(let n): res = min(res, n)
+            case .flip(let at):
+                if res > 0 && at < res { (r.destination + done[tag] + at).storeBytes(of: (r.destination + done[tag] + at).load(as: UInt8.self) ^ 1, as: UInt8.self) }
+            }
+        }
+        if res == -Int(EINTR) || res == -Int(EAGAIN) {
+            backlog.append(tag)
+            return 0
+        }
+        if res < 0 {
+            return fail(tag, IOError(path: path, operation: "read of \(r.length - done[tag]) bytes at \(r.offset + done[tag])", errno: Int32(-res)))
+        }
+        if res == 0 {
+            return fail(tag, IOError(path: path, operation: "read at \(r.offset + done[tag]) (end of file)", errno: EIO))
+        }
+        done[tag] += res
+        if done[tag] < r.length {
+            // O_DIRECT resumes from the block boundary below (re-reading a few bytes).
+            if isDirect { done[tag] -= done[tag] % BlockReaderOptions.alignment }
+            backlog.append(tag)
+            return 0
+        }
+        finished[tag] = true
+        requests[tag] = nil
+        return 1
+    }
+
+    private func fail(_ tag: Int, _ error: IOError) -> Int {
+        errors[tag] = error
+        finished[tag] = true
+        requests[tag] = nil
+        return 1
+    }
+
+    func isFinished(tag: Int) -> Bool { finished[tag] }
+
+    func wait(tag: Int) throws(IOError) {
+        while !finished[tag] {
+            try submit()
+            var cqe: UnsafeMutablePointer<io_uring_cqe>?
+            let r = io_uring_wait_cqe(&ring, &cqe)
+            if r == -EINTR || r == -EAGAIN { continue }
+            if r < 0 { throw IOError(path: path, operation: "io_uring_wait_cqe", errno: -r) }
+            try poll()
+        }
+        if let e = errors[tag] {
+            errors[tag] = nil
+            throw e
+        }
+    }
+}

@@ -1,0 +1,283 @@
+import Foundation
+import SparrowFormat
+import SparrowIO
+
+/// What the expert cache did, for `bench` and the API.
+public struct CacheStatistics: Codable, Sendable, Equatable {
+    /// Expert uses served from the cache at the wanted level (or higher).
+    public var hits = 0
+    /// Expert uses that had to read the record.
+    public var misses = 0
+    /// Uses that found a lower level cached and read only the missing suffix.
+    public var upgrades = 0
+    public var evictions = 0
+    /// Bytes read from storage (aligned reads, as issued).
+    public var bytesRead = 0
+    /// Seconds the compute thread waited for reads.
+    public var stallSeconds = 0.0
+    /// Slots and their size.
+    public var slots = 0
+    public var slotBytes = 0
+
+    public init() {}
+}
+
+/// A budgeted cache of expert records: a fixed arena cut into equal slots, each holding one
+/// record's prefix (levels 0…k) exactly as stored, filled by a `BlockReader` (io_uring or pread,
+/// O_DIRECT). A slot in use is pinned and never evicted; eviction follows an `EvictionPolicy`.
+/// Every level read is checked against its checksum before use. Thread-safe.
+final class ExpertCache: @unchecked Sendable {
+    /// Thrown by `prepare` when every slot is pinned or loading.
+    struct Full: Error {}
+
+    let file: SPWFile
+    let levels: [ExpertLevelLayout]
+    let expertCount: Int
+    let slotSize: Int
+    let slotCount: Int
+    let arena: UnsafeMutableRawBufferPointer
+    let reader: BlockReader
+    /// Records with zstd levels are read into the tail of the slot and decoded to its front.
+    private let compressed: Bool
+
+    private let lock = NSLock()
+    private var policy: any EvictionPolicy
+    private var tick: UInt64 = 0
+    private var index: [Int: Int] = [:]  // key → slot
+    private var slotKey: [Int]
+    /// Highest level fully present and verified, -1 when none.
+    private var slotLevel: [Int]
+    /// Level a read in flight will complete (its checksums not yet checked), -1 when none.
+    private var slotPending: [Int]
+    /// Level present before the read in flight (what still needs checking starts above it).
+    private var slotBase: [Int]
+    private var pins: [Int]
+    private var lastUse: [UInt64]
+    private(set) var stats = CacheStatistics()
+
+    /// Slot bytes needed for records up to `level` of `file`.
+    static func slotSize(file: SPWFile, level: Int) -> Int {
+        let a = BlockReaderOptions.alignment
+        let decoded = file.decodedLength(level: level)
+        let zstd = file.experts.contains { !file.isRaw($0, upTo: level) }
+        // zstd: room for the decoded prefix plus the largest stored level, so decoding from the
+        // tail to the front never overwrites input not yet decoded.
+        let extra = zstd ? (0...level).map { file.levelSizes[$0] }.max()! : 0
+        // (plus one block: the stored bytes sit at an aligned offset from the end.)
+        return (decoded + extra + (zstd ? a : 0) + a - 1) / a * a
+    }
+
+    init(
+        file: SPWFile, config: ModelConfig, maxLevel: Int, arenaBytes: Int, policy: CachePolicyKind,
+        io: BlockReaderOptions
+    ) throws(SparrowError) {
+        self.file = file
+        levels = file.directory.expertLevels
+        expertCount = config.expertCount
+        slotSize = Self.slotSize(file: file, level: maxLevel)
+        let top = file.directory.expertLevels.count - 1
+        compressed = file.experts.contains { !file.isRaw($0, upTo: top) }
+        let size = Self.slotSize(file: file, level: maxLevel)
+        slotCount = arenaBytes / size
+        guard slotCount > 0 else { throw .budgetTooSmall("no room for a single expert slot of \(size) bytes") }
+        let bytes = slotCount * size
+        guard let base = aligned(bytes) else { throw .budgetTooSmall("cannot allocate a \(bytes)-byte expert arena") }
+        arena = UnsafeMutableRawBufferPointer(start: base, count: bytes)
+        do {
+            reader = try BlockReaders.open(path: file.path, arena: arena, tags: slotCount, options: io)
+        } catch {
+            free(base)
+            throw .io(error)
+        }
+        self.policy = policy.make()
+        slotKey = Array(repeating: -1, count: slotCount)
+        slotLevel = Array(repeating: -1, count: slotCount)
+        slotPending = Array(repeating: -1, count: slotCount)
+        slotBase = Array(repeating: -1, count: slotCount)
+        pins = Array(repeating: 0, count: slotCount)
+        lastUse = Array(repeating: 0, count: slotCount)
+        stats.slots = slotCount
+        stats.slotBytes = slotSize
+    }
+
+    deinit {
+        // Reads in flight land in the arena: finish them before it goes.
+        for s in 0..<slotCount where slotPending[s] >= 0 { try? reader.wait(tag: s) }
+        free(arena.baseAddress)
+    }
+
+    var policyName: String { lock.withLock { policy.name } }
+
+    /// Pins the record of (layer, expert) at `level` or higher in a slot and returns the slot,
+    /// queueing the read of what is missing (the whole prefix, or only the suffix above a lower
+    /// cached level). Throws `Full` when no slot can be freed (all pinned or loading).
+    func prepare(layer: Int, expert: Int, level: Int) throws -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        let key = layer * expertCount + expert
+        tick += 1
+        policy.used(key: key, tick: tick)
+        if let slot = index[key] {
+            pins[slot] += 1
+            lastUse[slot] = tick
+            let have = max(slotLevel[slot], slotPending[slot])
+            if have >= level {
+                stats.hits += 1
+                return slot
+            }
+            if slotPending[slot] < 0 && !compressed {
+                // Upgrade: read only the missing suffix, from the block boundary below it.
+                let entry = file.expert(layer: layer, expert: expert)!
+                let a = BlockReaderOptions.alignment
+                let from = Int(entry.levels[slotLevel[slot]].end) / a * a
+                let to = (Int(entry.levels[level].end) + a - 1) / a * a
+                issue(slot: slot, offset: Int(entry.offset) + from, length: to - from, into: from)
+                slotBase[slot] = slotLevel[slot]
+                slotPending[slot] = level
+                stats.upgrades += 1
+                return slot
+            }
+            if slotPending[slot] >= 0 {  // a lower-level read in flight: take what comes, reload later
+                stats.hits += 1
+                return slot
+            }
+            // Compressed record: reload it whole at the higher level.
+            slotLevel[slot] = -1
+            load(slot: slot, layer: layer, expert: expert, level: level)
+            stats.misses += 1
+            return slot
+        }
+        guard let slot = freeSlot() else { throw Full() }
+        index[key] = slot
+        slotKey[slot] = key
+        pins[slot] = 1
+        lastUse[slot] = tick
+        slotLevel[slot] = -1
+        load(slot: slot, layer: layer, expert: expert, level: level)
+        stats.misses += 1
+        return slot
+    }
+
+    /// An empty slot, or the unpinned, idle slot the policy ranks lowest (evicted).
+    private func freeSlot() -> Int? {
+        var best: Int?
+        var bestRank: (UInt64, UInt64) = (.max, .max)
+        for s in 0..<slotCount {
+            if slotKey[s] < 0 && pins[s] == 0 && slotPending[s] < 0 { return s }
+            guard pins[s] == 0, slotPending[s] < 0 else { continue }
+            let r = policy.rank(key: slotKey[s], lastUse: lastUse[s])
+            if r < bestRank {
+                bestRank = r
+                best = s
+            }
+        }
+        if let s = best {
+            index[slotKey[s]] = nil
+            slotKey[s] = -1
+            slotLevel[s] = -1
+            stats.evictions += 1
+        }
+        return best
+    }
+
+    /// Queues the read of levels 0…level of a record into `slot` (to its tail when compressed).
+    private func load(slot: Int, layer: Int, expert: Int, level: Int) {
+        let entry = file.expert(layer: layer, expert: expert)!
+        let a = BlockReaderOptions.alignment
+        let stored = (Int(entry.levels[level].end) + a - 1) / a * a
+        issue(slot: slot, offset: Int(entry.offset), length: stored, into: compressed ? slotSize - stored : 0)
+        slotBase[slot] = -1
+        slotPending[slot] = level
+    }
+
+    private func issue(slot: Int, offset: Int, length: Int, into: Int) {
+        reader.enqueue(ReadRequest(offset: offset, length: length, destination: slotBase(slot) + into, tag: slot))
+        stats.bytesRead += length
+    }
+
+    private func slotBase(_ slot: Int) -> UnsafeMutableRawPointer { arena.baseAddress! + slot * slotSize }
+
+    /// Starts the queued reads.
+    func submit() throws(SparrowError) {
+        lock.lock()
+        defer { lock.unlock() }
+        do { try reader.submit() } catch { throw .io(error) }
+    }
+
+    /// Whether `slot`'s record is usable without waiting.
+    func isReady(_ slot: Int) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        if slotPending[slot] < 0 { return true }
+        _ = try? reader.poll()
+        return reader.isFinished(tag: slot)
+    }
+
+    /// The matrices of the pinned `slot` at `level` (≤ what was prepared), waiting for its read and
+    /// checking the checksums of the levels it brought. On failure the slot is emptied (a later
+    /// use reads again) and the error names the layer, expert and level.
+    func weights(slot: Int, level: Int) throws(SparrowError) -> MLPWeights {
+        lock.lock()
+        defer { lock.unlock() }
+        let key = slotKey[slot]
+        let layer = key / expertCount
+        let expert = key % expertCount
+        if slotPending[slot] >= 0 {
+            let target = slotPending[slot]
+            let start = DispatchTime.now().uptimeNanoseconds
+            var failure: String?
+            do { try reader.wait(tag: slot) } catch { failure = error.description }
+            stats.stallSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            if failure == nil {
+                let entry = file.expert(layer: layer, expert: expert)!
+                let base = slotBase(slot)
+                do {
+                    if compressed {
+                        let stored = (Int(entry.levels[target].end) + BlockReaderOptions.alignment - 1)
+                            / BlockReaderOptions.alignment * BlockReaderOptions.alignment
+                        try file.decodeExpert(
+                            entry, levels: 0...target,
+                            stored: UnsafeRawBufferPointer(start: base + slotSize - stored, count: stored),
+                            into: UnsafeMutableRawBufferPointer(start: base, count: slotSize))
+                    } else {
+                        for k in (slotBase[slot] + 1)...target {
+                            let from = k == 0 ? 0 : Int(entry.levels[k - 1].end)
+                            let bytes = UnsafeRawBufferPointer(start: base + from, count: Int(entry.levels[k].end) - from)
+                            if crc32c(bytes) != entry.levels[k].crc32c { throw FormatError.checksumMismatch(path: file.path, what: "level \(k)") }
+                        }
+                    }
+                } catch { failure = "\(error)" }
+            }
+            slotPending[slot] = -1
+            if let failure {
+                // Forget the record (the next use reads it again); the slot frees when unpinned.
+                slotLevel[slot] = -1
+                index[key] = nil
+                slotKey[slot] = -1
+                throw .expertLoad(layer: layer, expert: expert, bits: levels[target].bits, problem: failure)
+            }
+            slotLevel[slot] = target
+        }
+        guard slotLevel[slot] >= level else {
+            throw .expertLoad(layer: layer, expert: expert, bits: levels[level].bits, problem: "level not loaded")
+        }
+        return MLPWeights(base: UnsafeRawPointer(slotBase(slot)), levels: levels, level: level)
+    }
+
+    /// Unpins a slot taken by `prepare` (also after `weights` failed for it).
+    func release(_ slot: Int) {
+        lock.lock()
+        if pins[slot] > 0 { pins[slot] -= 1 }
+        lock.unlock()
+    }
+
+    /// Pins held now (for tests: never more than the slots, never negative).
+    var pinnedSlots: Int { lock.withLock { pins.filter { $0 > 0 }.count } }
+    var statistics: CacheStatistics { lock.withLock { stats } }
+}
+
+/// Page-aligned memory (O_DIRECT needs aligned buffers), untouched until read into.
+private func aligned(_ bytes: Int) -> UnsafeMutableRawPointer? {
+    var p: UnsafeMutableRawPointer?
+    return posix_memalign(&p, BlockReaderOptions.alignment, bytes) == 0 ? p : nil
+}
