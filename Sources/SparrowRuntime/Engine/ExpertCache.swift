@@ -26,16 +26,18 @@ public struct CacheStatistics: Codable, Sendable, Equatable {
 /// record's prefix (levels 0…k) exactly as stored, filled by a `BlockReader` (io_uring or pread,
 /// O_DIRECT). A slot in use is pinned and never evicted; eviction follows an `EvictionPolicy`.
 /// Every level read is checked against its checksum before use. Thread-safe.
-final class ExpertCache: @unchecked Sendable {
+public final class ExpertCache: @unchecked Sendable {
     /// Thrown by `prepare` when every slot is pinned or loading.
-    struct Full: Error {}
+    public struct Full: Error {}
 
     let file: SPWFile
     let levels: [ExpertLevelLayout]
     let expertCount: Int
-    let slotSize: Int
-    let slotCount: Int
-    let arena: UnsafeMutableRawBufferPointer
+    /// Bytes per slot and number of slots.
+    public let slotSize: Int
+    public let slotCount: Int
+    /// The memory slots are carved from.
+    public let arena: UnsafeMutableRawBufferPointer
     let reader: BlockReader
     /// Records with zstd levels are read into the tail of the slot and decoded to its front.
     private let compressed: Bool
@@ -56,7 +58,7 @@ final class ExpertCache: @unchecked Sendable {
     private(set) var stats = CacheStatistics()
 
     /// Slot bytes needed for records up to `level` of `file`.
-    static func slotSize(file: SPWFile, level: Int) -> Int {
+    public static func slotSize(file: SPWFile, level: Int) -> Int {
         let a = BlockReaderOptions.alignment
         let decoded = file.decodedLength(level: level)
         let zstd = file.experts.contains { !file.isRaw($0, upTo: level) }
@@ -67,7 +69,8 @@ final class ExpertCache: @unchecked Sendable {
         return (decoded + extra + (zstd ? a : 0) + a - 1) / a * a
     }
 
-    init(
+    /// A cache of `arenaBytes / slotSize(file:level: maxLevel)` slots reading `file` with `io`.
+    public init(
         file: SPWFile, config: ModelConfig, maxLevel: Int, arenaBytes: Int, policy: CachePolicyKind,
         io: BlockReaderOptions
     ) throws(SparrowError) {
@@ -111,7 +114,7 @@ final class ExpertCache: @unchecked Sendable {
     /// Pins the record of (layer, expert) at `level` or higher in a slot and returns the slot,
     /// queueing the read of what is missing (the whole prefix, or only the suffix above a lower
     /// cached level). Throws `Full` when no slot can be freed (all pinned or loading).
-    func prepare(layer: Int, expert: Int, level: Int) throws -> Int {
+    public func prepare(layer: Int, expert: Int, level: Int) throws -> Int {
         lock.lock()
         defer { lock.unlock() }
         let key = layer * expertCount + expert
@@ -198,14 +201,14 @@ final class ExpertCache: @unchecked Sendable {
     private func slotBase(_ slot: Int) -> UnsafeMutableRawPointer { arena.baseAddress! + slot * slotSize }
 
     /// Starts the queued reads.
-    func submit() throws(SparrowError) {
+    public func submit() throws(SparrowError) {
         lock.lock()
         defer { lock.unlock() }
         do { try reader.submit() } catch { throw .io(error) }
     }
 
     /// Whether `slot`'s record is usable without waiting.
-    func isReady(_ slot: Int) -> Bool {
+    public func isReady(_ slot: Int) -> Bool {
         lock.lock()
         defer { lock.unlock() }
         if slotPending[slot] < 0 { return true }
@@ -224,29 +227,14 @@ final class ExpertCache: @unchecked Sendable {
         let expert = key % expertCount
         if slotPending[slot] >= 0 {
             let target = slotPending[slot]
-            let start = DispatchTime.now().uptimeNanoseconds
-            var failure: String?
-            do { try reader.wait(tag: slot) } catch { failure = error.description }
-            stats.stallSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            if failure == nil {
-                let entry = file.expert(layer: layer, expert: expert)!
-                let base = slotBase(slot)
-                do {
-                    if compressed {
-                        let stored = (Int(entry.levels[target].end) + BlockReaderOptions.alignment - 1)
-                            / BlockReaderOptions.alignment * BlockReaderOptions.alignment
-                        try file.decodeExpert(
-                            entry, levels: 0...target,
-                            stored: UnsafeRawBufferPointer(start: base + slotSize - stored, count: stored),
-                            into: UnsafeMutableRawBufferPointer(start: base, count: slotSize))
-                    } else {
-                        for k in (slotBase[slot] + 1)...target {
-                            let from = k == 0 ? 0 : Int(entry.levels[k - 1].end)
-                            let bytes = UnsafeRawBufferPointer(start: base + from, count: Int(entry.levels[k].end) - from)
-                            if crc32c(bytes) != entry.levels[k].crc32c { throw FormatError.checksumMismatch(path: file.path, what: "level \(k)") }
-                        }
-                    }
-                } catch { failure = "\(error)" }
+            // A failed read or checksum is tried once more (a transient fault, or the stale error
+            // of a read issued before an earlier failure) before it is reported.
+            var failure = finishRead(slot: slot, layer: layer, expert: expert, target: target)
+            if failure != nil {
+                slotLevel[slot] = -1
+                load(slot: slot, layer: layer, expert: expert, level: target)
+                stats.misses += 1
+                failure = finishRead(slot: slot, layer: layer, expert: expert, target: target)
             }
             slotPending[slot] = -1
             if let failure {
@@ -264,16 +252,51 @@ final class ExpertCache: @unchecked Sendable {
         return MLPWeights(base: UnsafeRawPointer(slotBase(slot)), levels: levels, level: level)
     }
 
+    /// Waits for the read in flight into `slot` and checks (or decodes) the levels it brought;
+    /// returns what went wrong, nil when the record is good through `target`.
+    private func finishRead(slot: Int, layer: Int, expert: Int, target: Int) -> String? {
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer { stats.stallSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+        do { try reader.submit(); try reader.wait(tag: slot) } catch { return error.description }
+        let entry = file.expert(layer: layer, expert: expert)!
+        let base = slotBase(slot)
+        let a = BlockReaderOptions.alignment
+        do {
+            if compressed {
+                let stored = (Int(entry.levels[target].end) + a - 1) / a * a
+                try file.decodeExpert(
+                    entry, levels: 0...target, stored: UnsafeRawBufferPointer(start: base + slotSize - stored, count: stored),
+                    into: UnsafeMutableRawBufferPointer(start: base, count: slotSize))
+            } else {
+                for k in (slotBase[slot] + 1)...target {
+                    let from = k == 0 ? 0 : Int(entry.levels[k - 1].end)
+                    let bytes = UnsafeRawBufferPointer(start: base + from, count: Int(entry.levels[k].end) - from)
+                    if crc32c(bytes) != entry.levels[k].crc32c {
+                        throw FormatError.checksumMismatch(path: file.path, what: "level \(k)")
+                    }
+                }
+            }
+        } catch { return "\(error)" }
+        return nil
+    }
+
     /// Unpins a slot taken by `prepare` (also after `weights` failed for it).
-    func release(_ slot: Int) {
+    public func release(_ slot: Int) {
         lock.lock()
         if pins[slot] > 0 { pins[slot] -= 1 }
         lock.unlock()
     }
 
     /// Pins held now (for tests: never more than the slots, never negative).
-    var pinnedSlots: Int { lock.withLock { pins.filter { $0 > 0 }.count } }
-    var statistics: CacheStatistics { lock.withLock { stats } }
+    public var pinnedSlots: Int { lock.withLock { pins.filter { $0 > 0 }.count } }
+    public var statistics: CacheStatistics { lock.withLock { stats } }
+
+    /// Waits for the pinned `slot` to hold `level` (checked) and returns its bytes: the record
+    /// prefix through that level, laid out as in the file.
+    public func load(slot: Int, level: Int) throws(SparrowError) -> UnsafeRawBufferPointer {
+        _ = try weights(slot: slot, level: level)
+        return UnsafeRawBufferPointer(start: slotBase(slot), count: file.decodedLength(level: level))
+    }
 }
 
 /// Page-aligned memory (O_DIRECT needs aligned buffers), untouched until read into.

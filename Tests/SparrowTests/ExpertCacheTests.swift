@@ -1,0 +1,156 @@
+import Foundation
+import SparrowFormat
+import SparrowIO
+import SparrowRuntime
+import Testing
+
+/// Experts streamed through the budgeted cache: the same logits as the resident model on every
+/// read path, documented errors for injected faults, refusals of budgets too small, and a cache
+/// that never evicts what is in use.
+@Suite struct ExpertCacheTests {
+    static let scheme = Converter.Options(expertScheme: .init(levels: [2, 4, 8], groupSize: 64))
+
+    static func demo() throws -> Model { try Converted.model(Paths.demo, options: scheme, tag: "q248") }
+
+    static func tokens(_ n: Int = 40) throws -> [Int] {
+        Array(try NPY.readInt(Paths.demo + "/eval-tokens.npy").values.prefix(n))
+    }
+
+    /// A cache of `slots` 4-bit expert slots (far fewer than the 64 records: constant eviction).
+    static func options(slots: Int, mode: IOMode, policy: CachePolicyKind = .lru, faults: FaultInjector? = nil) throws -> SessionOptions {
+        let slot = ExpertCache.slotSize(file: try demo().file, level: 1)
+        return SessionOptions(
+            expertBits: 4, expertCacheBytes: slots * slot, cachePolicy: policy,
+            io: BlockReaderOptions(mode: mode, queueDepth: 8, faults: faults))
+    }
+
+    @Test(arguments: [IOMode.uring, .pread], [CachePolicyKind.lru, .lfu])
+    func streamedLogitsEqualResident(mode: IOMode, policy: CachePolicyKind) throws {
+        let model = try Self.demo()
+        let tokens = try Self.tokens()
+        // Batched prefill (several waves through 6 slots), then token by token (decode path).
+        func run(_ session: Session) throws -> [Float] {
+            var out = try session.evaluate(Array(tokens.prefix(24)), logits: .all)
+            for t in tokens.dropFirst(24) { out += try session.evaluate([t], logits: .all) }
+            return out
+        }
+        let want = try run(try Session(model: model, options: .init(expertBits: 4)))
+        let session = try Session(model: model, options: try Self.options(slots: 6, mode: mode, policy: policy))
+        let got = try run(session)
+        #expect(got.count == want.count && got == want, "max difference \(maxAbsDiff(got, want)), zero rows \(zeroRows(got, vocab: model.config.vocabSize))")
+        let s = try #require(session.cacheStatistics)
+        #expect(s.misses > 0 && s.evictions > 0)
+        #expect(s.slots == 6)
+        #expect(s.bytesRead >= s.misses * model.file.decodedLength(level: 1))
+        #expect(session.ioSummary!.hasPrefix(mode == .uring ? "io_uring" : "pread"))
+    }
+
+    /// Short reads are resumed (identical logits); EIO and damaged bytes are errors naming the
+    /// layer, expert and precision, and the session stays usable afterwards.
+    @Test(arguments: [IOMode.uring, .pread])
+    func injectedFaults(mode: IOMode) throws {
+        let model = try Self.demo()
+        let tokens = try Self.tokens(16)
+        let want = try Session(model: model, options: .init(expertBits: 4)).evaluate(tokens, logits: .all)
+
+        let shortReads = try Session(
+            model: model, options: try Self.options(slots: 8, mode: mode, faults: { r in r.length > 4096 ? .short(4096) : nil }))
+        #expect(try shortReads.evaluate(tokens, logits: .all) == want, "short reads changed the logits")
+
+        for fault in [ReadFault.error(EIO), .flip(100)] {
+            let failing = FaultSwitch()
+            let session = try Session(
+                model: model, options: try Self.options(slots: 8, mode: mode, faults: { _ in failing.on ? fault : nil }))
+            failing.on = true
+            do {
+                _ = try session.evaluate(tokens)
+                Issue.record("\(fault) was not reported")
+            } catch {
+                let text = "\(error)"
+                #expect(text.contains("cannot load layer") && text.contains("expert") && text.contains("at 4 bits"), "\(text)")
+                #expect(text.contains(fault == .error(EIO) ? "Input/output error" : "checksum"), "\(text)")
+            }
+            failing.on = false  // the device recovers: the same session runs again
+            session.reset()
+            #expect(try session.evaluate(tokens, logits: .all) == want, "logits after recovery differ")
+        }
+    }
+
+    @Test func budgetTooSmallIsRefused() throws {
+        let model = try Self.demo()
+        do {
+            _ = try Session(model: model, options: .init(expertBits: 4, budget: 1 << 20))
+            Issue.record("a 1 MiB budget was accepted")
+        } catch {
+            #expect("\(error)".contains("memory budget too small") && "\(error)".contains("must be at least"), "\(error)")
+        }
+        do {
+            _ = try Session(model: model, options: try Self.options(slots: 3, mode: .auto))  // top-4 needs 4
+            Issue.record("a cache smaller than one layer's top-k was accepted")
+        } catch {
+            #expect("\(error)".contains("top-4 experts"), "\(error)")
+        }
+    }
+
+    /// Many threads hammer a 4-slot cache: a pinned slot's bytes never change under its user (it
+    /// is never evicted), pins never exceed the slots, and every load verifies.
+    @Test func pinnedSlotsSurviveConcurrentEviction() throws {
+        let model = try Self.demo()
+        for mode in [IOMode.uring, .pread] {
+            let cache = try ExpertCache(
+                file: model.file, config: model.config, maxLevel: 1,
+                arenaBytes: 4 * ExpertCache.slotSize(file: model.file, level: 1), policy: .lfu,
+                io: BlockReaderOptions(mode: mode, queueDepth: 4))
+            let layers = model.config.layerCount
+            let experts = model.config.expertCount
+            let failures = Counter()
+            DispatchQueue.concurrentPerform(iterations: 8) { worker in
+                var rng = SystemRandomNumberGenerator()
+                for _ in 0..<150 {
+                    let layer = Int.random(in: 0..<layers, using: &rng)
+                    let expert = Int.random(in: 0..<experts, using: &rng)
+                    guard let slot = try? cache.prepare(layer: layer, expert: expert, level: Int.random(in: 0...1, using: &rng))
+                    else { continue }  // all pinned: allowed, the caller waits or shrinks its wave
+                    defer { cache.release(slot) }
+                    if cache.pinnedSlots > cache.slotCount { failures.add() }
+                    do {
+                        try cache.submit()
+                        let bytes = try cache.load(slot: slot, level: 0)
+                        let entry = model.file.expert(layer: layer, expert: expert)!
+                        let before = crc32c(bytes)
+                        usleep(UInt32.random(in: 0..<200, using: &rng))
+                        if before != entry.levels[0].crc32c || crc32c(bytes) != before { failures.add() }
+                    } catch { failures.add() }
+                }
+            }
+            #expect(failures.value == 0, "\(mode): \(failures.value) pinned slots changed or failed")
+            #expect(cache.pinnedSlots == 0)
+            let s = cache.statistics
+            #expect(s.slots * s.slotBytes <= cache.arena.count)
+            #expect(s.evictions > 0)
+        }
+    }
+}
+
+/// Rows of a logits matrix that are all zero (never written).
+func zeroRows(_ x: [Float], vocab: Int) -> [Int] {
+    (0..<(x.count / vocab)).filter { r in (0..<vocab).allSatisfy { x[r * vocab + $0] == 0 } }
+}
+
+/// A flag shared with a fault injector.
+final class FaultSwitch: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var on: Bool {
+        get { lock.withLock { value } }
+        set { lock.withLock { value = newValue } }
+    }
+}
+
+/// A thread-safe counter.
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func add() { lock.withLock { n += 1 } }
+    var value: Int { lock.withLock { n } }
+}
