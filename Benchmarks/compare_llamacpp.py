@@ -88,8 +88,18 @@ def make_spw(sparrow, hf, work, dense):
 
 
 LLAMA_RUN = r"""
-import json, sys, time
+import json, os, sys, time
 import numpy as np
+import llama_cpp.llama_cpp as lc
+if os.environ.get("LLAMA_NO_REPACK"):
+    # llama.cpp's --repack 0: keep Q4_0 weights in the mapped file instead of repacking them into
+    # anonymous memory (which a memory cgroup below the file size kills).
+    _defaults = lc.llama_model_default_params
+    def _no_repack():
+        p = _defaults()
+        p.use_extra_bufts = False
+        return p
+    lc.llama_model_default_params = _no_repack
 from llama_cpp import Llama
 path, threads, plen, n, vocab = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 llm = Llama(model_path=path, n_ctx=plen + n + 16, n_threads=threads, n_threads_batch=threads, n_batch=plen + n + 16,
@@ -106,18 +116,71 @@ print(json.dumps({"prefill": plen / (t1 - t0), "decode": n / sum(lat)}))
 """
 
 
-def run_llama(path, a, vocab):
-    out = subprocess.run([sys.executable, "-c", LLAMA_RUN, path, str(a.threads), str(a.prompt_len), str(a.n), str(vocab)],
-                         check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+def run_llama(path, a, vocab, limit=None, plen=None, n=None):
+    cmd = [sys.executable, "-c", LLAMA_RUN, path, str(a.threads), str(plen or a.prompt_len), str(n or a.n), str(vocab)]
+    if limit is None:
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        return json.loads(out.strip().splitlines()[-1])
+    r = in_cgroup(cmd, limit, env={**os.environ, "LLAMA_NO_REPACK": "1"})
+    if r is None:
+        return None
+    if r.returncode != 0:
+        return {"error": "killed by the memory cgroup (OOM)" if r.returncode in (-9, 137) else r.stderr.strip()[-300:]}
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def run_sparrow(sparrow, path, bits, a):
-    out = subprocess.run([sparrow, "bench", "-m", path, "--prompt-len", str(a.prompt_len), "-n", str(a.n),
-                          "--threads", str(a.threads), "--expert-bits", str(bits), "--json"],
-                         check=True, capture_output=True, text=True).stdout
+CGROUP_ROOT = "/sys/fs/cgroup/memory"
+
+
+def cgroup_available():
+    return os.access(os.path.join(CGROUP_ROOT, "cgroup.procs"), os.W_OK)
+
+
+def in_cgroup(cmd, limit, env=None):
+    """Runs cmd inside a fresh cgroup-v1 memory cgroup limited to `limit` bytes (page cache of
+    mapped files included, as the kernel charges it); None where cgroups are unavailable."""
+    if not cgroup_available():
+        return None
+    path = os.path.join(CGROUP_ROOT, f"sparrow-compare-{os.getpid()}")
+    os.makedirs(path, exist_ok=True)
+    try:
+        with open(os.path.join(path, "memory.limit_in_bytes"), "w") as f:
+            f.write(str(limit))
+        wrapper = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', path] + cmd
+        return subprocess.run(wrapper, capture_output=True, text=True, env=env)
+    finally:
+        for _ in range(50):
+            try:
+                os.rmdir(path)
+                break
+            except OSError:
+                time.sleep(0.1)
+
+
+def evict(path):
+    """Drops the file from the page cache: a cold start."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def run_sparrow(sparrow, path, bits, a, budget=None, plen=None, n=None):
+    cmd = [sparrow, "bench", "-m", path, "--prompt-len", str(plen or a.prompt_len), "-n", str(n or a.n),
+           "--threads", str(a.threads), "--expert-bits", str(bits), "--json"]
+    if budget is None:
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    else:
+        cmd += ["--budget", str(budget), "--cold", "--cache-policy", a.cache_policy]
+        # Inside the same cgroup as llama.cpp when there is one: the budget must hold there too.
+        r = in_cgroup(cmd, budget) if cgroup_available() else subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            return {"error": "killed by the memory cgroup (OOM)" if r.returncode in (-9, 137) else r.stderr.strip()[-300:]}
+        out = r.stdout
     r = json.loads(out)
-    return {"prefill": r["prefillTokensPerSecond"], "decode": r["decodeTokensPerSecond"]}
+    return {"prefill": r["prefillTokensPerSecond"], "decode": r["decodeTokensPerSecond"], "peak_rss": r["peakRSS"],
+            "cache": r.get("cache")}
 
 
 def llama_perplexity(path, tokens, window, windows, threads):
@@ -137,6 +200,68 @@ def llama_perplexity(path, tokens, window, windows, threads):
     return float(np.exp(nll / count))
 
 
+def print_resident(results, pairs, summary):
+    """Medians of the fully resident runs and their ratios."""
+    print(f"\n{'pair':<16} {'llama prefill':>14} {'sparrow prefill':>16} {'ratio':>6} {'llama decode':>13} {'sparrow decode':>15} {'ratio':>6}")
+    for label, *_ in pairs:
+        med = {e: {k: statistics.median(r[k] for r in results[label][e]) for k in ("prefill", "decode")}
+               for e in ("llama", "sparrow")}
+        row = {"pair": label, **{f"{e}_{k}": med[e][k] for e in med for k in med[e]},
+               "prefill_ratio": med["sparrow"]["prefill"] / med["llama"]["prefill"],
+               "decode_ratio": med["sparrow"]["decode"] / med["llama"]["decode"]}
+        summary["rows"].append(row)
+        print(f"{label:<16} {med['llama']['prefill']:>14.1f} {med['sparrow']['prefill']:>16.1f} {row['prefill_ratio']:>6.2f} "
+              f"{med['llama']['decode']:>13.1f} {med['sparrow']['decode']:>15.1f} {row['decode_ratio']:>6.2f}")
+
+
+def parse_size(text, reference):
+    t = text.strip()
+    if t.endswith("%"):
+        return int(reference * float(t[:-1]) / 100)
+    units = {"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "KB": 1e3, "MB": 1e6, "GB": 1e9}
+    for u, m in units.items():
+        if t.endswith(u):
+            return int(float(t[:-len(u)]) * m)
+    return int(t)
+
+
+def budget_comparison(a, gguf, pairs, vocab):
+    """The 4-bit pair under each memory limit, cold: llama.cpp (mmap, no repack) in a memory
+    cgroup of that size, Sparrow with --budget of the same size (in the same kind of cgroup)."""
+    four = [p for p in pairs if p[3] == 4]
+    if not four:
+        raise SystemExit("--budgets needs Q4_0 in --quants")
+    label, g, spw, bits = four[0]
+    reference = os.path.getsize(g)
+    if not cgroup_available():
+        print(f"\nno writable cgroup-v1 memory controller at {CGROUP_ROOT}: llama.cpp runs without a limit "
+              "(its figures are then an upper bound); run as root on a cgroup-v1 host for the real comparison",
+              file=sys.stderr)
+    rows = []
+    print(f"\nunder memory limits (cold, prompt {a.budget_prompt_len}, {a.budget_n} tokens, limits relative to "
+          f"{os.path.basename(g)} = {reference / 2**20:.0f} MiB)")
+    print(f"{'limit':<16} {'llama decode':>13} {'sparrow decode':>15} {'ratio':>7} {'sparrow peak RSS':>17}")
+    for text in a.budgets.split(","):
+        limit = parse_size(text, reference)
+        evict(g)
+        ll = run_llama(g, a, vocab, limit=limit, plen=a.budget_prompt_len, n=a.budget_n)
+        if ll is None:
+            evict(g)
+            ll = run_llama(g, a, vocab, plen=a.budget_prompt_len, n=a.budget_n)
+            ll["unlimited"] = True
+        sp = run_sparrow(a.sparrow, spw, bits, a, budget=limit, plen=a.budget_prompt_len, n=a.budget_n)
+        row = {"limit_text": text, "limit": limit, "llama": ll, "sparrow": sp}
+        if "decode" in ll and "decode" in sp:
+            row["decode_ratio"] = sp["decode"] / ll["decode"]
+        rows.append(row)
+        lt = f"{ll['decode']:.2f}" if "decode" in ll else ll.get("error", "?")[:13]
+        st = f"{sp['decode']:.2f}" if "decode" in sp else sp.get("error", "?")[:15]
+        ratio = f"{row['decode_ratio']:.2f}" if "decode_ratio" in row else "-"
+        rss = f"{sp['peak_rss'] / 2**20:.0f} MiB" if "peak_rss" in sp else "-"
+        print(f"{text + ' (' + str(limit // 2**20) + ' MiB)':<16} {lt:>13} {st:>15} {ratio:>7} {rss:>17}", flush=True)
+    return rows
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("hf")
@@ -150,6 +275,11 @@ def main():
     p.add_argument("--ppl-tokens", help=".npy of eval token ids: also compare perplexity")
     p.add_argument("--ppl-windows", type=int, default=96)
     p.add_argument("--json", help="write the results here")
+    p.add_argument("--budgets", help="also compare the 4-bit pair under memory limits, e.g. 60%%,40%%,25%% "
+                   "(of the Q4_0 GGUF's size) or 300MiB: llama.cpp in a memory cgroup, Sparrow with --budget, cold starts")
+    p.add_argument("--budget-prompt-len", type=int, default=64)
+    p.add_argument("--budget-n", type=int, default=32)
+    p.add_argument("--cache-policy", default="lru")
     a = p.parse_args()
     work = a.work or os.path.join(os.path.dirname(os.path.abspath(__file__)), ".work", os.path.basename(os.path.normpath(a.hf)))
     os.makedirs(work, exist_ok=True)
@@ -165,7 +295,7 @@ def main():
     results = {label: {"llama": [], "sparrow": []} for label, *_ in pairs}
     # One untimed run of each first: both models sit in the page cache before timing, so neither
     # engine pays for the disk (the fully resident comparison; cold starts are the budget issue's).
-    for label, g, s, bits in pairs:
+    for label, g, s, bits in pairs if a.reps > 0 else []:
         run_llama(g, a, vocab)
         run_sparrow(a.sparrow, s, bits, a)
     for rep in range(a.reps):
@@ -176,16 +306,10 @@ def main():
                   file=sys.stderr)
     summary = {"date": time.strftime("%Y-%m-%d"), "checkpoint": a.hf, "threads": a.threads,
                "prompt_len": a.prompt_len, "n": a.n, "reps": a.reps, "rows": []}
-    print(f"\n{'pair':<16} {'llama prefill':>14} {'sparrow prefill':>16} {'ratio':>6} {'llama decode':>13} {'sparrow decode':>15} {'ratio':>6}")
-    for label, *_ in pairs:
-        med = {e: {k: statistics.median(r[k] for r in results[label][e]) for k in ("prefill", "decode")}
-               for e in ("llama", "sparrow")}
-        row = {"pair": label, **{f"{e}_{k}": med[e][k] for e in med for k in med[e]},
-               "prefill_ratio": med["sparrow"]["prefill"] / med["llama"]["prefill"],
-               "decode_ratio": med["sparrow"]["decode"] / med["llama"]["decode"]}
-        summary["rows"].append(row)
-        print(f"{label:<16} {med['llama']['prefill']:>14.1f} {med['sparrow']['prefill']:>16.1f} {row['prefill_ratio']:>6.2f} "
-              f"{med['llama']['decode']:>13.1f} {med['sparrow']['decode']:>15.1f} {row['decode_ratio']:>6.2f}")
+    if a.reps > 0:
+        print_resident(results, pairs, summary)
+    if a.budgets:
+        summary["budget_rows"] = budget_comparison(a, gguf, pairs, vocab)
     if a.ppl_tokens:
         tokens = np.load(a.ppl_tokens)
         summary["perplexity"] = {}

@@ -47,6 +47,9 @@ public protocol BlockReader: AnyObject {
     func wait(tag: Int) throws(IOError)
     /// Whether the read of `tag` has finished (successfully or not).
     func isFinished(tag: Int) -> Bool
+    /// Blocks until some read not yet waited for finished; returns its tag (its error, if any,
+    /// is thrown by `wait(tag:)`, which then returns at once).
+    func waitAny() throws(IOError) -> Int
 }
 
 /// A fault to inject into a read (tests): the seam through which EIO, short reads and damaged

@@ -17,6 +17,9 @@ final class PreadReader: BlockReader, @unchecked Sendable {
     private var staged: [ReadRequest] = []
     private var finished: [Bool]
     private var errors: [IOError?]
+    private var completed: [Int] = []
+    private var reported: [Bool]
+    private var outstanding = 0
     private var stopping = false
     private var running = 0
     private let workers: Int
@@ -30,6 +33,7 @@ final class PreadReader: BlockReader, @unchecked Sendable {
         faults = options.faults
         finished = Array(repeating: true, count: tags)
         errors = Array(repeating: nil, count: tags)
+        reported = Array(repeating: true, count: tags)
         workers = max(1, min(8, options.queueDepth))
         for _ in 0..<workers {
             let t = Thread { [unowned self] in self.work() }
@@ -51,7 +55,9 @@ final class PreadReader: BlockReader, @unchecked Sendable {
     func enqueue(_ request: ReadRequest) {
         condition.lock()
         finished[request.tag] = false
+        reported[request.tag] = false
         errors[request.tag] = nil
+        outstanding += 1
         staged.append(request)
         condition.unlock()
     }
@@ -73,9 +79,27 @@ final class PreadReader: BlockReader, @unchecked Sendable {
         return finished[tag]
     }
 
+    func waitAny() throws(IOError) -> Int {
+        try submit()
+        condition.lock()
+        defer { condition.unlock() }
+        while true {
+            while let tag = completed.first {
+                completed.removeFirst()
+                if !reported[tag] {
+                    reported[tag] = true
+                    return tag
+                }
+            }
+            guard outstanding > 0 else { throw IOError(path: path, operation: "wait for any read (none in flight)", errno: EINVAL) }
+            condition.wait()
+        }
+    }
+
     func wait(tag: Int) throws(IOError) {
         try submit()
         condition.lock()
+        reported[tag] = true
         while !finished[tag] { condition.wait() }
         let e = errors[tag]
         errors[tag] = nil
@@ -94,6 +118,8 @@ final class PreadReader: BlockReader, @unchecked Sendable {
             condition.lock()
             errors[r.tag] = error
             finished[r.tag] = true
+            completed.append(r.tag)
+            outstanding -= 1
             condition.broadcast()
         }
         running -= 1

@@ -25,6 +25,9 @@ final class UringReader: BlockReader {
     private var backlog: [Int] = []
     private var inFlight = 0
     private var queued = 0
+    /// Tags finished and not yet returned by `waitAny`, in completion order.
+    private var completed: [Int] = []
+    private var reported: [Bool]
 
     var summary: String {
         "io_uring, \(isDirect ? "O_DIRECT" : "page cache"), \(fixed.isEmpty ? "plain" : "fixed") buffers, depth \(depth)"
@@ -43,6 +46,7 @@ final class UringReader: BlockReader {
         done = Array(repeating: 0, count: tags)
         finished = Array(repeating: true, count: tags)
         errors = Array(repeating: nil, count: tags)
+        reported = Array(repeating: true, count: tags)
         let r = io_uring_queue_init(UInt32(depth), &ring, 0)
         if r < 0 { throw IOError(path: path, operation: "io_uring_queue_init", errno: -r) }
         // Fixed buffers save the kernel mapping pages per read; a refusal (memlock limit) only
@@ -79,6 +83,7 @@ final class UringReader: BlockReader {
         requests[request.tag] = request
         done[request.tag] = 0
         finished[request.tag] = false
+        reported[request.tag] = false
         errors[request.tag] = nil
         backlog.append(request.tag)
         fill()
@@ -156,6 +161,7 @@ final class UringReader: BlockReader {
         }
         finished[tag] = true
         requests[tag] = nil
+        completed.append(tag)
         return 1
     }
 
@@ -163,12 +169,33 @@ final class UringReader: BlockReader {
         errors[tag] = error
         finished[tag] = true
         requests[tag] = nil
+        completed.append(tag)
         return 1
     }
 
     func isFinished(tag: Int) -> Bool { finished[tag] }
 
+    func waitAny() throws(IOError) -> Int {
+        while true {
+            while let tag = completed.first {
+                completed.removeFirst()
+                if !reported[tag] {
+                    reported[tag] = true
+                    return tag
+                }
+            }
+            try submit()
+            guard inFlight > 0 else { throw IOError(path: path, operation: "wait for any read (none in flight)", errno: EINVAL) }
+            var cqe: UnsafeMutablePointer<io_uring_cqe>?
+            let r = io_uring_wait_cqe(&ring, &cqe)
+            if r == -EINTR || r == -EAGAIN { continue }
+            if r < 0 { throw IOError(path: path, operation: "io_uring_wait_cqe", errno: -r) }
+            try poll()
+        }
+    }
+
     func wait(tag: Int) throws(IOError) {
+        reported[tag] = true
         while !finished[tag] {
             try submit()
             var cqe: UnsafeMutablePointer<io_uring_cqe>?

@@ -30,6 +30,8 @@ public enum Benchmark {
         public var peakRSSOverBudget: Double?
         /// Whether the model file was evicted from the page cache before the run.
         public var cold: Bool
+        /// Resident set size (bytes) sampled through the decode: 20 samples, the last at its end.
+        public var rssTrace: [Int]
     }
 
     /// Deterministic prompt ids spread over the vocabulary (no file needed).
@@ -62,12 +64,15 @@ public enum Benchmark {
         var logits = try session.evaluate(prompt, logits: .last)
         let t1 = DispatchTime.now().uptimeNanoseconds
         var latencies: [Double] = []
-        for _ in 0..<tokens {
+        var rssTrace: [Int] = []
+        let every = max(1, tokens / 20)
+        for i in 0..<tokens {
             var best = 0
             for i in 1..<logits.count where logits[i] > logits[best] { best = i }
             let s = DispatchTime.now().uptimeNanoseconds
             logits = try session.evaluate([best], logits: .last)
             latencies.append(Double(DispatchTime.now().uptimeNanoseconds - s) / 1e6)
+            if (i + 1) % every == 0 || i + 1 == tokens { rssTrace.append(ProcessMemory.currentRSS) }
         }
         let sorted = latencies.sorted()
         func pct(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int((p * Double(sorted.count - 1)).rounded()))] }
@@ -83,7 +88,8 @@ public enum Benchmark {
             modelBytes: bytes, isa: SparrowKernelsInfo.isa, expertBits: model.expertBits[session.expertLevel],
             budget: options.budget, io: session.ioSummary, cachePolicy: session.expertCache.map { _ in options.cachePolicy.rawValue },
             cache: session.cacheStatistics,
-            peakRSSOverBudget: options.budget.map { Double(ProcessMemory.peakRSS) / Double($0) }, cold: cold)
+            peakRSSOverBudget: options.budget.map { Double(ProcessMemory.peakRSS) / Double($0) }, cold: cold,
+            rssTrace: rssTrace)
     }
 }
 

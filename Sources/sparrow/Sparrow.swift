@@ -8,7 +8,7 @@ struct SparrowCLI: ParsableCommand {
         commandName: "sparrow",
         abstract: "Run sparse Mixture-of-Experts language models in less memory than the model.",
         version: sparrowVersion,
-        subcommands: [Convert.self, Inspect.self, Run.self, Logits.self, Eval.self, Bench.self])
+        subcommands: [Convert.self, Inspect.self, Run.self, Logits.self, Eval.self, Bench.self, IOBench.self])
 }
 
 /// Turns a runtime error into a clean message and exit status (no stack trace).
