@@ -14,8 +14,10 @@
 #define PAUSE() ((void)0)
 #endif
 
-/// Value of `next` between loops: any claim a late worker makes then is out of range.
-#define POISON (SIZE_MAX / 2)
+/// `claim` packs the running loop's task count (high 32 bits) with the next task index (low 32
+/// bits), so a claim and the bound it must be checked against come from one atomic read: a worker
+/// that overshoots the end of one loop can never mistake the next loop's count for its own. It is
+/// 0 between loops (count 0: every claim is out of range).
 
 struct spk_pool {
     int threads;
@@ -23,8 +25,7 @@ struct spk_pool {
     // The current loop.
     void (*fn)(void *, size_t);
     void *ctx;
-    size_t n;
-    size_t next;          // next task to claim (atomic)
+    uint64_t claim;       // (task count << 32) | next task index (atomic)
     size_t done;          // tasks finished (atomic)
     uint32_t generation;  // bumped per loop; workers futex-wait on it
     uint32_t busy;        // a loop is running (nested calls run serially)
@@ -41,8 +42,10 @@ static void futex_wake_all(uint32_t *addr) {
 
 static void work(spk_pool *p) {
     for (;;) {
-        size_t i = __atomic_fetch_add(&p->next, 1, __ATOMIC_ACQ_REL);
-        if (i >= __atomic_load_n(&p->n, __ATOMIC_ACQUIRE)) break;
+        uint64_t v = __atomic_fetch_add(&p->claim, 1, __ATOMIC_ACQ_REL);
+        size_t i = (size_t)(uint32_t)v, n = (size_t)(v >> 32);
+        if (i >= n) break;
+        // A valid claim keeps its loop running (its owner waits for it), so fn and ctx are its.
         p->fn(p->ctx, i);
         __atomic_fetch_add(&p->done, 1, __ATOMIC_ACQ_REL);
     }
@@ -77,7 +80,7 @@ spk_pool *spk_pool_create(int threads) {
     spk_pool *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->threads = threads;
-    p->next = POISON;
+    p->claim = 0;
     p->workers = calloc((size_t)threads, sizeof(pthread_t));
     if (!p->workers) { free(p); return NULL; }
     for (int t = 1; t < threads; t++) {
@@ -105,18 +108,17 @@ int spk_pool_threads(const spk_pool *p) { return p ? p->threads : 1; }
 void spk_pool_run(spk_pool *p, size_t n, void (*fn)(void *, size_t), void *ctx) {
     if (n == 0) return;
     uint32_t expected = 0;
-    if (!p || p->threads == 1 || n == 1 ||
+    if (!p || p->threads == 1 || n == 1 || n > UINT32_MAX ||
         !__atomic_compare_exchange_n(&p->busy, &expected, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
         for (size_t i = 0; i < n; i++) fn(ctx, i);
         return;
     }
-    // `next` is POISON here, so a late worker cannot claim a task while the loop is being set up;
-    // it becomes 0 last, after fn, ctx and n.
+    // `claim` is 0 here, so a late worker cannot claim a task while the loop is being set up; it
+    // is published last, after fn, ctx and done.
     p->fn = fn;
     p->ctx = ctx;
-    __atomic_store_n(&p->n, n, __ATOMIC_RELEASE);
     __atomic_store_n(&p->done, 0, __ATOMIC_RELEASE);
-    __atomic_store_n(&p->next, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&p->claim, (uint64_t)n << 32, __ATOMIC_RELEASE);
     __atomic_fetch_add(&p->generation, 1, __ATOMIC_ACQ_REL);
     futex_wake_all(&p->generation);
     work(p);
@@ -125,6 +127,6 @@ void spk_pool_run(spk_pool *p, size_t n, void (*fn)(void *, size_t), void *ctx) 
     while (__atomic_load_n(&p->done, __ATOMIC_ACQUIRE) < n) {
         if (++spins < 4096) PAUSE(); else sched_yield();
     }
-    __atomic_store_n(&p->next, POISON, __ATOMIC_RELEASE);
+    __atomic_store_n(&p->claim, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&p->busy, 0, __ATOMIC_RELEASE);
 }

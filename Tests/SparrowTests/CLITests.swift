@@ -60,5 +60,35 @@ import Testing
         #expect(r.status != 0 && r.stderr.contains("--ctx"))
         r = try runCLI(["inspect", Paths.demo + "/config.json"])
         #expect(r.status == 1 && r.stderr.contains("not a Sparrow model file"))
+        r = try runCLI(["bench", "-m", "x.spw", "--budget", "lots"])
+        #expect(r.status != 0 && r.stderr.contains("--budget must be a size"))
+        r = try runCLI(["bench", "-m", "x.spw", "--cache-policy", "random"])
+        #expect(r.status != 0 && r.stderr.contains("--cache-policy must be one of lru, lfu"))
+        r = try runCLI(["run", "-m", "x.spw", "-p", "x", "--io", "mmap"])
+        #expect(r.status != 0 && r.stderr.contains("--io must be auto, uring or pread"))
+        r = try runCLI(["bench", "-m", "x.spw", "--budget", "1GiB", "--sweep-budget", "50%"])
+        #expect(r.status != 0 && r.stderr.contains("exclude each other"))
+        r = try runCLI(["iobench", Paths.demo + "/config.json", "--block-size", "1000"])
+        #expect(r.status != 0 && r.stderr.contains("multiple of 4 KiB"))
+    }
+
+    /// `bench` under a budget: the cache and I/O figures, peak RSS within the budget, the sweep,
+    /// its plot, and a budget too small refused with the minimum it needs.
+    @Test func benchUnderABudget() throws {
+        let path = try Converted.path(of: Paths.demo, options: ExpertCacheTests.scheme, tag: "q248")
+        var r = try runCLI(["bench", "-m", path, "--prompt-len", "16", "-n", "8", "--budget", "80MiB", "--cold", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        #expect((json["peakRSS"] as! Int) <= 80 << 20)
+        #expect((json["cache"] as! [String: Any])["misses"] as! Int > 0)
+        #expect((json["rssTrace"] as! [Int]).count == 8)
+        r = try runCLI(["bench", "-m", path, "--budget", "2MiB"])
+        #expect(r.status == 1 && r.stderr.contains("memory budget too small") && r.stderr.contains("at least"))
+        let plot = Paths.temporaryDirectory() + "/sweep.svg"
+        r = try runCLI(["bench", "-m", path, "--prompt-len", "8", "-n", "4", "--sweep-budget", "500%,90MiB", "--plot", plot])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.components(separatedBy: "budget ").count == 3)
+        let svg = try String(contentsOfFile: plot, encoding: .utf8)
+        #expect(svg.hasPrefix("<svg") && svg.contains("90MiB"))
     }
 }
