@@ -160,10 +160,17 @@ public final class SPWFile: @unchecked Sendable {
         }
     }
 
-    /// Checks every dense tensor against its checksum.
+    /// Checks every dense tensor against its checksum. Each tensor's pages are released from this
+    /// process once checked (they stay in the page cache), so opening a model never holds more
+    /// than one tensor resident: a memory budget decides later what stays.
     public func verifyDense() throws(FormatError) {
-        for t in directory.tensors where crc32c(bytes(of: t)) != t.crc32c {
-            throw .checksumMismatch(path: path, what: "tensor '\(t.name)'")
+        for t in directory.tensors {
+            if crc32c(bytes(of: t)) != t.crc32c { throw .checksumMismatch(path: path, what: "tensor '\(t.name)'") }
+            // Whole pages only: a page shared with the next tensor stays.
+            let page = 4096
+            let start = (t.offset + page - 1) / page * page
+            let end = (t.offset + t.length) / page * page
+            if end > start { file.advise(offset: start, length: end - start, MADV_DONTNEED) }
         }
     }
 

@@ -1,3 +1,4 @@
+import CSparrowKernels
 import Foundation
 import SparrowFormat
 
@@ -35,17 +36,24 @@ public final class Model: @unchecked Sendable {
         }
     }
 
-    /// Makes the dense section resident (one read per page), so a budget can count it as fixed.
-    func touchDense() {
+    /// Makes the dense section resident (every byte read once), so a budget can count it as fixed,
+    /// except the byte ranges in `skipping`, which are dropped from this process's memory.
+    func touchDense(skipping: [Range<Int>] = []) {
         guard let dense = file.sections.first(where: { $0.kind == .dense }) else { return }
-        let bytes = file.file.bytes
-        var sum: UInt8 = 0
-        var at = Int(dense.offset)
-        let end = Int(dense.offset + dense.length)
-        while at < end {
-            sum &+= bytes[at]
-            at += 4096
+        for r in skipping { file.file.advise(offset: r.lowerBound, length: r.count, MADV_DONTNEED) }
+        var pieces = [Int(dense.offset)..<Int(dense.offset + dense.length)]
+        for r in skipping.sorted(by: { $0.lowerBound < $1.lowerBound }) {
+            pieces = pieces.flatMap { p -> [Range<Int>] in
+                guard p.overlaps(r) else { return [p] }
+                let a = (r.lowerBound + 4095) / 4096 * 4096, b = r.upperBound / 4096 * 4096  // whole pages of r
+                return [p.lowerBound..<max(p.lowerBound, min(p.upperBound, a)), min(p.upperBound, max(p.lowerBound, b))..<p.upperBound]
+                    .filter { !$0.isEmpty }
+            }
         }
-        withExtendedLifetime(sum) {}
+        let base = file.file.bytes.baseAddress!
+        for p in pieces {
+            let start = p.lowerBound / 8 * 8
+            _ = spk_read_sum(base + start, (p.upperBound - start) / 8 * 8)  // an opaque C call: the reads happen
+        }
     }
 }

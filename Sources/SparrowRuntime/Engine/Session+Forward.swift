@@ -12,7 +12,11 @@ extension Session {
         let x = s.x.pointer
         let xn = s.xn.pointer
 
-        for (i, t) in tokens.enumerated() { w.embedding.row(t, into: x + i * h) }
+        if let rows = embeddingRows {
+            for (i, t) in tokens.enumerated() { try rows.read(t, into: x + i * h) }
+        } else {
+            for (i, t) in tokens.enumerated() { w.embedding.row(t, into: x + i * h) }
+        }
 
         for l in 0..<c.layerCount {
             let lw = w.layers[l]

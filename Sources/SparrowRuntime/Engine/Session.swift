@@ -64,6 +64,8 @@ public final class Session {
 
     /// The budgeted expert cache; nil when experts come from the mapping.
     let expertCache: ExpertCache?
+    /// Under a budget with a separate output head: embedding rows read per token, not kept resident.
+    let embeddingRows: EmbeddingRows?
     /// What the expert cache did so far (nil without a budget).
     public var cacheStatistics: CacheStatistics? { expertCache?.statistics }
     /// How the expert cache reads (nil without a budget), e.g. "io_uring, O_DIRECT, fixed buffers, depth 32".
@@ -98,14 +100,18 @@ public final class Session {
         values = (0..<config.layerCount).map { _ in FloatBuffer(count: ctx * kvDim) }
         scratch = Scratch(config: config, batch: options.batchSize, context: ctx, threads: threads)
         if options.budget != nil || options.expertCacheBytes != nil {
-            expertCache = try Self.makeCache(model: model, level: expertLevel, options: options)
+            embeddingRows = config.tieWordEmbeddings ? nil : EmbeddingRows(model: model)
+            expertCache = try Self.makeCache(model: model, level: expertLevel, options: options, skipping: embeddingRows?.ranges ?? [])
         } else {
             expertCache = nil
+            embeddingRows = nil
         }
     }
 
     /// Sizes the expert cache from what is left of `budget` once everything else is resident.
-    private static func makeCache(model: Model, level: Int, options: SessionOptions) throws(SparrowError) -> ExpertCache {
+    private static func makeCache(
+        model: Model, level: Int, options: SessionOptions, skipping: [Range<Int>]
+    ) throws(SparrowError) -> ExpertCache {
         let c = model.config
         guard c.moeLayerCount > 0 else { throw .invalidArgument("a memory budget needs a model with experts") }
         let slot = ExpertCache.slotSize(file: model.file, level: level)
@@ -120,7 +126,7 @@ public final class Session {
                 file: model.file, config: c, maxLevel: level, arenaBytes: bytes, policy: options.cachePolicy, io: options.io)
         }
         let budget = options.budget!
-        model.touchDense()
+        model.touchDense(skipping: skipping)
         let fixed = ProcessMemory.currentRSS
         let reserve = (8 << 20) + budget / 50  // transient allocations: logits, activations, I/O bookkeeping
         let arena = budget - fixed - reserve
