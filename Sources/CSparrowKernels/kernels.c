@@ -182,13 +182,15 @@ static int best_isa(void) {
     return ISA_SCALAR;
 }
 
-static int isa_in_force = -1; // resolved lazily; written with relaxed atomics
+static int best_resolved = -1;          // the CPU's best, resolved lazily (relaxed atomics)
+static __thread int forced_isa = -1;    // a variant forced on this thread only (tests)
 
 static int current_isa(void) {
-    int v = __atomic_load_n(&isa_in_force, __ATOMIC_RELAXED);
+    if (forced_isa >= 0) return forced_isa;
+    int v = __atomic_load_n(&best_resolved, __ATOMIC_RELAXED);
     if (v < 0) {
         v = best_isa();
-        __atomic_store_n(&isa_in_force, v, __ATOMIC_RELAXED);
+        __atomic_store_n(&best_resolved, v, __ATOMIC_RELAXED);
     }
     return v;
 }
@@ -197,9 +199,8 @@ int spk_current_isa(void) { return current_isa(); }
 
 int spk_force_isa(int isa) {
     int best = best_isa();
-    int v = (isa < 0 || isa > best) ? best : isa;
-    __atomic_store_n(&isa_in_force, v, __ATOMIC_RELAXED);
-    return v;
+    forced_isa = (isa < 0 || isa > best) ? -1 : isa;
+    return forced_isa < 0 ? best : forced_isa;
 }
 
 const char *spk_isa_name(void) {

@@ -24,8 +24,9 @@ size_t spk_dtype_size(spk_dtype t);
 /// Name of the instruction set the dispatched kernels use ("avx512", "avx2", "scalar").
 const char *spk_isa_name(void);
 
-/// Forces a variant for tests and benchmarks: 0 scalar, 1 avx2, 2 avx512, -1 best available.
-/// Returns the variant in force (a request the CPU cannot run falls back to the best one).
+/// Forces a variant on the calling thread only (tests, benchmarks): 0 scalar, 1 avx2, 2 avx512,
+/// -1 best available. Returns the variant in force (a request the CPU cannot run falls back to the
+/// best one). Other threads, pool workers included, keep the best variant.
 int spk_force_isa(int isa);
 
 /// The variant in force: 0 scalar, 1 avx2, 2 avx512.
