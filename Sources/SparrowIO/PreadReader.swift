@@ -101,6 +101,8 @@ final class PreadReader: BlockReader, @unchecked Sendable {
         condition.lock()
         reported[tag] = true
         while !finished[tag] { condition.wait() }
+        // Keep the waitAny queue bounded when the caller only waits per tag.
+        if completed.count > 2 * reported.count { completed.removeAll { reported[$0] } }
         let e = errors[tag]
         errors[tag] = nil
         condition.unlock()

@@ -204,9 +204,16 @@ final class UringReader: BlockReader {
             if r < 0 { throw IOError(path: path, operation: "io_uring_wait_cqe", errno: -r) }
             try poll()
         }
+        forgetReported()
         if let e = errors[tag] {
             errors[tag] = nil
             throw e
         }
+    }
+
+    /// Drops finished reads already waited for from the `waitAny` queue, so it stays bounded
+    /// when the caller only waits per tag.
+    private func forgetReported() {
+        if completed.count > 2 * reported.count { completed.removeAll { reported[$0] } }
     }
 }
