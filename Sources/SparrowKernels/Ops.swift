@@ -66,6 +66,14 @@ public enum Ops {
         spk_gemm(q, 1, dim, dim, keys, SPK_F32, stride, 0, count, out, count)
     }
 
+    /// `dots` over keys stored as `type` (f32, f16 or bf16).
+    public static func dots(
+        _ q: UnsafePointer<Float>, keys: UnsafeRawPointer, type: spk_dtype, stride: Int, dim: Int, count: Int,
+        into out: UnsafeMutablePointer<Float>
+    ) {
+        spk_gemm(q, 1, dim, dim, keys, type, stride, 0, count, out, count)
+    }
+
     /// Root-mean-square normalisation of `count` rows of width `dim`, scaled by `weight` (`[dim]`).
     public static func rmsNorm(
         _ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, dim: Int, count: Int = 1, eps: Float,

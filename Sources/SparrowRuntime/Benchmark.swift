@@ -30,6 +30,8 @@ public enum Benchmark {
         public var peakRSSOverBudget: Double?
         /// Whether the model file was evicted from the page cache before the run.
         public var cold: Bool
+        /// KV cache element type.
+        public var kvType: String
         /// Resident set size (bytes) sampled through the decode: 20 samples, the last at its end.
         public var rssTrace: [Int]
     }
@@ -89,6 +91,7 @@ public enum Benchmark {
             budget: options.budget, io: session.ioSummary, cachePolicy: session.expertCache.map { _ in options.cachePolicy.rawValue },
             cache: session.cacheStatistics,
             peakRSSOverBudget: options.budget.map { Double(ProcessMemory.peakRSS) / Double($0) }, cold: cold,
+            kvType: options.kvType.rawValue,
             rssTrace: rssTrace)
     }
 }

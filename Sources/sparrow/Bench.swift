@@ -76,7 +76,7 @@ struct Bench: ParsableCommand {
         var points: [(label: String, result: Benchmark.Result)] = []
         for label in sweep.split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) {
             var args = ["bench", "-m", modelOptions.model, "--prompt-len", String(promptLen), "-n", String(n), "--json",
-                        "--budget", label, "--cache-policy", modelOptions.cachePolicy, "--io", modelOptions.io]
+                        "--budget", label, "--cache-policy", modelOptions.cachePolicy, "--io", modelOptions.io, "--kv-type", modelOptions.kvType]
             if let t = modelOptions.threads { args += ["--threads", String(t)] }
             if let b = modelOptions.expertBits { args += ["--expert-bits", String(b)] }
             if cold { args.append("--cold") }

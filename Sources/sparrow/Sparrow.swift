@@ -58,12 +58,16 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "How experts are read with --budget: auto (io_uring when available), uring or pread.")
     var io: String = "auto"
 
+    @Option(name: .customLong("kv-type"), help: "KV cache element type: f32 (exact) or f16 (half the memory).")
+    var kvType: String = "f32"
+
     func validate() throws {
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
         if CachePolicyKind(rawValue: cachePolicy) == nil {
             throw ValidationError("--cache-policy must be one of \(CachePolicyKind.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(cachePolicy)')")
         }
         if IOMode(rawValue: io) == nil { throw ValidationError("--io must be auto, uring or pread (got '\(io)')") }
+        if KVCacheType(rawValue: kvType) == nil { throw ValidationError("--kv-type must be f32 or f16 (got '\(kvType)')") }
         if let b = budget, ByteSize.parse(b, percentOf: 1 << 30) == nil {
             throw ValidationError("--budget must be a size like 512MiB, 1.5GiB, 800MB or 40% (got '\(b)')")
         }
@@ -86,7 +90,7 @@ struct ModelOptions: ParsableArguments {
         SessionOptions(
             contextLength: contextLength, threads: threads, batchSize: batchSize, expertBits: expertBits,
             budget: try budgetBytes(), cachePolicy: CachePolicyKind(rawValue: cachePolicy)!,
-            io: BlockReaderOptions(mode: IOMode(rawValue: io)!))
+            io: BlockReaderOptions(mode: IOMode(rawValue: io)!), kvType: KVCacheType(rawValue: kvType)!)
     }
 }
 

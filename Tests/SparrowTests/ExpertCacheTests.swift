@@ -76,6 +76,23 @@ import Testing
         }
     }
 
+    /// An f16 KV cache halves the cache and stays close to the exact f32 one (prefill and decode).
+    @Test func halfPrecisionKVCacheIsClose() throws {
+        let model = try Self.demo()
+        let tokens = try Self.tokens(48)
+        func run(_ type: KVCacheType) throws -> [Float] {
+            let session = try Session(model: model, options: .init(expertBits: 8, kvType: type))
+            var out = try session.evaluate(Array(tokens.prefix(32)), logits: .all)
+            for t in tokens.dropFirst(32) { out += try session.evaluate([t], logits: .all) }
+            return out
+        }
+        let exact = try run(.f32)
+        let half = try run(.f16)
+        let scale = exact.map(abs).max()!
+        #expect(maxAbsDiff(exact, half) <= 0.01 * scale, "max difference \(maxAbsDiff(exact, half)) of max|logit| \(scale)")
+        #expect(exact != half)  // the cache really is f16
+    }
+
     @Test func budgetTooSmallIsRefused() throws {
         let model = try Self.demo()
         do {

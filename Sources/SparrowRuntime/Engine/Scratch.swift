@@ -7,6 +7,8 @@ final class Scratch: @unchecked Sendable {
     /// Attention probabilities, one row of `context` per parallel chunk.
     let scores: FloatBuffer
     let scoreChunks: Int
+    /// One head's value row converted to f32, per parallel chunk (f16 KV cache).
+    let kvRow: FloatBuffer
     /// MoE slots: one row per (token, selected expert), grouped by expert.
     let slotIn, slotGate, slotUp, slotOut: FloatBuffer
     let slotToken: UnsafeMutablePointer<Int32>
@@ -43,6 +45,7 @@ final class Scratch: @unchecked Sendable {
         router = FloatBuffer(count: b * max(c.expertCount, 1))
         scoreChunks = max(1, threads * 2)
         scores = FloatBuffer(count: scoreChunks * context)
+        kvRow = FloatBuffer(count: scoreChunks * c.headDim)
         let slots = b * max(c.expertsPerToken, 1)
         let i = max(c.expertIntermediateSize, 1)
         slotIn = FloatBuffer(count: slots * h)

@@ -1,3 +1,4 @@
+import CSparrowKernels
 import Foundation
 import SparrowKernels
 
@@ -37,16 +38,16 @@ extension Session {
                 for i in 0..<(n * p.1) { p.0[i] = min(max(p.0[i], -clip), clip) }
             }
         }
-        let kc = keys[l].pointer
-        let vc = values[l].pointer
+        let kc = keys[l]
+        let vc = values[l]
         model.invFreq.withUnsafeBufferPointer { inv in
             for i in 0..<n {
                 Ops.rope(q + i * qDim, heads: heads, headDim: hd, position: position + i, invFreq: inv.baseAddress!)
                 Ops.rope(k + i * kvDim, heads: kvHeads, headDim: hd, position: position + i, invFreq: inv.baseAddress!)
             }
         }
-        (kc + position * kvDim).update(from: k, count: n * kvDim)
-        (vc + position * kvDim).update(from: v, count: n * kvDim)
+        kc.store(k, at: position, count: n)
+        vc.store(v, at: position, count: n)
 
         // One task per (token, head); chunks own a row of score scratch each.
         let tasks = n * heads
@@ -59,8 +60,11 @@ extension Session {
         let window = c.slidingWindow
         let scoreRows = s.scores.pointer
         let ctx = contextLength
+        let kvType = kc.type.kernelType
+        let f16 = kc.type == .f16
         Parallel.forEach(chunks) { chunk in
             let sc = scoreRows + chunk * ctx
+            let row = s.kvRow.pointer + chunk * hd
             for task in (chunk * per)..<min(tasks, (chunk + 1) * per) {
                 let i = task / heads
                 let head = task % heads
@@ -69,12 +73,20 @@ extension Session {
                 let first = window.map { max(0, pos - $0 + 1) } ?? 0
                 let count = pos - first + 1
                 let qv = q + i * qDim + head * hd
-                Ops.dots(qv, keys: kc + first * kvDim + kvh * hd, stride: kvDim, dim: hd, count: count, into: sc)
+                Ops.dots(qv, keys: kc.at(first, kvh * hd), type: kvType, stride: kvDim, dim: hd, count: count, into: sc)
                 for j in 0..<count { sc[j] *= scale }
                 Ops.softmax(sc, count)
                 let o = out + i * qDim + head * hd
                 o.initialize(repeating: 0, count: hd)
-                for j in 0..<count { Ops.axpy(hd, sc[j], vc + (first + j) * kvDim + kvh * hd, o) }
+                for j in 0..<count {
+                    let value = vc.at(first + j, kvh * hd)
+                    if f16 {
+                        spk_to_f32(value, SPK_F16, row, hd)
+                        Ops.axpy(hd, sc[j], row, o)
+                    } else {
+                        Ops.axpy(hd, sc[j], value.assumingMemoryBound(to: Float.self), o)
+                    }
+                }
             }
         }
         Ops.matmul(lw.o, out, n: n, into: s.proj.pointer, threads: threads, act: s.actIn)

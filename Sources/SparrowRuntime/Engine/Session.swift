@@ -23,11 +23,15 @@ public struct SessionOptions: Sendable {
     public var cachePolicy: CachePolicyKind
     /// How expert bytes are read (budgeted sessions): io_uring or pread, O_DIRECT, queue depth.
     public var io: BlockReaderOptions
+    /// Element type of the KV cache (f32 exact; f16 halves it).
+    public var kvType: KVCacheType
 
     public init(
         contextLength: Int? = nil, threads: Int? = nil, batchSize: Int = 64, expertBits: Int? = nil, budget: Int? = nil,
-        expertCacheBytes: Int? = nil, cachePolicy: CachePolicyKind = .lru, io: BlockReaderOptions = .init()
+        expertCacheBytes: Int? = nil, cachePolicy: CachePolicyKind = .lru, io: BlockReaderOptions = .init(),
+        kvType: KVCacheType = .f32
     ) {
+        self.kvType = kvType
         self.expertCacheBytes = expertCacheBytes
         self.contextLength = contextLength
         self.threads = threads
@@ -72,8 +76,8 @@ public final class Session {
     public var ioSummary: String? { expertCache?.reader.summary }
 
     let config: ModelConfig
-    let keys: [FloatBuffer]  // per layer [contextLength, kvDim]
-    let values: [FloatBuffer]
+    let keys: [KVBuffer]  // per layer [contextLength, kvDim]
+    let values: [KVBuffer]
     let scratch: Scratch
 
     public init(model: Model, options: SessionOptions = .init()) throws(SparrowError) {
@@ -96,8 +100,8 @@ public final class Session {
             expertLevel = max(0, stored.count - 1)
         }
         let kvDim = config.kvHeadCount * config.headDim
-        keys = (0..<config.layerCount).map { _ in FloatBuffer(count: ctx * kvDim) }
-        values = (0..<config.layerCount).map { _ in FloatBuffer(count: ctx * kvDim) }
+        keys = (0..<config.layerCount).map { _ in KVBuffer(rows: ctx, width: kvDim, type: options.kvType) }
+        values = (0..<config.layerCount).map { _ in KVBuffer(rows: ctx, width: kvDim, type: options.kvType) }
         scratch = Scratch(config: config, batch: options.batchSize, context: ctx, threads: threads)
         if options.budget != nil || options.expertCacheBytes != nil {
             embeddingRows = config.tieWordEmbeddings ? nil : EmbeddingRows(model: model)
