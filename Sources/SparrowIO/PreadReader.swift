@@ -17,8 +17,7 @@ final class PreadReader: BlockReader, @unchecked Sendable {
     private var staged: [ReadRequest] = []
     private var finished: [Bool]
     private var errors: [IOError?]
-    private var completed: [Int] = []
-    private var reported: [Bool]
+    private var completions: CompletionQueue
     private var outstanding = 0
     private var stopping = false
     private var running = 0
@@ -33,7 +32,7 @@ final class PreadReader: BlockReader, @unchecked Sendable {
         faults = options.faults
         finished = Array(repeating: true, count: tags)
         errors = Array(repeating: nil, count: tags)
-        reported = Array(repeating: true, count: tags)
+        completions = CompletionQueue(tags: tags)
         workers = max(1, min(8, options.queueDepth))
         for _ in 0..<workers {
             let t = Thread { [unowned self] in self.work() }
@@ -55,7 +54,7 @@ final class PreadReader: BlockReader, @unchecked Sendable {
     func enqueue(_ request: ReadRequest) {
         condition.lock()
         finished[request.tag] = false
-        reported[request.tag] = false
+        completions.issued(request.tag)
         errors[request.tag] = nil
         outstanding += 1
         staged.append(request)
@@ -84,13 +83,7 @@ final class PreadReader: BlockReader, @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         while true {
-            while let tag = completed.first {
-                completed.removeFirst()
-                if !reported[tag] {
-                    reported[tag] = true
-                    return tag
-                }
-            }
+            if let tag = completions.next() { return tag }
             guard outstanding > 0 else { throw IOError(path: path, operation: "wait for any read (none in flight)", errno: EINVAL) }
             condition.wait()
         }
@@ -99,10 +92,8 @@ final class PreadReader: BlockReader, @unchecked Sendable {
     func wait(tag: Int) throws(IOError) {
         try submit()
         condition.lock()
-        reported[tag] = true
+        completions.waited(tag)
         while !finished[tag] { condition.wait() }
-        // Keep the waitAny queue bounded when the caller only waits per tag.
-        if completed.count > 2 * reported.count { completed.removeAll { reported[$0] } }
         let e = errors[tag]
         errors[tag] = nil
         condition.unlock()
@@ -120,7 +111,7 @@ final class PreadReader: BlockReader, @unchecked Sendable {
             condition.lock()
             errors[r.tag] = error
             finished[r.tag] = true
-            completed.append(r.tag)
+            completions.finished(r.tag)
             outstanding -= 1
             condition.broadcast()
         }

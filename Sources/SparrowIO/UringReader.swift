@@ -25,9 +25,7 @@ final class UringReader: BlockReader {
     private var backlog: [Int] = []
     private var inFlight = 0
     private var queued = 0
-    /// Tags finished and not yet returned by `waitAny`, in completion order.
-    private var completed: [Int] = []
-    private var reported: [Bool]
+    private var completions: CompletionQueue
 
     var summary: String {
         "io_uring, \(isDirect ? "O_DIRECT" : "page cache"), \(fixed.isEmpty ? "plain" : "fixed") buffers, depth \(depth)"
@@ -46,7 +44,7 @@ final class UringReader: BlockReader {
         done = Array(repeating: 0, count: tags)
         finished = Array(repeating: true, count: tags)
         errors = Array(repeating: nil, count: tags)
-        reported = Array(repeating: true, count: tags)
+        completions = CompletionQueue(tags: tags)
         let r = io_uring_queue_init(UInt32(depth), &ring, 0)
         if r < 0 { throw IOError(path: path, operation: "io_uring_queue_init", errno: -r) }
         // Fixed buffers save the kernel mapping pages per read; a refusal (memlock limit) only
@@ -83,7 +81,7 @@ final class UringReader: BlockReader {
         requests[request.tag] = request
         done[request.tag] = 0
         finished[request.tag] = false
-        reported[request.tag] = false
+        completions.issued(request.tag)
         errors[request.tag] = nil
         backlog.append(request.tag)
         fill()
@@ -161,7 +159,7 @@ final class UringReader: BlockReader {
         }
         finished[tag] = true
         requests[tag] = nil
-        completed.append(tag)
+        completions.finished(tag)
         return 1
     }
 
@@ -169,7 +167,7 @@ final class UringReader: BlockReader {
         errors[tag] = error
         finished[tag] = true
         requests[tag] = nil
-        completed.append(tag)
+        completions.finished(tag)
         return 1
     }
 
@@ -177,43 +175,30 @@ final class UringReader: BlockReader {
 
     func waitAny() throws(IOError) -> Int {
         while true {
-            while let tag = completed.first {
-                completed.removeFirst()
-                if !reported[tag] {
-                    reported[tag] = true
-                    return tag
-                }
+            if let tag = completions.next() { return tag }
+            guard inFlight + queued + backlog.count > 0 else {
+                throw IOError(path: path, operation: "wait for any read (none in flight)", errno: EINVAL)
             }
-            try submit()
-            guard inFlight > 0 else { throw IOError(path: path, operation: "wait for any read (none in flight)", errno: EINVAL) }
-            var cqe: UnsafeMutablePointer<io_uring_cqe>?
-            let r = io_uring_wait_cqe(&ring, &cqe)
-            if r == -EINTR || r == -EAGAIN { continue }
-            if r < 0 { throw IOError(path: path, operation: "io_uring_wait_cqe", errno: -r) }
-            try poll()
+            try waitForCompletion()
         }
     }
 
+    /// Submits what is queued and blocks until at least one completion was reaped.
+    private func waitForCompletion() throws(IOError) {
+        try submit()
+        var cqe: UnsafeMutablePointer<io_uring_cqe>?
+        var r: Int32
+        repeat { r = io_uring_wait_cqe(&ring, &cqe) } while r == -EINTR || r == -EAGAIN
+        if r < 0 { throw IOError(path: path, operation: "io_uring_wait_cqe", errno: -r) }
+        try poll()
+    }
+
     func wait(tag: Int) throws(IOError) {
-        reported[tag] = true
-        while !finished[tag] {
-            try submit()
-            var cqe: UnsafeMutablePointer<io_uring_cqe>?
-            let r = io_uring_wait_cqe(&ring, &cqe)
-            if r == -EINTR || r == -EAGAIN { continue }
-            if r < 0 { throw IOError(path: path, operation: "io_uring_wait_cqe", errno: -r) }
-            try poll()
-        }
-        forgetReported()
+        completions.waited(tag)
+        while !finished[tag] { try waitForCompletion() }
         if let e = errors[tag] {
             errors[tag] = nil
             throw e
         }
-    }
-
-    /// Drops finished reads already waited for from the `waitAny` queue, so it stays bounded
-    /// when the caller only waits per tag.
-    private func forgetReported() {
-        if completed.count > 2 * reported.count { completed.removeAll { reported[$0] } }
     }
 }
