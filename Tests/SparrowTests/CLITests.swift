@@ -68,6 +68,10 @@ import Testing
         #expect(r.status != 0 && r.stderr.contains("--io must be auto, uring or pread"))
         r = try runCLI(["bench", "-m", "x.spw", "--budget", "1GiB", "--sweep-budget", "50%"])
         #expect(r.status != 0 && r.stderr.contains("exclude each other"))
+        r = try runCLI(["run", "-m", "x.spw", "-p", "x", "--kv-type", "q4"])
+        #expect(r.status != 0 && r.stderr.contains("--kv-type must be f32 or f16"))
+        r = try runCLI(["convert", Paths.demo, "-o", "/tmp/x.spw", "--zstd-min-saving", "1.5"])
+        #expect(r.status != 0 && r.stderr.contains("--zstd-min-saving must be 'off' or a fraction"))
         r = try runCLI(["iobench", Paths.demo + "/config.json", "--block-size", "1000"])
         #expect(r.status != 0 && r.stderr.contains("multiple of 4 KiB"))
     }
