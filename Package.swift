@@ -1,5 +1,9 @@
 // swift-tools-version: 6.1
+import Foundation
 import PackageDescription
+
+/// The package's directory (the linker needs absolute paths).
+let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
 
 let package = Package(
     name: "Sparrow",
@@ -7,6 +11,10 @@ let package = Package(
     products: [
         .library(name: "Sparrow", targets: ["Sparrow"]),
         .executable(name: "sparrow", targets: ["sparrow"]),
+        // The C interface (Include/sparrow.h) as a shared library: libSparrowC.so, installed as
+        // libsparrow.so by Scripts/install-lib.sh (SwiftPM forbids a second product named sparrow).
+        // The Swift runtime is linked in statically; only sparrow_* is exported.
+        .library(name: "SparrowC", type: .dynamic, targets: ["SparrowC"]),
         // The kernels alone, for the micro-benchmarks in Benchmarks/.
         .library(name: "SparrowKernels", targets: ["SparrowKernels"]),
     ],
@@ -36,6 +44,22 @@ let package = Package(
             dependencies: ["SparrowFormat", "SparrowQuant", "SparrowKernels", "SparrowIO"]),
         // Public Swift API.
         .target(name: "Sparrow", dependencies: ["SparrowRuntime"]),
+        // The C interface: the header's module, its plain-data parts in C, the rest in Swift.
+        .target(name: "CSparrowABI"),
+        .target(
+            name: "SparrowC", dependencies: ["Sparrow", "CSparrowABI"], exclude: ["exports.map"],
+            linkerSettings: [
+                .unsafeFlags([
+                    "-static-stdlib",
+                    // Foundation and what it needs, static too (autolinking covers executables only).
+                    "-Xlinker", "--start-group", "-lFoundation", "-lFoundationEssentials",
+                    "-lFoundationInternationalization", "-lCoreFoundation", "-l_FoundationICU",
+                    "-l_FoundationCollections", "-l_FoundationCShims", "-lswiftSynchronization", "-lswiftDispatch",
+                    "-ldispatch", "-lBlocksRuntime", "-Xlinker", "--end-group",
+                    "-Xlinker", "--version-script=\(root)/Sources/SparrowC/exports.map",
+                    "-Xlinker", "-soname=libsparrow.so.0",
+                ])
+            ]),
         // The CLI.
         .executableTarget(
             name: "sparrow",

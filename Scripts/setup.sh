@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs the system packages Sparrow builds against (Debian/Ubuntu), if any is missing.
+# Installs the system packages Sparrow builds against (Debian/Ubuntu), if any is missing: liburing
+# and zstd for the library; pkg-config, a C/C++ compiler, make and binutils (nm, strip) for the C
+# interface, its tests and examples.
 set -euo pipefail
 need=()
-for p in liburing-dev libzstd-dev pkg-config; do
+for p in liburing-dev libzstd-dev pkg-config gcc g++ make binutils; do
     dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <sys/eventfd.h>
+#include <poll.h>
 #include <liburing.h>
 
 /// O_DIRECT (glibc hides it without _GNU_SOURCE, which must stay off here: see above).
@@ -27,6 +29,10 @@
 #define SPARROW_O_DIRECT 040000
 #endif
 static inline int sparrow_o_direct(void) { return SPARROW_O_DIRECT; }
+
+/// A non-blocking, close-on-exec eventfd (how another thread wakes a ring blocked in a wait).
+static inline int sparrow_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
+static inline unsigned sparrow_pollin(void) { return POLLIN; }
 
 /// Flag macros Swift cannot import, re-exported as functions.
 static inline unsigned char sparrow_iosqe_io_link(void) { return IOSQE_IO_LINK; }

@@ -32,7 +32,7 @@ public enum IOMode: String, Sendable, CaseIterable {
 /// Moves byte ranges of one file into caller memory, many at a time. Requests are queued with
 /// `enqueue`, started by `submit`, and finished by `wait(tag:)` (blocking) or `poll()` (not).
 /// Short reads are resumed, EINTR/EAGAIN retried; any other failure is the error of that tag.
-/// One thread drives a reader at a time.
+/// One thread drives a reader at a time (`IOLane` is that thread for the expert cache).
 public protocol BlockReader: AnyObject {
     /// What it is, for logs and `bench` ("io_uring, O_DIRECT, fixed buffers", "pread ×4, O_DIRECT").
     var summary: String { get }
@@ -47,9 +47,13 @@ public protocol BlockReader: AnyObject {
     func wait(tag: Int) throws(IOError)
     /// Whether the read of `tag` has finished (successfully or not).
     func isFinished(tag: Int) -> Bool
-    /// Blocks until some read not yet waited for finished; returns its tag (its error, if any,
-    /// is thrown by `wait(tag:)`, which then returns at once).
-    func waitAny() throws(IOError) -> Int
+    /// Blocks until some read not yet waited for finished and returns its tag (its error, if any,
+    /// is thrown by `wait(tag:)`, which then returns at once), or until `wake()` was called and
+    /// returns nil. Blocks even when no read is in flight. Submits queued reads before blocking.
+    func next() throws(IOError) -> Int?
+    /// Makes a `next()` blocked on another thread (or the next call) return nil. The one call any
+    /// thread may make at any time.
+    func wake()
 }
 
 /// A fault to inject into a read (tests): the seam through which EIO, short reads and damaged

@@ -1,4 +1,4 @@
-/// Finished reads in completion order, for `BlockReader.waitAny`: a tag is handed out once,
+/// Finished reads in completion order, for `BlockReader.next`: a tag is handed out once,
 /// and tags already waited for by `wait(tag:)` are skipped. Bounded: entries a caller only waits
 /// for per tag are dropped. Not thread-safe (each reader guards it as it guards its own state).
 struct CompletionQueue {

@@ -18,8 +18,8 @@ final class PreadReader: BlockReader, @unchecked Sendable {
     private var finished: [Bool]
     private var errors: [IOError?]
     private var completions: CompletionQueue
-    private var outstanding = 0
     private var stopping = false
+    private var woken = false
     private var running = 0
     private let workers: Int
 
@@ -56,7 +56,6 @@ final class PreadReader: BlockReader, @unchecked Sendable {
         finished[request.tag] = false
         completions.issued(request.tag)
         errors[request.tag] = nil
-        outstanding += 1
         staged.append(request)
         condition.unlock()
     }
@@ -78,15 +77,25 @@ final class PreadReader: BlockReader, @unchecked Sendable {
         return finished[tag]
     }
 
-    func waitAny() throws(IOError) -> Int {
+    func next() throws(IOError) -> Int? {
         try submit()
         condition.lock()
         defer { condition.unlock() }
         while true {
             if let tag = completions.next() { return tag }
-            guard outstanding > 0 else { throw IOError(path: path, operation: "wait for any read (none in flight)", errno: EINVAL) }
+            if woken {
+                woken = false
+                return nil
+            }
             condition.wait()
         }
+    }
+
+    func wake() {
+        condition.lock()
+        woken = true
+        condition.broadcast()
+        condition.unlock()
     }
 
     func wait(tag: Int) throws(IOError) {
@@ -112,7 +121,6 @@ final class PreadReader: BlockReader, @unchecked Sendable {
             errors[r.tag] = error
             finished[r.tag] = true
             completions.finished(r.tag)
-            outstanding -= 1
             condition.broadcast()
         }
         running -= 1

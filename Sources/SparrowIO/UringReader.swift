@@ -26,6 +26,11 @@ final class UringReader: BlockReader {
     private var inFlight = 0
     private var queued = 0
     private var completions: CompletionQueue
+    /// `wake()` writes this eventfd; a poll on it, armed while `next()` blocks, ends the wait.
+    private let wakeFD: Int32
+    private var wakeArmed = false
+    private var woken = false
+    private static let wakeData = UInt64.max
 
     var summary: String {
         "io_uring, \(isDirect ? "O_DIRECT" : "page cache"), \(fixed.isEmpty ? "plain" : "fixed") buffers, depth \(depth)"
@@ -45,8 +50,14 @@ final class UringReader: BlockReader {
         finished = Array(repeating: true, count: tags)
         errors = Array(repeating: nil, count: tags)
         completions = CompletionQueue(tags: tags)
-        let r = io_uring_queue_init(UInt32(depth), &ring, 0)
-        if r < 0 { throw IOError(path: path, operation: "io_uring_queue_init", errno: -r) }
+        wakeFD = sparrow_eventfd()
+        if wakeFD < 0 { throw IOError(path: path, operation: "eventfd", errno: errno) }
+        // One entry more than reads in flight: the wake-up poll.
+        let r = io_uring_queue_init(UInt32(depth + 1), &ring, 0)
+        if r < 0 {
+            close(wakeFD)
+            throw IOError(path: path, operation: "io_uring_queue_init", errno: -r)
+        }
         // Fixed buffers save the kernel mapping pages per read; a refusal (memlock limit) only
         // costs that, so it is not an error.
         if let base = arena.baseAddress, arena.count > 0 {
@@ -69,10 +80,11 @@ final class UringReader: BlockReader {
         while inFlight > 0 {
             var cqe: UnsafeMutablePointer<io_uring_cqe>?
             if io_uring_wait_cqe(&ring, &cqe) < 0 { break }
+            if cqe!.pointee.user_data != Self.wakeData { inFlight -= 1 }
             io_uring_cqe_seen(&ring, cqe)
-            inFlight -= 1
         }
         io_uring_queue_exit(&ring)
+        close(wakeFD)
         close(fd)
     }
 
@@ -120,9 +132,16 @@ final class UringReader: BlockReader {
         var count = 0
         var cqe: UnsafeMutablePointer<io_uring_cqe>?
         while io_uring_peek_cqe(&ring, &cqe) == 0, let c = cqe {
-            count += complete(tag: Int(c.pointee.user_data), result: c.pointee.res)
+            if c.pointee.user_data == Self.wakeData {
+                var value: UInt64 = 0
+                _ = read(wakeFD, &value, 8)  // reset the counter (non-blocking)
+                woken = true
+                wakeArmed = false
+            } else {
+                count += complete(tag: Int(c.pointee.user_data), result: c.pointee.res)
+                inFlight -= 1
+            }
             io_uring_cqe_seen(&ring, c)
-            inFlight -= 1
         }
         if !backlog.isEmpty { try submit() }
         return count
@@ -173,14 +192,39 @@ final class UringReader: BlockReader {
 
     func isFinished(tag: Int) -> Bool { finished[tag] }
 
-    func waitAny() throws(IOError) -> Int {
+    func next() throws(IOError) -> Int? {
         while true {
             if let tag = completions.next() { return tag }
-            guard inFlight + queued + backlog.count > 0 else {
-                throw IOError(path: path, operation: "wait for any read (none in flight)", errno: EINVAL)
+            if woken {
+                woken = false
+                return nil
             }
+            try armWake()
             try waitForCompletion()
         }
+    }
+
+    func wake() {
+        var one: UInt64 = 1
+        _ = write(wakeFD, &one, 8)
+    }
+
+    /// Puts a poll on the wake-up eventfd into the ring (its own entry: queued reads go first).
+    private func armWake() throws(IOError) {
+        if wakeArmed { return }
+        try submit()
+        guard let sqe = io_uring_get_sqe(&ring) else {
+            throw IOError(path: path, operation: "io_uring_get_sqe (wake-up poll)", errno: EBUSY)
+        }
+        io_uring_prep_poll_add(sqe, wakeFD, sparrow_pollin())
+        io_uring_sqe_set_data64(sqe, Self.wakeData)
+        let reads = queued  // any reads the last submit left queued sit before the poll
+        var r: Int32
+        repeat { r = io_uring_submit(&ring) } while r == -EINTR || r == -EAGAIN
+        if r < 0 { throw IOError(path: path, operation: "io_uring_submit (wake-up poll)", errno: -r) }
+        inFlight += min(Int(r), reads)
+        queued -= min(Int(r), reads)
+        wakeArmed = Int(r) > reads
     }
 
     /// Submits what is queued and blocks until at least one completion was reaped.

@@ -63,7 +63,8 @@ struct IOBench: ParsableCommand {
             let reader = try BlockReaders.open(
                 path: file, arena: arena, tags: queueDepth,
                 options: BlockReaderOptions(mode: IOMode(rawValue: io)!, queueDepth: queueDepth))
-            var rng: UInt64 = 0x2545_F491_4F6C_DD1D
+            // A fresh sequence each run: a repeated one would find the host's cache warm.
+            var rng = UInt64.random(in: 1...UInt64.max)
             func nextOffset() -> Int {
                 rng = rng &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
                 return Int((rng >> 33) % UInt64(blocks)) * bs
@@ -78,13 +79,13 @@ struct IOBench: ParsableCommand {
             try reader.submit()
             var done = 0
             while done < count {
-                let tag = try reader.waitAny()
+                guard let tag = try reader.next() else { continue }
                 try reader.wait(tag: tag)  // its error, if any
                 done += 1
                 if issued < count {
+                    // Submitted by the `next()` that would block: reads finished together go in one batch.
                     reader.enqueue(ReadRequest(offset: nextOffset(), length: bs, destination: base + tag * bs, tag: tag))
                     issued += 1
-                    try reader.submit()
                 }
             }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9

@@ -51,14 +51,13 @@ struct Run: ParsableCommand {
                 seed: seed)
             let ids = model.tokenizer.encode(prompt)
             guard !ids.isEmpty else { throw ValidationError("the prompt is empty") }
-            var decoder = TextStreamDecoder()
             FileHandle.standardOutput.write(Data(prompt.utf8))
-            let s = try session.generate(prompt: ids, maxTokens: n, sampling: sampling, stopAtEOS: !ignoreEOS) { id in
-                let text = decoder.append(model.tokenizer.bytes(of: id))
-                if !text.isEmpty { FileHandle.standardOutput.write(Data(text.utf8)) }
+            let options = GenerationOptions(maxTokens: n, sampling: sampling, stopAtEOS: !ignoreEOS)
+            let s = try session.generate(prompt: ids, options: options) { token in
+                if !token.text.isEmpty { FileHandle.standardOutput.write(Data(token.text.utf8)) }
                 return true
             }
-            FileHandle.standardOutput.write(Data((decoder.flush() + "\n").utf8))
+            FileHandle.standardOutput.write(Data("\n".utf8))
             if stats {
                 let line = String(
                     format: "prompt %d tokens %.1f tok/s, generated %d tokens %.1f tok/s, threads %d\n",

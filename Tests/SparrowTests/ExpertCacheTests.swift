@@ -45,6 +45,25 @@ import Testing
         #expect(session.ioSummary!.hasPrefix(mode == .uring ? "io_uring" : "pread"))
     }
 
+    /// A file with zstd levels streams to the same logits; its levels are decoded on the I/O lane
+    /// as they land (the lane's time is counted apart from the compute thread's stalls).
+    @Test(arguments: [IOMode.uring, .pread])
+    func compressedRecordsDecodeOnTheLane(mode: IOMode) throws {
+        var zstd = Self.scheme
+        zstd.zstdMinSaving = 0
+        let model = try Converted.model(Paths.demo, options: zstd, tag: "q248-zstd")
+        #expect(model.file.experts.contains { $0.levels.contains { $0.codec == .zstd } })
+        let tokens = try Self.tokens(24)
+        let want = try Session(model: try Self.demo(), options: .init(expertBits: 4)).evaluate(tokens, logits: .all)
+        let slot = ExpertCache.slotSize(file: model.file, level: 1)
+        let session = try Session(
+            model: model,
+            options: SessionOptions(expertBits: 4, expertCacheBytes: 6 * slot, io: BlockReaderOptions(mode: mode, queueDepth: 8)))
+        #expect(try session.evaluate(tokens, logits: .all) == want)
+        let s = try #require(session.cacheStatistics)
+        #expect(s.misses > 0 && s.landingSeconds > 0)
+    }
+
     /// Short reads are resumed (identical logits); EIO and damaged bytes are errors naming the
     /// layer, expert and precision, and the session stays usable afterwards.
     @Test(arguments: [IOMode.uring, .pread])
@@ -131,7 +150,7 @@ import Testing
                     defer { cache.release(slot) }
                     if cache.pinnedSlots > cache.slotCount { failures.add() }
                     do {
-                        try cache.submit()
+                        cache.submit()
                         let bytes = try cache.load(slot: slot, level: 0)
                         let entry = model.file.expert(layer: layer, expert: expert)!
                         let before = crc32c(bytes)

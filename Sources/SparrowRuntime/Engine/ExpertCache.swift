@@ -15,6 +15,9 @@ public struct CacheStatistics: Codable, Sendable, Equatable {
     public var bytesRead = 0
     /// Seconds the compute thread waited for reads.
     public var stallSeconds = 0.0
+    /// Seconds the I/O lane spent checking (and decoding zstd levels of) records as they landed,
+    /// off the compute threads.
+    public var landingSeconds = 0.0
     /// Slots and their size.
     public var slots = 0
     public var slotBytes = 0
@@ -23,9 +26,10 @@ public struct CacheStatistics: Codable, Sendable, Equatable {
 }
 
 /// A budgeted cache of expert records: a fixed arena cut into equal slots, each holding one
-/// record's prefix (levels 0…k) exactly as stored, filled by a `BlockReader` (io_uring or pread,
+/// record's prefix (levels 0…k) exactly as stored, filled through an `IOLane` (io_uring or pread,
 /// O_DIRECT). A slot in use is pinned and never evicted; eviction follows an `EvictionPolicy`.
-/// Every level read is checked against its checksum before use. Thread-safe.
+/// Every level read is checked against its checksum (and zstd levels decoded) on the lane as it
+/// lands, before use. Thread-safe.
 public final class ExpertCache: @unchecked Sendable {
     /// Thrown by `prepare` when every slot is pinned or loading.
     public struct Full: Error {}
@@ -38,11 +42,13 @@ public final class ExpertCache: @unchecked Sendable {
     public let slotCount: Int
     /// The memory slots are carved from.
     public let arena: UnsafeMutableRawBufferPointer
-    let reader: BlockReader
+    /// The thread that reads records in and checks (and decodes) them as they land.
+    private(set) var lane: IOLane!
     /// Records with zstd levels are read into the tail of the slot and decoded to its front.
     private let compressed: Bool
 
-    private let lock = NSLock()
+    /// Guards the state below; signalled when a read in flight has been checked.
+    private let lock = NSCondition()
     private var policy: any EvictionPolicy
     private var tick: UInt64 = 0
     private var index: [Int: Int] = [:]  // key → slot
@@ -53,6 +59,9 @@ public final class ExpertCache: @unchecked Sendable {
     private var slotPending: [Int]
     /// Level present before the read in flight (what still needs checking starts above it).
     private var slotBase: [Int]
+    /// Whether the read in flight has landed and been checked, and what went wrong if anything.
+    private var slotLanded: [Bool]
+    private var slotFailure: [String?]
     private var pins: [Int]
     private var lastUse: [UInt64]
     private(set) var stats = CacheStatistics()
@@ -86,6 +95,7 @@ public final class ExpertCache: @unchecked Sendable {
         let bytes = slotCount * size
         guard let base = aligned(bytes) else { throw .budgetTooSmall("cannot allocate a \(bytes)-byte expert arena") }
         arena = UnsafeMutableRawBufferPointer(start: base, count: bytes)
+        let reader: BlockReader
         do {
             reader = try BlockReaders.open(path: file.path, arena: arena, tags: slotCount, options: io)
         } catch {
@@ -97,15 +107,20 @@ public final class ExpertCache: @unchecked Sendable {
         slotLevel = Array(repeating: -1, count: slotCount)
         slotPending = Array(repeating: -1, count: slotCount)
         slotBase = Array(repeating: -1, count: slotCount)
+        slotLanded = Array(repeating: true, count: slotCount)
+        slotFailure = Array(repeating: nil, count: slotCount)
         pins = Array(repeating: 0, count: slotCount)
         lastUse = Array(repeating: 0, count: slotCount)
         stats.slots = slotCount
         stats.slotBytes = slotSize
+        lane = IOLane(reader: reader, tags: slotCount) { [unowned self] slot, error in
+            self.landed(slot: slot, error: error)
+        }
     }
 
     deinit {
         // Reads in flight land in the arena: finish them before it goes.
-        for s in 0..<slotCount where slotPending[s] >= 0 { try? reader.wait(tag: s) }
+        lane.stop()
         free(arena.baseAddress)
     }
 
@@ -194,26 +209,24 @@ public final class ExpertCache: @unchecked Sendable {
     }
 
     private func issue(slot: Int, offset: Int, length: Int, into: Int) {
-        reader.enqueue(ReadRequest(offset: offset, length: length, destination: slotBase(slot) + into, tag: slot))
+        lane.enqueue(ReadRequest(offset: offset, length: length, destination: slotBase(slot) + into, tag: slot))
+        slotLanded[slot] = false
+        slotFailure[slot] = nil
         stats.bytesRead += length
     }
 
     private func slotBase(_ slot: Int) -> UnsafeMutableRawPointer { arena.baseAddress! + slot * slotSize }
 
     /// Starts the queued reads.
-    public func submit() throws(SparrowError) {
-        lock.lock()
-        defer { lock.unlock() }
-        do { try reader.submit() } catch { throw .io(error) }
+    public func submit() {
+        lane.submit()
     }
 
     /// Whether `slot`'s record is usable without waiting.
     public func isReady(_ slot: Int) -> Bool {
         lock.lock()
         defer { lock.unlock() }
-        if slotPending[slot] < 0 { return true }
-        _ = try? reader.poll()
-        return reader.isFinished(tag: slot)
+        return slotPending[slot] < 0 || slotLanded[slot]
     }
 
     /// The matrices of the pinned `slot` at `level` (≤ what was prepared), waiting for its read and
@@ -229,12 +242,12 @@ public final class ExpertCache: @unchecked Sendable {
             let target = slotPending[slot]
             // A failed read or checksum is tried once more (a transient fault, or the stale error
             // of a read issued before an earlier failure) before it is reported.
-            var failure = finishRead(slot: slot, layer: layer, expert: expert, target: target)
+            var failure = awaitLanding(slot)
             if failure != nil {
                 slotLevel[slot] = -1
                 load(slot: slot, layer: layer, expert: expert, level: target)
                 stats.misses += 1
-                failure = finishRead(slot: slot, layer: layer, expert: expert, target: target)
+                failure = awaitLanding(slot)
             }
             slotPending[slot] = -1
             if let failure {
@@ -252,13 +265,36 @@ public final class ExpertCache: @unchecked Sendable {
         return MLPWeights(base: UnsafeRawPointer(slotBase(slot)), levels: levels, level: level)
     }
 
-    /// Waits for the read in flight into `slot` and checks (or decodes) the levels it brought;
-    /// returns what went wrong, nil when the record is good through `target`.
-    private func finishRead(slot: Int, layer: Int, expert: Int, target: Int) -> String? {
+    /// Waits (lock held) until the read in flight into `slot` has landed and been checked;
+    /// returns what went wrong, nil when the record is good.
+    private func awaitLanding(_ slot: Int) -> String? {
+        if !slotLanded[slot] {
+            let start = DispatchTime.now().uptimeNanoseconds
+            lane.submit()
+            while !slotLanded[slot] { lock.wait() }
+            stats.stallSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }
+        return slotFailure[slot]
+    }
+
+    /// On the I/O lane: a read into `slot` completed; checks (or decodes) the levels it brought
+    /// and publishes the outcome. The slot's bookkeeping does not change while its read is in flight.
+    private func landed(slot: Int, error: IOError?) {
         let start = DispatchTime.now().uptimeNanoseconds
-        defer { stats.stallSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
-        do { try reader.submit(); try reader.wait(tag: slot) } catch { return error.description }
-        let entry = file.expert(layer: layer, expert: expert)!
+        let (key, below, target) = lock.withLock { (slotKey[slot], slotBase[slot], slotPending[slot]) }
+        let failure = error.map { $0.description } ?? check(slot: slot, key: key, below: below, target: target)
+        lock.withLock {
+            stats.landingSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            slotLanded[slot] = true
+            slotFailure[slot] = failure
+            lock.broadcast()
+        }
+    }
+
+    /// Checks the checksums of levels `below+1 … target` of the record in `slot` (decoding them
+    /// when the record is compressed); returns what went wrong, nil when they are good.
+    private func check(slot: Int, key: Int, below: Int, target: Int) -> String? {
+        let entry = file.expert(layer: key / expertCount, expert: key % expertCount)!
         let base = slotBase(slot)
         let a = BlockReaderOptions.alignment
         do {
@@ -268,7 +304,7 @@ public final class ExpertCache: @unchecked Sendable {
                     entry, levels: 0...target, stored: UnsafeRawBufferPointer(start: base + slotSize - stored, count: stored),
                     into: UnsafeMutableRawBufferPointer(start: base, count: slotSize))
             } else {
-                for k in (slotBase[slot] + 1)...target {
+                for k in (below + 1)...target {
                     let from = k == 0 ? 0 : Int(entry.levels[k - 1].end)
                     let bytes = UnsafeRawBufferPointer(start: base + from, count: Int(entry.levels[k].end) - from)
                     if crc32c(bytes) != entry.levels[k].crc32c {

@@ -62,7 +62,7 @@ extension Session {
         let ctx = contextLength
         let kvType = kc.type.kernelType
         let f16 = kc.type == .f16
-        Parallel.forEach(chunks) { chunk in
+        split(chunks) { chunk in
             let sc = scoreRows + chunk * ctx
             let row = s.kvRow.pointer + chunk * hd
             for task in (chunk * per)..<min(tasks, (chunk + 1) * per) {

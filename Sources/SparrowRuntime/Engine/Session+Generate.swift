@@ -1,7 +1,7 @@
 import Foundation
 
 /// Timing of one generation.
-public struct GenerationStats: Sendable {
+public struct GenerationStats: Sendable, Equatable {
     public var promptTokens = 0
     public var generatedTokens = 0
     /// Seconds spent evaluating the prompt (to the first token's logits).
@@ -9,8 +9,106 @@ public struct GenerationStats: Sendable {
     /// Seconds spent generating after the prompt.
     public var decodeSeconds = 0.0
 
+    public init() {}
+
     public var promptTokensPerSecond: Double { promptSeconds > 0 ? Double(promptTokens) / promptSeconds : 0 }
     public var decodeTokensPerSecond: Double { decodeSeconds > 0 ? Double(generatedTokens) / decodeSeconds : 0 }
+}
+
+/// What to generate: how many tokens, how each is chosen, and whether an end-of-sequence token stops.
+public struct GenerationOptions: Sendable, Equatable {
+    /// Tokens to generate at most (≥ 0).
+    public var maxTokens: Int
+    public var sampling: SamplingOptions
+    /// Stop after the model's end-of-sequence token.
+    public var stopAtEOS: Bool
+
+    public init(maxTokens: Int = 64, sampling: SamplingOptions = .greedy, stopAtEOS: Bool = true) {
+        self.maxTokens = maxTokens
+        self.sampling = sampling
+        self.stopAtEOS = stopAtEOS
+    }
+}
+
+/// One generated token.
+public struct GeneratedToken: Sendable, Equatable {
+    public var id: Int
+    /// The whole UTF-8 characters this token completes: bytes of a character split over several
+    /// tokens arrive with the last of them (so concatenating `text` gives the generated text).
+    public var text: String
+}
+
+/// A generation driven one token at a time: the first `next()` evaluates the prompt, each call
+/// samples a token, and the token is evaluated at the following call (so the last one is never
+/// evaluated needlessly). `Session.generate` and the async `TokenStream` both step one.
+public struct TokenGenerator {
+    public let session: Session
+    public let options: GenerationOptions
+    /// Timing so far.
+    public private(set) var stats = GenerationStats()
+    private var prompt: [Int]?
+    private var pending: Int?
+    private var finished = false
+    private var sampler: Sampler
+    private var history: [Int]
+    private var logits: [Float]
+    private var decoder = TextStreamDecoder()
+    private var afterPrompt: UInt64 = 0
+
+    public init(session: Session, prompt: [Int], options: GenerationOptions) {
+        self.session = session
+        self.options = options
+        self.prompt = prompt
+        sampler = Sampler(options: options.sampling)
+        history = prompt
+        history.reserveCapacity(prompt.count + max(0, options.maxTokens))
+        logits = [Float](repeating: 0, count: session.model.config.vocabSize)
+        stats.promptTokens = prompt.count
+    }
+
+    /// The next token, nil when the generation is over (token limit, end of sequence, full context).
+    public mutating func next() throws(SparrowError) -> GeneratedToken? {
+        if finished { return nil }
+        if let p = prompt {
+            try options.sampling.validate()
+            guard options.maxTokens >= 0 else { throw .invalidArgument("token count must be ≥ 0") }
+            prompt = nil
+            let start = DispatchTime.now().uptimeNanoseconds
+            try evaluate(p)
+            afterPrompt = DispatchTime.now().uptimeNanoseconds
+            stats.promptSeconds = Double(afterPrompt - start) / 1e9
+        } else if let t = pending {
+            pending = nil
+            try evaluate([t])
+        }
+        guard stats.generatedTokens < options.maxTokens else {
+            finished = true
+            return nil
+        }
+        let id = logits.withUnsafeBufferPointer { sampler.sample($0, history: history) }
+        history.append(id)
+        stats.generatedTokens += 1
+        var text = decoder.append(session.model.tokenizer.bytes(of: id))
+        let eos = options.stopAtEOS && session.model.config.eosTokenIds.contains(id)
+        if eos || stats.generatedTokens == options.maxTokens || session.position >= session.contextLength {
+            finished = true
+            text += decoder.flush()
+        } else {
+            pending = id
+        }
+        stats.decodeSeconds = Double(DispatchTime.now().uptimeNanoseconds - afterPrompt) / 1e9
+        return GeneratedToken(id: id, text: text)
+    }
+
+    private mutating func evaluate(_ tokens: [Int]) throws(SparrowError) {
+        var failure: SparrowError?
+        tokens.withUnsafeBufferPointer { t in
+            logits.withUnsafeMutableBufferPointer { l in
+                do throws(SparrowError) { try session.evaluate(t, request: .last, into: l.baseAddress!) } catch { failure = error }
+            }
+        }
+        if let failure { throw failure }
+    }
 }
 
 extension Session {
@@ -22,36 +120,21 @@ extension Session {
         prompt: [Int], maxTokens: Int, sampling: SamplingOptions = .greedy, stopAtEOS: Bool = true,
         onToken: (Int) -> Bool
     ) throws(SparrowError) -> GenerationStats {
-        try sampling.validate()
-        guard maxTokens >= 0 else { throw .invalidArgument("token count must be ≥ 0") }
-        var stats = GenerationStats()
-        stats.promptTokens = prompt.count
-        var sampler = Sampler(options: sampling)
-        var history = prompt
-        history.reserveCapacity(prompt.count + maxTokens)
-        let start = DispatchTime.now().uptimeNanoseconds
-        let logits = UnsafeMutableBufferPointer<Float>.allocate(capacity: config.vocabSize)
-        defer { logits.deallocate() }
-        var failure: SparrowError?
-        prompt.withUnsafeBufferPointer { p in
-            do throws(SparrowError) { try evaluate(p, request: .last, into: logits.baseAddress!) } catch { failure = error }
+        try generate(
+            prompt: prompt, options: GenerationOptions(maxTokens: maxTokens, sampling: sampling, stopAtEOS: stopAtEOS)
+        ) { onToken($0.id) }
+    }
+
+    /// Generates after `prompt` as `options` say, calling `onToken` for each token (with its text)
+    /// on the caller's thread; return false to stop.
+    @discardableResult
+    public func generate(
+        prompt: [Int], options: GenerationOptions, onToken: (GeneratedToken) -> Bool
+    ) throws(SparrowError) -> GenerationStats {
+        var generator = TokenGenerator(session: self, prompt: prompt, options: options)
+        while let token = try generator.next() {
+            if !onToken(token) { break }
         }
-        if let failure { throw failure }
-        let afterPrompt = DispatchTime.now().uptimeNanoseconds
-        stats.promptSeconds = Double(afterPrompt - start) / 1e9
-        let eos = config.eosTokenIds
-        var next = 0
-        for i in 0..<maxTokens {
-            next = sampler.sample(UnsafeBufferPointer(logits), history: history)
-            history.append(next)
-            stats.generatedTokens += 1
-            if !onToken(next) || (stopAtEOS && eos.contains(next)) || i == maxTokens - 1 { break }
-            if position >= contextLength { break }
-            try withUnsafePointer(to: &next) { (p: UnsafePointer<Int>) throws(SparrowError) in
-                try evaluate(UnsafeBufferPointer(start: p, count: 1), request: .last, into: logits.baseAddress!)
-            }
-        }
-        stats.decodeSeconds = Double(DispatchTime.now().uptimeNanoseconds - afterPrompt) / 1e9
-        return stats
+        return generator.stats
     }
 }

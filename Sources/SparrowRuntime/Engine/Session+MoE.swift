@@ -10,7 +10,6 @@ extension Session {
         let h = c.hiddenSize
         let e = c.expertCount
         let topK = c.expertsPerToken
-        let inter = c.expertIntermediateSize
         let logits = s.router.pointer
         Ops.matmul(lw.router!, s.xn.pointer, n: n, into: logits, threads: threads)
 
@@ -64,7 +63,7 @@ extension Session {
             // Experts in parallel when there are enough of them, else each expert's matmuls in parallel.
             let inner = activeCount >= threads ? 1 : threads
             let run: (Int) -> Void = { a in self.expertForward(experts[a], expert: Int(active[a]), counts: counts, threads: inner) }
-            if inner == 1 { Parallel.forEach(activeCount, run) } else { for a in 0..<activeCount { run(a) } }
+            if inner == 1 { split(activeCount, run) } else { for a in 0..<activeCount { run(a) } }
         }
 
         // Combine in rank order per token (deterministic whatever the thread schedule).
@@ -121,7 +120,7 @@ extension Session {
             if end == start { throw .budgetTooSmall("the expert cache has no free slot (all \(cache.slotCount) pinned)") }
             let wave = start..<end
             defer { for a in wave { cache.release(Int(slots[a])) } }
-            try cache.submit()
+            cache.submit()
             // Resident first, in parallel across experts.
             var ready = 0
             for a in start..<end where cache.isReady(Int(slots[a])) {
@@ -140,9 +139,14 @@ extension Session {
             let run: (Int) -> Void = { a in
                 self.expertForward(experts[start + a], expert: Int(active[start + a]), counts: counts, threads: inner)
             }
-            if inner == 1 { Parallel.forEach(ready, run) } else { for a in 0..<ready { run(a) } }
-            // Then each miss as its read lands, its matmuls split over the threads.
+            if inner == 1 { split(ready, run) } else { for a in 0..<ready { run(a) } }
+            // Then each miss as its read lands (one that has landed first), its matmuls split
+            // over the threads.
             for a in (start + ready)..<end {
+                if let b = (a..<end).first(where: { cache.isReady(Int(slots[$0])) }), b != a {
+                    (active[a], active[b]) = (active[b], active[a])
+                    (slots[a], slots[b]) = (slots[b], slots[a])
+                }
                 let m = try cache.weights(slot: Int(slots[a]), level: expertLevel)
                 expertForward(m, expert: Int(active[a]), counts: counts, threads: threads)
             }

@@ -60,6 +60,8 @@ public final class Session {
     public let batchSize: Int
     /// The expert level (index into the stored levels) every expert runs at.
     public let expertLevel: Int
+    /// The memory budget in bytes (nil: none).
+    public let budget: Int?
     /// Tokens evaluated so far (the position of the next token).
     public internal(set) var position = 0
     /// Called for each MoE layer and token with the selected expert ids and their weights
@@ -73,7 +75,7 @@ public final class Session {
     /// What the expert cache did so far (nil without a budget).
     public var cacheStatistics: CacheStatistics? { expertCache?.statistics }
     /// How the expert cache reads (nil without a budget), e.g. "io_uring, O_DIRECT, fixed buffers, depth 32".
-    public var ioSummary: String? { expertCache?.reader.summary }
+    public var ioSummary: String? { expertCache?.lane.summary }
 
     let config: ModelConfig
     let keys: [KVBuffer]  // per layer [contextLength, kvDim]
@@ -89,6 +91,7 @@ public final class Session {
         contextLength = ctx
         threads = max(1, options.threads ?? ProcessInfo.processInfo.activeProcessorCount)
         batchSize = options.batchSize
+        budget = options.budget
         let stored = model.expertBits
         if let bits = options.expertBits {
             guard let level = stored.firstIndex(of: bits) else {
@@ -146,6 +149,13 @@ public final class Session {
         }
         return try ExpertCache(
             file: model.file, config: c, maxLevel: level, arenaBytes: arena, policy: options.cachePolicy, io: options.io)
+    }
+
+    /// Runs `body(task)` for task in 0..<tasks on the shared worker pool, or on the calling thread
+    /// alone when the session has one thread (sessions of one thread each never meet in the pool).
+    @inline(__always)
+    func split(_ tasks: Int, _ body: (Int) -> Void) {
+        if threads > 1 { Parallel.forEach(tasks, body) } else { for t in 0..<tasks { body(t) } }
     }
 
     /// Forgets all tokens (the KV cache is reused).

@@ -1,0 +1,152 @@
+import CSparrowABI
+import Foundation
+import Sparrow
+
+/// What a `sparrow_model *` stands for.
+final class ModelHandle {
+    let model: Model
+    /// Sessions created from this handle and not yet freed (guarded by `Handles.lock`).
+    var sessions = 0
+    init(model: Model) { self.model = model }
+}
+
+/// What a `sparrow_session *` stands for: the session plus the C interface's own state (the last
+/// logits, the sampler of `sparrow_session_sample`).
+final class SessionHandle {
+    let session: Session
+    /// Keeps the model alive after `sparrow_model_close`.
+    let owner: ModelHandle
+    var logits: [Float] = []
+    var sampler: Sampler?
+    var samplerOptions: SamplingOptions?
+    var history: [Int] = []
+    init(session: Session, owner: ModelHandle) {
+        self.session = session
+        self.owner = owner
+    }
+}
+
+/// The live handles. A C pointer is only dereferenced after it is found here, so NULL, a closed
+/// or freed handle, or any other pointer is an error instead of a crash.
+enum Handles {
+    static let lock = NSLock()
+    nonisolated(unsafe) private static var live: [UnsafeMutableRawPointer: AnyObject] = [:]
+
+    static func add(_ object: AnyObject) -> OpaquePointer {
+        let p = Unmanaged.passRetained(object).toOpaque()
+        lock.withLock { live[p] = object }
+        return OpaquePointer(p)
+    }
+
+    /// The object behind `pointer` if it is a live handle of type `T`.
+    static func find<T: AnyObject>(_ pointer: OpaquePointer?, as: T.Type) -> T? {
+        guard let pointer else { return nil }
+        return lock.withLock { live[UnsafeMutableRawPointer(pointer)] as? T }
+    }
+
+    /// Ends a handle; false when it was not a live handle of type `T`. `body` runs under the lock.
+    static func remove<T: AnyObject>(_ pointer: OpaquePointer?, as: T.Type, _ body: (T) -> Void = { _ in }) -> Bool {
+        guard let pointer else { return false }
+        let p = UnsafeMutableRawPointer(pointer)
+        let object: T? = lock.withLock {
+            guard let o = live[p] as? T else { return nil }
+            live[p] = nil
+            body(o)
+            return o
+        }
+        guard object != nil else { return false }
+        Unmanaged<AnyObject>.fromOpaque(p).release()
+        return true
+    }
+}
+
+/// The live model behind `model`, or an invalid-handle failure.
+func modelHandle(_ model: OpaquePointer?) throws(CFailure) -> ModelHandle {
+    guard let h = Handles.find(model, as: ModelHandle.self) else { throw .invalidHandle("model") }
+    return h
+}
+
+/// The live session behind `session`, or an invalid-handle failure.
+func sessionHandle(_ session: OpaquePointer?) throws(CFailure) -> SessionHandle {
+    guard let h = Handles.find(session, as: SessionHandle.self) else { throw .invalidHandle("session") }
+    return h
+}
+
+/// A failed call: its status and message, stored as the thread's last error.
+struct CFailure: Error {
+    var status: sparrow_status
+    var message: String
+    init(_ status: sparrow_status, _ message: String) {
+        self.status = status
+        self.message = message
+    }
+
+    static func invalidHandle(_ what: String) -> CFailure {
+        CFailure(SPARROW_ERR_INVALID_HANDLE, "\(what) is NULL, closed, or not a handle of this library")
+    }
+
+    static func null(_ what: String) -> CFailure { CFailure(SPARROW_ERR_INVALID_ARGUMENT, "\(what) is NULL") }
+
+    /// The status of a runtime error.
+    init(_ error: SparrowError) {
+        let status: sparrow_status
+        switch error {
+        case .format(let f):
+            if case .io = f { status = SPARROW_ERR_IO } else { status = SPARROW_ERR_FORMAT }
+        case .io, .expertLoad: status = SPARROW_ERR_IO
+        case .config: status = SPARROW_ERR_FORMAT
+        case .unsupportedArchitecture: status = SPARROW_ERR_UNSUPPORTED
+        case .invalidArgument, .tokenizer: status = SPARROW_ERR_INVALID_ARGUMENT
+        case .contextFull: status = SPARROW_ERR_CONTEXT_FULL
+        case .budgetTooSmall: status = SPARROW_ERR_BUDGET
+        }
+        self.init(status, error.description)
+    }
+}
+
+/// Runs the body of a C entry point: clears the thread's last error, maps failures to a status
+/// and message. Nothing thrown escapes into C.
+func entry(_ body: () throws(CFailure) -> Void) -> sparrow_status {
+    do {
+        try body()
+        spabi_set_error(nil)
+        return SPARROW_OK
+    } catch {
+        spabi_set_error(error.message)
+        return error.status
+    }
+}
+
+/// Runs runtime code, turning its errors into failures.
+func runtime<T>(_ body: () throws(SparrowError) -> T) throws(CFailure) -> T {
+    do { return try body() } catch { throw CFailure(error) }
+}
+
+/// Checks a params struct's `struct_size` against the size this library knows.
+func checkSize<T>(_ size: Int, of: T.Type, _ name: String) throws(CFailure) {
+    guard size == MemoryLayout<T>.size else {
+        throw CFailure(
+            SPARROW_ERR_INVALID_ARGUMENT,
+            "\(name).struct_size is \(size), this library (\(SPARROW_VERSION_STRING)) expects \(MemoryLayout<T>.size): "
+                + "initialise it with the *_default_params() function or sizeof")
+    }
+}
+
+/// A JSON string the caller frees with `sparrow_string_free`.
+func mallocString(_ s: String) -> UnsafeMutablePointer<CChar> {
+    let bytes = Array(s.utf8)
+    let p = malloc(bytes.count + 1)!.assumingMemoryBound(to: CChar.self)
+    bytes.withUnsafeBufferPointer { b in
+        for (i, c) in b.enumerated() { p[i] = CChar(bitPattern: c) }
+    }
+    p[bytes.count] = 0
+    return p
+}
+
+func jsonString<T: Encodable>(_ value: T) throws(CFailure) -> String {
+    let e = JSONEncoder()
+    e.outputFormatting = [.sortedKeys]
+    do { return String(decoding: try e.encode(value), as: UTF8.self) } catch {
+        throw CFailure(SPARROW_ERR_INTERNAL, "cannot encode JSON: \(error)")
+    }
+}

@@ -1,0 +1,45 @@
+/// What a session holds and did so far, as a value (the API's and the C interface's statistics).
+public struct SessionStatistics: Codable, Sendable, Equatable {
+    /// Tokens in the session, and how many it can hold.
+    public var position: Int
+    public var contextLength: Int
+    public var threads: Int
+    /// Bits of the expert level every expert runs at.
+    public var expertBits: Int
+    /// The memory budget in bytes (nil: none) and the process's peak resident memory so far.
+    public var budget: Int?
+    public var peakRSS: Int
+    /// How experts are read and evicted, and what the cache did (nil without a budget).
+    public var io: String?
+    public var cachePolicy: String?
+    public var cache: CacheStatistics?
+    public var kvType: KVCacheType
+}
+
+extension Session {
+    /// The session's statistics now.
+    public var statistics: SessionStatistics {
+        SessionStatistics(
+            position: position, contextLength: contextLength, threads: threads, expertBits: model.expertBits[expertLevel],
+            budget: budget, peakRSS: ProcessMemory.peakRSS, io: ioSummary, cachePolicy: expertCache?.policyName,
+            cache: cacheStatistics, kvType: keys.first?.type ?? .f32)
+    }
+
+    /// Continues from where `other` is: its tokens, as its KV cache holds them (a prompt evaluated
+    /// once and shared by several sessions). Both must be sessions of the same model with the
+    /// same KV cache type, and this session's context must hold `other`'s tokens.
+    public func copyState(from other: Session) throws(SparrowError) {
+        guard other.model === model else { throw .invalidArgument("the sessions belong to different models") }
+        guard other !== self else { return }
+        guard other.position <= contextLength else { throw .contextFull(limit: contextLength) }
+        guard keys.first?.type == other.keys.first?.type else {
+            throw .invalidArgument("the sessions' KV caches have different element types")
+        }
+        for l in 0..<keys.count {
+            let bytes = other.position * keys[l].rowWidth * keys[l].type.size
+            keys[l].base.copyMemory(from: other.keys[l].base, byteCount: bytes)
+            values[l].base.copyMemory(from: other.values[l].base, byteCount: bytes)
+        }
+        position = other.position
+    }
+}
