@@ -43,6 +43,11 @@ declared="$(grep -oE '\bsparrow_[a-z_]+\(' Include/sparrow.h | sort -u | wc -l)"
 [ "$exported" -eq "$declared" ] || fail "libsparrow exports $exported sparrow_* symbols, the header declares $declared functions"
 echo "Tests/C: libsparrow exports only sparrow_* ($exported symbols, as declared); $(du -hL "$lib" | cut -f1) stripped"
 
+# No Swift toolchain needed where it runs: it depends on system libraries only.
+deps="$(ldd "$lib")"
+if echo "$deps" | grep -qiE 'swift|not found'; then fail "libsparrow needs more than system libraries: $deps"; fi
+echo "Tests/C: libsparrow needs only $(echo "$deps" | awk '$1 ~ /^lib/ {print $1}' | tr '\n' ' ')"
+
 # The demo model.
 model="$work/demo.spw"
 .build/release/sparrow convert Models/tiny-qwen3moe -o "$model" >/dev/null
