@@ -34,6 +34,11 @@ public enum Benchmark {
         public var kvType: String
         /// Resident set size (bytes) sampled through the decode: 20 samples, the last at its end.
         public var rssTrace: [Int]
+        /// The scheduler's settings and counters: prefetch depth, token-level precision, precision
+        /// choices and prediction precision/recall per depth.
+        public var prefetchDepth: Int?
+        public var tokenPrecision: TokenPrecision?
+        public var scheduler: SchedulerStatistics?
     }
 
     /// Deterministic prompt ids spread over the vocabulary (no file needed).
@@ -48,16 +53,29 @@ public enum Benchmark {
         return out
     }
 
-    /// Evaluates a `promptLength`-token prompt, then decodes `tokens` tokens greedily.
+    /// Evaluates a `promptLength`-token prompt, then decodes `tokens` tokens greedily. With `text`,
+    /// the prompt is its start and each decode step feeds the text's next token instead of the
+    /// argmax (teacher forcing: the routing of real text, where greedy decoding of a small model
+    /// soon loops over the same few experts).
     public static func run(
-        model: Model, promptLength: Int, tokens: Int, options: SessionOptions = .init(), cold: Bool = false
+        model: Model, promptLength: Int, tokens: Int, options: SessionOptions = .init(), cold: Bool = false,
+        text: String? = nil
     ) throws(SparrowError) -> Result {
         guard promptLength > 0, tokens > 0 else { throw .invalidArgument("prompt length and token count must be positive") }
         var o = options
         o.contextLength = promptLength + tokens + 1
         let session = try Session(model: model, options: o)
         let vocab = min(model.config.vocabSize, model.tokenizer.count)
-        let prompt = syntheticPrompt(length: promptLength, vocab: vocab, avoiding: model.tokenizer.specialIds)
+        var prompt = syntheticPrompt(length: promptLength, vocab: vocab, avoiding: model.tokenizer.specialIds)
+        var forced: [Int]?
+        if let text {
+            let ids = model.tokenizer.encode(text)
+            guard ids.count >= promptLength + tokens else {
+                throw .invalidArgument("the prompt text has \(ids.count) tokens, fewer than the \(promptLength + tokens) asked for")
+            }
+            prompt = Array(ids.prefix(promptLength))
+            forced = Array(ids[promptLength..<(promptLength + tokens)])
+        }
         // Warm-up: touch the weights once so the first measured token is not a page-fault storm.
         _ = try session.evaluate(Array(prompt.prefix(8)))
         session.reset()
@@ -70,7 +88,8 @@ public enum Benchmark {
         let every = max(1, tokens / 20)
         for i in 0..<tokens {
             var best = 0
-            for i in 1..<logits.count where logits[i] > logits[best] { best = i }
+            for j in 1..<logits.count where logits[j] > logits[best] { best = j }
+            if let forced { best = forced[i] }
             let s = DispatchTime.now().uptimeNanoseconds
             logits = try session.evaluate([best], logits: .last)
             latencies.append(Double(DispatchTime.now().uptimeNanoseconds - s) / 1e6)
@@ -92,7 +111,8 @@ public enum Benchmark {
             cache: session.cacheStatistics,
             peakRSSOverBudget: options.budget.map { Double(ProcessMemory.peakRSS) / Double($0) }, cold: cold,
             kvType: options.kvType.rawValue,
-            rssTrace: rssTrace)
+            rssTrace: rssTrace, prefetchDepth: session.expertCache == nil ? nil : options.prefetchDepth,
+            tokenPrecision: session.expertCache == nil ? nil : options.tokenPrecision, scheduler: session.schedulerStatistics)
     }
 }
 

@@ -13,16 +13,17 @@ public enum Perplexity {
     /// Tokenises `text` and scores it.
     public static func evaluate(
         model: Model, text: String, window: Int, maxWindows: Int? = nil, options: SessionOptions = .init(),
-        progress: ((Int, Int) -> Void)? = nil
+        stepwise: Bool = false, progress: ((Int, Int) -> Void)? = nil
     ) throws(SparrowError) -> Result {
         try evaluate(model: model, tokens: model.tokenizer.encode(text), window: window, maxWindows: maxWindows,
-                     options: options, progress: progress)
+                     options: options, stepwise: stepwise, progress: progress)
     }
 
-    /// Scores token ids.
+    /// Scores token ids. `stepwise` evaluates each window one token at a time (the decode path,
+    /// where per-token techniques such as token-level precision act) instead of in batches.
     public static func evaluate(
         model: Model, tokens: [Int], window: Int, maxWindows: Int? = nil, options: SessionOptions = .init(),
-        progress: ((Int, Int) -> Void)? = nil
+        stepwise: Bool = false, progress: ((Int, Int) -> Void)? = nil
     ) throws(SparrowError) -> Result {
         guard window >= 2 else { throw .invalidArgument("window must be at least 2 tokens") }
         var count = tokens.count / window
@@ -40,7 +41,14 @@ public enum Perplexity {
         for w in 0..<count {
             session.reset()
             let ids = Array(tokens[(w * window)..<((w + 1) * window)])
-            let logits = try session.evaluate(ids, logits: .all)
+            var logits: [Float]
+            if stepwise {
+                logits = []
+                logits.reserveCapacity(window * vocab)
+                for t in ids { logits += try session.evaluate([t], logits: .last) }
+            } else {
+                logits = try session.evaluate(ids, logits: .all)
+            }
             logits.withUnsafeBufferPointer { l in
                 for t in 0..<(window - 1) {
                     let row = l.baseAddress! + t * vocab

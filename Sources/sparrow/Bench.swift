@@ -23,6 +23,12 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: "With --sweep-budget: write an SVG plot of decode tokens/s against the budget.")
     var plot: String?
 
+    @Option(name: .customLong("prompt-file"), help: "Take the prompt from the start of this text file (real routing on a trained model) instead of synthetic ids.")
+    var promptFile: String?
+
+    @Flag(name: .long, help: "With --budget: run the scheduler's techniques off, alone and together (each in a fresh process) and print a table.")
+    var ablate = false
+
     @Flag(name: .long, help: "Print JSON instead of a table.")
     var json = false
 
@@ -31,6 +37,7 @@ struct Bench: ParsableCommand {
         if n < 1 { throw ValidationError("--tokens must be at least 1") }
         if sweepBudget != nil && modelOptions.budget != nil { throw ValidationError("--sweep-budget and --budget exclude each other") }
         if plot != nil && sweepBudget == nil { throw ValidationError("--plot needs --sweep-budget") }
+        if ablate && (modelOptions.budget == nil || sweepBudget != nil) { throw ValidationError("--ablate needs --budget (and no --sweep-budget)") }
         if let s = sweepBudget {
             for b in s.split(separator: ",") where ByteSize.parse(String(b), percentOf: 1 << 30) == nil {
                 throw ValidationError("--sweep-budget: '\(b)' is not a size like 512MiB or 40%")
@@ -40,10 +47,17 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         if let sweep = sweepBudget { return try runSweep(sweep) }
+        if ablate { return try runAblation() }
         do {
             if cold { try PageCache.evict(path: modelOptions.model) }
             let model = try modelOptions.open()
-            let r = try Benchmark.run(model: model, promptLength: promptLen, tokens: n, options: try modelOptions.session(), cold: cold)
+            let text = try promptFile.map { path in
+                do { return try String(contentsOfFile: path, encoding: .utf8) } catch {
+                    throw ValidationError("cannot read --prompt-file \(path): \(error.localizedDescription)")
+                }
+            }
+            let r = try Benchmark.run(
+                model: model, promptLength: promptLen, tokens: n, options: try modelOptions.session(), cold: cold, text: text)
             if json { return print(try encode(r)) }
             printTable(r)
         } catch let e as ValidationError { throw e } catch { throw fail(error) }
@@ -68,6 +82,16 @@ struct Bench: ParsableCommand {
         if let c = r.cache {
             print("cache        \(c.slots) slots × \(formatBytes(c.slotBytes)), \(r.cachePolicy ?? "?"); hits \(c.hits), misses \(c.misses), upgrades \(c.upgrades), evictions \(c.evictions) (hit rate \(String(format: "%.1f", 100 * Double(c.hits) / Double(max(1, c.hits + c.misses)))) %)")
             print(String(format: "I/O          %@ read, %.2f s stalled; %@", formatBytes(c.bytesRead), c.stallSeconds, r.io ?? ""))
+            if c.prefetches > 0 {
+                print("prefetch     \(c.prefetches) reads (\(formatBytes(c.prefetchBytes))), \(c.prefetchesUsed) used, \(c.prefetchesWasted) evicted unused")
+            }
+        }
+        if let s = r.scheduler, !s.predicted.isEmpty {
+            let pr = zip(s.precision, s.recall).enumerated().map { String(format: "+%d: %.0f %% / %.0f %%", $0 + 1, 100 * $1.0, 100 * $1.1) }
+            print("prediction   precision / recall by depth: \(pr.joined(separator: ", "))")
+        }
+        if let s = r.scheduler, r.tokenPrecision != nil {
+            print("precision    \(s.downgraded) expert uses at the low level, \(s.skipped) skipped")
         }
     }
 
@@ -77,28 +101,8 @@ struct Bench: ParsableCommand {
         for label in sweep.split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) {
             var args = ["bench", "-m", modelOptions.model, "--prompt-len", String(promptLen), "-n", String(n), "--json",
                         "--budget", label, "--cache-policy", modelOptions.cachePolicy, "--io", modelOptions.io, "--kv-type", modelOptions.kvType]
-            if let t = modelOptions.threads { args += ["--threads", String(t)] }
-            if let b = modelOptions.expertBits { args += ["--expert-bits", String(b)] }
-            if cold { args.append("--cold") }
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
-            if !FileManager.default.isExecutableFile(atPath: p.executableURL!.path) {
-                p.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-            }
-            p.arguments = args
-            let out = Pipe()
-            let err = Pipe()
-            p.standardOutput = out
-            p.standardError = err
-            try p.run()
-            let data = out.fileHandleForReading.readDataToEndOfFile()
-            let errData = err.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            guard p.terminationStatus == 0, let r = try? JSONDecoder().decode(Benchmark.Result.self, from: data) else {
-                let message = String(decoding: errData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-                FileHandle.standardError.write(Data("budget \(label): \(message.isEmpty ? "failed" : message)\n".utf8))
-                continue
-            }
+            args += schedulerArguments()
+            guard let r = try runChild(args, label: "budget \(label)") else { continue }
             points.append((label, r))
             if !json {
                 print(String(format: "budget %-8@ %@  decode %7.2f tok/s  prefill %7.1f tok/s  peak RSS %@ (%.1f %%)  hit rate %.1f %%  read %@",
@@ -118,5 +122,84 @@ struct Bench: ParsableCommand {
             if !json { print("plot         \(plot)") }
         }
         if points.isEmpty { throw ExitCode(1) }
+    }
+
+    /// The shared flags a child run repeats (threads, bits, prompt, cold start).
+    private func commonArguments() -> [String] {
+        var args: [String] = []
+        if let t = modelOptions.threads { args += ["--threads", String(t)] }
+        if let b = modelOptions.expertBits { args += ["--expert-bits", String(b)] }
+        if let f = promptFile { args += ["--prompt-file", f] }
+        if cold { args.append("--cold") }
+        return args
+    }
+
+    /// The scheduler flags as given (for a sweep).
+    private func schedulerArguments() -> [String] {
+        var args = commonArguments() + ["--prefetch", String(modelOptions.prefetch), "--token-precision", modelOptions.tokenPrecision]
+        if let b = modelOptions.lowBits { args += ["--low-bits", String(b)] }
+        if modelOptions.allowSkip { args.append("--allow-skip") }
+        return args
+    }
+
+    /// Runs `sparrow ARGS` in a child process (peak RSS is per process) and decodes its JSON result.
+    private func runChild(_ args: [String], label: String) throws -> Benchmark.Result? {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
+        if !FileManager.default.isExecutableFile(atPath: p.executableURL!.path) {
+            p.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        }
+        p.arguments = args
+        let out = Pipe()
+        let err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0, let r = try? JSONDecoder().decode(Benchmark.Result.self, from: data) else {
+            let message = String(decoding: errData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            FileHandle.standardError.write(Data("\(label): \(message.isEmpty ? "failed" : message)\n".utf8))
+            return nil
+        }
+        return r
+    }
+
+    /// The techniques off, one at a time, and together, at the one --budget; a table (or JSON).
+    private func runAblation() throws {
+        let precision = modelOptions.tokenPrecision == "off" ? "0.6,0.9" : modelOptions.tokenPrecision
+        let depth = modelOptions.prefetch == 0 ? 1 : modelOptions.prefetch
+        let base = modelOptions.cachePolicy
+        let configs: [(String, [String])] = [
+            ("on-demand, \(base)", ["--cache-policy", base]),
+            ("policy score", ["--cache-policy", "score"]),
+            ("policy distance", ["--cache-policy", "distance"]),
+            ("prefetch \(depth), \(base)", ["--cache-policy", base, "--prefetch", String(depth)]),
+            ("token precision \(precision), \(base)", ["--cache-policy", base, "--token-precision", precision]),
+            ("all: distance, prefetch \(depth), precision", ["--cache-policy", "distance", "--prefetch", String(depth), "--token-precision", precision]),
+        ]
+        var rows: [(String, Benchmark.Result)] = []
+        for (label, extra) in configs {
+            var args = ["bench", "-m", modelOptions.model, "--prompt-len", String(promptLen), "-n", String(n), "--json",
+                        "--budget", modelOptions.budget!, "--io", modelOptions.io, "--kv-type", modelOptions.kvType]
+            args += commonArguments() + extra
+            if let b = modelOptions.lowBits { args += ["--low-bits", String(b)] }
+            if modelOptions.allowSkip { args.append("--allow-skip") }
+            guard let r = try runChild(args, label: label) else { continue }
+            rows.append((label, r))
+        }
+        if json { return print(try encode(rows.map(\.1))) }
+        let baseline = rows.first?.1.decodeTokensPerSecond ?? 0
+        func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+        print(pad("configuration", 46) + "decode t/s   × base   hit rate        read   stall s   next-layer recall")
+        for (label, r) in rows {
+            let c = r.cache ?? CacheStatistics()
+            let recall = r.scheduler?.recall.first.map { String(format: "%.0f %%", 100 * $0) } ?? "—"
+            print(pad(label, 46) + String(format: "%10.1f %8.2f %9.1f%% %11@ %9.2f   %@", r.decodeTokensPerSecond,
+                         baseline > 0 ? r.decodeTokensPerSecond / baseline : 0, 100 * Double(c.hits) / Double(max(1, c.hits + c.misses)),
+                         formatBytes(c.bytesRead), c.stallSeconds, recall))
+        }
+        if rows.isEmpty { throw ExitCode(1) }
     }
 }

@@ -17,6 +17,9 @@ struct Eval: ParsableCommand {
     @Option(name: .customLong("max-windows"), help: "Score at most this many windows (default: all).")
     var maxWindows: Int?
 
+    @Flag(name: .long, help: "Evaluate token by token (the decode path, where --token-precision acts) instead of in batches.")
+    var stepwise = false
+
     @Flag(name: .long, help: "Print the result as JSON.")
     var json = false
 
@@ -34,7 +37,7 @@ struct Eval: ParsableCommand {
             let start = Date()
             let result = try Perplexity.evaluate(
                 model: model, text: String(decoding: data, as: UTF8.self), window: ctx, maxWindows: maxWindows,
-                options: modelOptions.session(), progress: { [bar = ProgressBarBox()] in bar.update($0, $1) })
+                options: modelOptions.session(), stepwise: stepwise, progress: { [bar = ProgressBarBox()] in bar.update($0, $1) })
             let secs = Date().timeIntervalSince(start)
             if json {
                 let obj: [String: Any] = [

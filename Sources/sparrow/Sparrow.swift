@@ -61,6 +61,18 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .customLong("kv-type"), help: "KV cache element type: f32 (exact) or f16 (half the memory).")
     var kvType: String = "f32"
 
+    @Option(name: .long, help: "With --budget: predict the next N layers' experts (0–3) and read them ahead.")
+    var prefetch: Int = 0
+
+    @Option(name: .customLong("token-precision"), help: "With --budget: token-level precision for cache misses, 'T1,T2' (HOBBIT thresholds on an expert's unimportance, e.g. 0.6,0.9), or 'off'.")
+    var tokenPrecision: String = "off"
+
+    @Option(name: .customLong("low-bits"), help: "The low level token-level precision reads (default: the lowest stored).")
+    var lowBits: Int?
+
+    @Flag(name: .customLong("allow-skip"), help: "Token-level precision may skip expert uses above T2 that miss the cache.")
+    var allowSkip = false
+
     func validate() throws {
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
         if CachePolicyKind(rawValue: cachePolicy) == nil {
@@ -68,6 +80,8 @@ struct ModelOptions: ParsableArguments {
         }
         if IOMode(rawValue: io) == nil { throw ValidationError("--io must be auto, uring or pread (got '\(io)')") }
         if KVCacheType(rawValue: kvType) == nil { throw ValidationError("--kv-type must be f32 or f16 (got '\(kvType)')") }
+        if !(0...3).contains(prefetch) { throw ValidationError("--prefetch must be 0…3 (got \(prefetch))") }
+        _ = try precision()
         if let b = budget, ByteSize.parse(b, percentOf: 1 << 30) == nil {
             throw ValidationError("--budget must be a size like 512MiB, 1.5GiB, 800MB or 40% (got '\(b)')")
         }
@@ -85,12 +99,26 @@ struct ModelOptions: ParsableArguments {
         return bytes
     }
 
+    /// --token-precision, --low-bits and --allow-skip; nil when off.
+    func precision() throws -> TokenPrecision? {
+        if tokenPrecision == "off" {
+            if lowBits != nil || allowSkip { throw ValidationError("--low-bits and --allow-skip need --token-precision T1,T2") }
+            return nil
+        }
+        let parts = tokenPrecision.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 2, let t1 = parts[0], let t2 = parts[1], t1 >= 0, t2 >= t1, t1.isFinite, t2.isFinite else {
+            throw ValidationError("--token-precision must be 'off' or 'T1,T2' with 0 ≤ T1 ≤ T2, e.g. 0.6,0.9 (got '\(tokenPrecision)')")
+        }
+        return TokenPrecision(fullThreshold: t1, lowThreshold: t2, lowBits: lowBits, allowSkip: allowSkip)
+    }
+
     /// Session options from the shared flags.
     func session(contextLength: Int? = nil, batchSize: Int = 64) throws -> SessionOptions {
         SessionOptions(
             contextLength: contextLength, threads: threads, batchSize: batchSize, expertBits: expertBits,
             budget: try budgetBytes(), cachePolicy: CachePolicyKind(rawValue: cachePolicy)!,
-            io: BlockReaderOptions(mode: IOMode(rawValue: io)!), kvType: KVCacheType(rawValue: kvType)!)
+            io: BlockReaderOptions(mode: IOMode(rawValue: io)!), kvType: KVCacheType(rawValue: kvType)!,
+            tokenPrecision: try precision(), prefetchDepth: prefetch)
     }
 }
 

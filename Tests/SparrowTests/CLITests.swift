@@ -74,6 +74,14 @@ import Testing
         #expect(r.status != 0 && r.stderr.contains("--zstd-min-saving must be 'off' or a fraction"))
         r = try runCLI(["iobench", Paths.demo + "/config.json", "--block-size", "1000"])
         #expect(r.status != 0 && r.stderr.contains("multiple of 4 KiB"))
+        r = try runCLI(["bench", "-m", "x.spw", "--prefetch", "5"])
+        #expect(r.status != 0 && r.stderr.contains("--prefetch must be 0…3"))
+        r = try runCLI(["bench", "-m", "x.spw", "--token-precision", "0.9,0.2"])
+        #expect(r.status != 0 && r.stderr.contains("--token-precision must be 'off' or 'T1,T2'"))
+        r = try runCLI(["bench", "-m", "x.spw", "--allow-skip"])
+        #expect(r.status != 0 && r.stderr.contains("need --token-precision"))
+        r = try runCLI(["bench", "-m", "x.spw", "--ablate"])
+        #expect(r.status != 0 && r.stderr.contains("--ablate needs --budget"))
     }
 
     /// `bench` under a budget: the cache and I/O figures, peak RSS within the budget, the sweep,
@@ -94,5 +102,11 @@ import Testing
         #expect(r.stdout.components(separatedBy: "budget ").count == 3)
         let svg = try String(contentsOfFile: plot, encoding: .utf8)
         #expect(svg.hasPrefix("<svg") && svg.contains("90MiB"))
+        // The scheduler's ablation on real text: six configurations, each measured.
+        r = try runCLI(["bench", "-m", path, "--prompt-len", "16", "-n", "8", "--budget", "80MiB", "--ablate",
+                        "--prompt-file", Paths.demo + "/eval-text.txt"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("on-demand, lru") && r.stdout.contains("all: distance, prefetch 1, precision"))
+        #expect(r.stdout.split(separator: "\n").count == 7)
     }
 }

@@ -21,6 +21,12 @@ public struct CacheStatistics: Codable, Sendable, Equatable {
     /// Slots and their size.
     public var slots = 0
     public var slotBytes = 0
+    /// Reads started ahead of use by prediction, their bytes, how many were used before being
+    /// evicted, and how many were evicted unused.
+    public var prefetches = 0
+    public var prefetchBytes = 0
+    public var prefetchesUsed = 0
+    public var prefetchesWasted = 0
 
     public init() {}
 }
@@ -64,6 +70,13 @@ public final class ExpertCache: @unchecked Sendable {
     private var slotFailure: [String?]
     private var pins: [Int]
     private var lastUse: [UInt64]
+    /// Prefetched slots are kept from eviction until this layer step (then they are stale).
+    private var protectedUntil: [Int]
+    /// Whether the slot's record came from a prefetch not yet used.
+    private var slotPrefetched: [Bool]
+    /// Counts MoE layers run; `clock` says which layer that is.
+    private var step = 0
+    private var clock: CacheClock
     private(set) var stats = CacheStatistics()
 
     /// Slot bytes needed for records up to `level` of `file`.
@@ -86,6 +99,7 @@ public final class ExpertCache: @unchecked Sendable {
         self.file = file
         levels = file.directory.expertLevels
         expertCount = config.expertCount
+        clock = CacheClock(layer: 0, layerCount: config.layerCount, expertCount: config.expertCount)
         slotSize = Self.slotSize(file: file, level: maxLevel)
         let top = file.directory.expertLevels.count - 1
         compressed = file.experts.contains { !file.isRaw($0, upTo: top) }
@@ -111,6 +125,8 @@ public final class ExpertCache: @unchecked Sendable {
         slotFailure = Array(repeating: nil, count: slotCount)
         pins = Array(repeating: 0, count: slotCount)
         lastUse = Array(repeating: 0, count: slotCount)
+        protectedUntil = Array(repeating: -1, count: slotCount)
+        slotPrefetched = Array(repeating: false, count: slotCount)
         stats.slots = slotCount
         stats.slotBytes = slotSize
         lane = IOLane(reader: reader, tags: slotCount) { [unowned self] slot, error in
@@ -129,15 +145,20 @@ public final class ExpertCache: @unchecked Sendable {
     /// Pins the record of (layer, expert) at `level` or higher in a slot and returns the slot,
     /// queueing the read of what is missing (the whole prefix, or only the suffix above a lower
     /// cached level). Throws `Full` when no slot can be freed (all pinned or loading).
-    public func prepare(layer: Int, expert: Int, level: Int) throws -> Int {
+    public func prepare(layer: Int, expert: Int, level: Int, weight: Float = 1) throws -> Int {
         lock.lock()
         defer { lock.unlock() }
         let key = layer * expertCount + expert
         tick += 1
-        policy.used(key: key, tick: tick)
+        policy.used(key: key, tick: tick, weight: weight)
         if let slot = index[key] {
             pins[slot] += 1
             lastUse[slot] = tick
+            protectedUntil[slot] = -1
+            if slotPrefetched[slot] {
+                slotPrefetched[slot] = false
+                stats.prefetchesUsed += 1
+            }
             let have = max(slotLevel[slot], slotPending[slot])
             if have >= level {
                 stats.hits += 1
@@ -176,26 +197,98 @@ public final class ExpertCache: @unchecked Sendable {
         return slot
     }
 
-    /// An empty slot, or the unpinned, idle slot the policy ranks lowest (evicted).
+    /// The MoE layer `layer` starts: the clock policies rank by, and the step prefetch
+    /// protection counts in.
+    public func beginLayer(_ layer: Int) {
+        lock.withLock {
+            step += 1
+            clock.layer = layer
+        }
+    }
+
+    /// The highest level of (layer, expert) cached or being read, -1 when none.
+    public func cachedLevel(layer: Int, expert: Int) -> Int {
+        lock.withLock {
+            guard let slot = index[layer * expertCount + expert] else { return -1 }
+            return max(slotLevel[slot], slotPending[slot])
+        }
+    }
+
+    /// Starts reading (layer, expert) at `level` ahead of its use, into a slot that is kept from
+    /// eviction for `steps` more layers (then stale), unless it is cached already. Takes a free
+    /// slot, or evicts one only if the policy values the predicted expert more than that slot's
+    /// (HybriMoE's impact-driven prefetch: a guess never pushes out a hotter expert); never a
+    /// protected or pinned one. Returns the bytes it will read (0: nothing needed or no room).
+    @discardableResult
+    public func prefetch(layer: Int, expert: Int, level: Int, steps: Int) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        let key = layer * expertCount + expert
+        if let slot = index[key] {
+            protectedUntil[slot] = max(protectedUntil[slot], step + steps)
+            return 0
+        }
+        guard let (victim, victimRank) = victim(sparingProtected: true) else { return 0 }
+        if slotKey[victim] >= 0 {
+            var ahead = clock
+            ahead.layer = (layer - 1 + clock.layerCount) % clock.layerCount  // ranked as the layer before it runs
+            let (value, _) = policy.rank(key: key, lastUse: tick, clock: ahead)
+            guard value > victimRank else { return 0 }
+            evict(victim)
+        }
+        let slot = victim
+        index[key] = slot
+        slotKey[slot] = key
+        lastUse[slot] = tick
+        slotLevel[slot] = -1
+        let before = stats.bytesRead
+        load(slot: slot, layer: layer, expert: expert, level: level)
+        protectedUntil[slot] = step + steps
+        slotPrefetched[slot] = true
+        stats.prefetches += 1
+        stats.prefetchBytes += stats.bytesRead - before
+        return stats.bytesRead - before
+    }
+
+    /// An empty slot, or the unpinned, idle slot the policy ranks lowest (evicted). Slots a
+    /// prefetch protects go last.
     private func freeSlot() -> Int? {
+        guard let (s, _) = victim(sparingProtected: false) else { return nil }
+        if slotKey[s] >= 0 { evict(s) }
+        return s
+    }
+
+    /// An empty slot (rank −∞), or the unpinned, idle slot the policy ranks lowest and its rank;
+    /// protected slots rank after all others, or are never chosen with `sparingProtected`.
+    private func victim(sparingProtected: Bool) -> (Int, Double)? {
         var best: Int?
-        var bestRank: (UInt64, UInt64) = (.max, .max)
+        var bestRank: (Int, Double, UInt64) = (2, .infinity, .max)
         for s in 0..<slotCount {
-            if slotKey[s] < 0 && pins[s] == 0 && slotPending[s] < 0 { return s }
+            if slotKey[s] < 0 && pins[s] == 0 && slotPending[s] < 0 { return (s, -.infinity) }
             guard pins[s] == 0, slotPending[s] < 0 else { continue }
-            let r = policy.rank(key: slotKey[s], lastUse: lastUse[s])
+            let guarded = protectedUntil[s] >= step
+            if guarded && sparingProtected { continue }
+            let (value, recency) = policy.rank(key: slotKey[s], lastUse: lastUse[s], clock: clock)
+            let r = (guarded ? 1 : 0, value, recency)
             if r < bestRank {
                 bestRank = r
                 best = s
             }
         }
-        if let s = best {
-            index[slotKey[s]] = nil
-            slotKey[s] = -1
-            slotLevel[s] = -1
-            stats.evictions += 1
+        return best.map { ($0, bestRank.1) }
+    }
+
+    /// Drops the record in `s` (idle, unpinned).
+    private func evict(_ s: Int) {
+        index[slotKey[s]] = nil
+        slotKey[s] = -1
+        slotLevel[s] = -1
+        protectedUntil[s] = -1
+        if slotPrefetched[s] {
+            slotPrefetched[s] = false
+            stats.prefetchesWasted += 1
         }
-        return best
+        stats.evictions += 1
     }
 
     /// Queues the read of levels 0…level of a record into `slot` (to its tail when compressed).

@@ -21,8 +21,16 @@ final class Scratch: @unchecked Sendable {
     /// The experts a MoE step runs and their weights (capacity E), filled per layer.
     let activeExperts: UnsafeMutablePointer<Int32>
     let activeWeights: UnsafeMutablePointer<MLPWeights>
-    /// Cache slots of the active experts (budgeted sessions).
+    /// Cache slots of the active experts (budgeted sessions) and the level each runs at.
     let activeSlots: UnsafeMutablePointer<Int32>
+    let activeLevels: UnsafeMutablePointer<Int32>
+    /// Per expert (capacity E): its smallest unimportance over the tokens that chose it and its
+    /// largest gate weight (token-level precision, cache policies).
+    let expertUnimportance: UnsafeMutablePointer<Float>
+    let expertGate: UnsafeMutablePointer<Float>
+    /// A predicted top-k (prefetch).
+    let predictIds: UnsafeMutablePointer<Int32>
+    let predictWeights: UnsafeMutablePointer<Float>
     /// Dense MLP and shared expert intermediates.
     let mlpGate, mlpUp: FloatBuffer
     let gateScalar: FloatBuffer
@@ -61,6 +69,11 @@ final class Scratch: @unchecked Sendable {
         activeExperts = .allocate(capacity: max(1, c.expertCount))
         activeWeights = .allocate(capacity: max(1, c.expertCount))
         activeSlots = .allocate(capacity: max(1, c.expertCount))
+        activeLevels = .allocate(capacity: max(1, c.expertCount))
+        expertUnimportance = .allocate(capacity: max(1, c.expertCount))
+        expertGate = .allocate(capacity: max(1, c.expertCount))
+        predictIds = .allocate(capacity: max(1, c.expertsPerToken))
+        predictWeights = .allocate(capacity: max(1, c.expertsPerToken))
         let m = max(c.denseIntermediateSize, c.sharedExpertIntermediateSize, 1)
         mlpGate = FloatBuffer(count: b * m)
         mlpUp = FloatBuffer(count: b * m)
@@ -80,5 +93,10 @@ final class Scratch: @unchecked Sendable {
         activeExperts.deallocate()
         activeWeights.deallocate()
         activeSlots.deallocate()
+        activeLevels.deallocate()
+        expertUnimportance.deallocate()
+        expertGate.deallocate()
+        predictIds.deallocate()
+        predictWeights.deallocate()
     }
 }

@@ -16,6 +16,10 @@ extension Session {
         // Route: softmax over experts, top-k by probability, optional renormalisation.
         let counts = s.expertStart
         counts.initialize(repeating: 0, count: e + 2)
+        let unimportance = s.expertUnimportance
+        let gate = s.expertGate
+        unimportance.initialize(repeating: .infinity, count: e)
+        gate.initialize(repeating: 0, count: e)
         for i in 0..<n {
             let row = logits + i * e
             Ops.softmax(row, e)
@@ -27,7 +31,17 @@ extension Session {
                 for j in 0..<topK { sum += ws[j] }
                 for j in 0..<topK { ws[j] /= sum }
             }
-            for j in 0..<topK { counts[Int(ids[j]) + 2] += 1 }
+            // Unimportance (token-level precision): the renormalised weight ranked above each expert.
+            var total: Float = 0
+            for j in 0..<topK { total += ws[j] }
+            var above: Float = 0
+            for j in 0..<topK {
+                let x = Int(ids[j])
+                counts[x + 2] += 1
+                unimportance[x] = min(unimportance[x], total > 0 ? above / total : 0)
+                gate[x] = max(gate[x], ws[j])
+                above += ws[j]
+            }
             if let observe = routingObserver {
                 observe(l, position + i, (0..<topK).map { Int(ids[$0]) }, (0..<topK).map { ws[$0] })
             }
@@ -46,19 +60,36 @@ extension Session {
                 (s.slotIn.pointer + slot * h).update(from: s.xn.pointer + i * h, count: h)
             }
         }
-        // `counts[x]` is now the start of expert x, `counts[x + 1]` its end.
+        if n == 1 && prefetchDepth > 0 { scorePredictions(layer: l, chosen: s.topIds, count: topK) }
+        expertCache?.beginLayer(l)
+        // `counts[x]` is now the start of expert x, `counts[x + 1]` its end. Choose each expert's
+        // level; a skipped expert's uses weigh 0 (and its output rows are zero).
         let active = s.activeExperts
+        let levels = s.activeLevels
         var activeCount = 0
         for x in 0..<e where counts[x + 1] > counts[x] {
+            let level = chooseLevel(layer: l, expert: x, unimportance: unimportance[x])
+            expertLevelObserver?(position, l, x, level)
+            if level < 0 {
+                schedulerStatistics.skipped += 1
+                for slot in Int(counts[x])..<Int(counts[x + 1]) {
+                    s.slotWeight[slot] = 0
+                    (s.slotOut.pointer + slot * h).initialize(repeating: 0, count: h)
+                }
+                continue
+            }
+            if level < expertLevel { schedulerStatistics.downgraded += 1 }
             active[activeCount] = Int32(x)
+            levels[activeCount] = Int32(level)
             activeCount += 1
         }
         if let cache = expertCache {
-            try runCachedExperts(layer: l, cache: cache, count: activeCount, counts: counts)
+            try runCachedExperts(layer: l, cache: cache, count: activeCount, counts: counts, tokens: n)
         } else {
+            if n == 1 && prefetchDepth > 0 { prefetchAhead(layer: l, cache: nil) }  // prediction statistics only
             let experts = s.activeWeights
             for a in 0..<activeCount {
-                (experts + a).initialize(to: try model.experts.weights(layer: l, expert: Int(active[a]), level: expertLevel))
+                (experts + a).initialize(to: try model.experts.weights(layer: l, expert: Int(active[a]), level: Int(levels[a])))
             }
             // Experts in parallel when there are enough of them, else each expert's matmuls in parallel.
             let inner = activeCount >= threads ? 1 : threads
@@ -104,16 +135,19 @@ extension Session {
     /// all misses of a wave are submitted first, the experts already resident run (in parallel)
     /// while they load, then each miss runs as soon as its read completes.
     private func runCachedExperts(
-        layer l: Int, cache: ExpertCache, count: Int, counts: UnsafeMutablePointer<Int32>
+        layer l: Int, cache: ExpertCache, count: Int, counts: UnsafeMutablePointer<Int32>, tokens n: Int
     ) throws(SparrowError) {
         let active = scratch.activeExperts
+        let levels = scratch.activeLevels
         let experts = scratch.activeWeights
         let slots = scratch.activeSlots
+        let gate = scratch.expertGate
         var start = 0
         while start < count {
             var end = start
             while end < count {
-                guard let slot = try? cache.prepare(layer: l, expert: Int(active[end]), level: expertLevel) else { break }
+                let x = Int(active[end])
+                guard let slot = try? cache.prepare(layer: l, expert: x, level: Int(levels[end]), weight: gate[x]) else { break }
                 slots[end] = Int32(slot)
                 end += 1
             }
@@ -121,19 +155,16 @@ extension Session {
             let wave = start..<end
             defer { for a in wave { cache.release(Int(slots[a])) } }
             cache.submit()
+            // The next layers' likely experts queue behind this layer's misses.
+            if start == 0 && n == 1 && prefetchDepth > 0 { prefetchAhead(layer: l, cache: cache) }
             // Resident first, in parallel across experts.
             var ready = 0
             for a in start..<end where cache.isReady(Int(slots[a])) {
-                let x = active[a]
-                let slot = slots[a]
-                active[a] = active[start + ready]
-                slots[a] = slots[start + ready]
-                active[start + ready] = x
-                slots[start + ready] = slot
+                swapActive(a, start + ready)
                 ready += 1
             }
             for a in start..<(start + ready) {
-                (experts + a).initialize(to: try cache.weights(slot: Int(slots[a]), level: expertLevel))
+                (experts + a).initialize(to: try cache.weights(slot: Int(slots[a]), level: Int(levels[a])))
             }
             let inner = ready >= threads ? 1 : threads
             let run: (Int) -> Void = { a in
@@ -143,19 +174,24 @@ extension Session {
             // Then each miss as its read lands (one that has landed first), its matmuls split
             // over the threads.
             for a in (start + ready)..<end {
-                if let b = (a..<end).first(where: { cache.isReady(Int(slots[$0])) }), b != a {
-                    (active[a], active[b]) = (active[b], active[a])
-                    (slots[a], slots[b]) = (slots[b], slots[a])
-                }
-                let m = try cache.weights(slot: Int(slots[a]), level: expertLevel)
+                if let b = (a..<end).first(where: { cache.isReady(Int(slots[$0])) }), b != a { swapActive(a, b) }
+                let m = try cache.weights(slot: Int(slots[a]), level: Int(levels[a]))
                 expertForward(m, expert: Int(active[a]), counts: counts, threads: threads)
             }
             start = end
         }
     }
 
+    /// Exchanges two entries of the active-expert lists (expert, level, slot).
+    private func swapActive(_ a: Int, _ b: Int) {
+        let s = scratch
+        (s.activeExperts[a], s.activeExperts[b]) = (s.activeExperts[b], s.activeExperts[a])
+        (s.activeLevels[a], s.activeLevels[b]) = (s.activeLevels[b], s.activeLevels[a])
+        (s.activeSlots[a], s.activeSlots[b]) = (s.activeSlots[b], s.activeSlots[a])
+    }
+
     /// Indices and values of the k largest of `count` values, in descending order (ties: lower index first).
-    private func selectTopK(
+    func selectTopK(
         _ v: UnsafePointer<Float>, count: Int, k: Int, ids: UnsafeMutablePointer<Int32>, weights: UnsafeMutablePointer<Float>
     ) {
         for j in 0..<k {

@@ -25,12 +25,19 @@ public struct SessionOptions: Sendable {
     public var io: BlockReaderOptions
     /// Element type of the KV cache (f32 exact; f16 halves it).
     public var kvType: KVCacheType
+    /// Token-level precision for cache misses (budgeted sessions); nil: every expert at `expertBits`.
+    public var tokenPrecision: TokenPrecision?
+    /// Layers ahead whose experts are predicted and read before they are needed (budgeted
+    /// sessions, decode); 0: off. 1–3 is useful.
+    public var prefetchDepth: Int
 
     public init(
         contextLength: Int? = nil, threads: Int? = nil, batchSize: Int = 64, expertBits: Int? = nil, budget: Int? = nil,
         expertCacheBytes: Int? = nil, cachePolicy: CachePolicyKind = .lru, io: BlockReaderOptions = .init(),
-        kvType: KVCacheType = .f32
+        kvType: KVCacheType = .f32, tokenPrecision: TokenPrecision? = nil, prefetchDepth: Int = 0
     ) {
+        self.tokenPrecision = tokenPrecision
+        self.prefetchDepth = prefetchDepth
         self.kvType = kvType
         self.expertCacheBytes = expertCacheBytes
         self.contextLength = contextLength
@@ -67,6 +74,20 @@ public final class Session {
     /// Called for each MoE layer and token with the selected expert ids and their weights
     /// (descending router probability). For tests and profiling; nil costs nothing.
     public var routingObserver: ((_ layer: Int, _ position: Int, _ experts: [Int], _ weights: [Float]) -> Void)?
+    /// Called for each expert a MoE step runs with the level it runs at (-1: skipped); `position`
+    /// is the session's position when the step started. For tests and experiments.
+    public var expertLevelObserver: ((_ position: Int, _ layer: Int, _ expert: Int, _ level: Int) -> Void)?
+    /// Forces the level of each expert a MoE step runs (-1: skip it), replacing the session's
+    /// choice. For tests and experiments (e.g. replaying the levels another run chose).
+    public var expertLevelOverride: ((_ position: Int, _ layer: Int, _ expert: Int) -> Int)?
+    /// Token-level precision (nil: off), its low level, and the prefetch depth (0: off).
+    public let tokenPrecision: TokenPrecision?
+    public let lowLevel: Int
+    public let prefetchDepth: Int
+    /// Precision choices and prediction quality so far.
+    public internal(set) var schedulerStatistics = SchedulerStatistics()
+    /// Experts predicted for each layer by earlier layers at this token: [layer][depth − 1] → ids.
+    var predictions: [[[Int32]]] = []
 
     /// The budgeted expert cache; nil when experts come from the mapping.
     let expertCache: ExpertCache?
@@ -102,6 +123,31 @@ public final class Session {
         } else {
             expertLevel = max(0, stored.count - 1)
         }
+        tokenPrecision = options.tokenPrecision
+        if let tp = options.tokenPrecision {
+            guard tp.fullThreshold >= 0, tp.lowThreshold >= tp.fullThreshold else {
+                throw .invalidArgument("token precision thresholds must satisfy 0 ≤ full ≤ low (got \(tp.fullThreshold), \(tp.lowThreshold))")
+            }
+            if let bits = tp.lowBits {
+                guard let level = stored.firstIndex(of: bits), level <= expertLevel else {
+                    throw .invalidArgument(
+                        "low precision of \(bits) bits is not a stored level at or below \(stored[expertLevel]) bits "
+                            + "(stored: \(stored.map(String.init).joined(separator: ", ")))")
+                }
+                lowLevel = level
+            } else {
+                lowLevel = 0
+            }
+        } else {
+            lowLevel = expertLevel
+        }
+        guard (0...3).contains(options.prefetchDepth) else { throw .invalidArgument("prefetch depth must be 0…3") }
+        prefetchDepth = options.prefetchDepth
+        let moeLayers = model.config.layerCount
+        predictions = Array(repeating: Array(repeating: [], count: max(1, options.prefetchDepth)), count: moeLayers)
+        schedulerStatistics.predicted = Array(repeating: 0, count: options.prefetchDepth)
+        schedulerStatistics.correct = Array(repeating: 0, count: options.prefetchDepth)
+        schedulerStatistics.chosen = Array(repeating: 0, count: options.prefetchDepth)
         let kvDim = config.kvHeadCount * config.headDim
         keys = (0..<config.layerCount).map { _ in KVBuffer(rows: ctx, width: kvDim, type: options.kvType) }
         values = (0..<config.layerCount).map { _ in KVBuffer(rows: ctx, width: kvDim, type: options.kvType) }

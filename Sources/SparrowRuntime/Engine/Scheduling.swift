@@ -1,0 +1,46 @@
+/// HOBBIT's token-level precision for budgeted sessions: when an expert a token chose is not cached
+/// at the session's level, how unimportant it is for that token decides the level read. A token's
+/// experts are sorted by gate weight (renormalised to sum 1); an expert's *unimportance* is the sum
+/// of the weights ranked above it (0 for the top expert).
+public struct TokenPrecision: Sendable, Equatable, Codable {
+    /// Unimportance ≤ this: the session's level (HOBBIT's T1; 0.6 on Mixtral).
+    public var fullThreshold: Float
+    /// Unimportance ≤ this: the low level; above it also the low level, or skipped with `allowSkip`
+    /// (HOBBIT's T2; 0.9 on Mixtral).
+    public var lowThreshold: Float
+    /// Bits of the low level (a stored level below the session's); nil: the lowest stored level.
+    public var lowBits: Int?
+    /// Drop expert uses above `lowThreshold` that missed the cache (changes the output most).
+    public var allowSkip: Bool
+
+    public init(fullThreshold: Float = 0.6, lowThreshold: Float = 0.9, lowBits: Int? = nil, allowSkip: Bool = false) {
+        self.fullThreshold = fullThreshold
+        self.lowThreshold = lowThreshold
+        self.lowBits = lowBits
+        self.allowSkip = allowSkip
+    }
+
+    /// The level a cache miss of an expert use with `unimportance` reads: `full`, `low`, or nil (skip).
+    func level(unimportance: Float, full: Int, low: Int) -> Int? {
+        if unimportance <= fullThreshold { return full }
+        if unimportance <= lowThreshold || !allowSkip { return low }
+        return nil
+    }
+}
+
+/// What the scheduler did: precision choices and how well it predicted the next layers' experts.
+public struct SchedulerStatistics: Codable, Sendable, Equatable {
+    /// Expert uses run below the session's level, and uses skipped.
+    public var downgraded = 0
+    public var skipped = 0
+    /// Per prediction depth (index 0: the next layer): experts predicted, how many the layer then
+    /// chose, and how many it chose in all. precision = correct / predicted, recall = correct / chosen.
+    public var predicted: [Int] = []
+    public var correct: [Int] = []
+    public var chosen: [Int] = []
+
+    public init() {}
+
+    public var precision: [Double] { zip(correct, predicted).map { $1 > 0 ? Double($0) / Double($1) : 0 } }
+    public var recall: [Double] { zip(correct, chosen).map { $1 > 0 ? Double($0) / Double($1) : 0 } }
+}

@@ -1,0 +1,61 @@
+import SparrowKernels
+
+/// The hybrid scheduler's per-layer decisions: the level each expert use runs at (HOBBIT's
+/// token-level precision), and which experts of the next layers to read ahead (EdgeMoE / HOBBIT
+/// layer-level prediction, HybriMoE impact-driven prefetch).
+extension Session {
+    /// The level expert `x` of layer `l` runs at this step (-1: skipped). An override wins; with
+    /// token-level precision a cache miss reads the level its unimportance allows (a lower level
+    /// already cached is used rather than read again); otherwise the session's level.
+    func chooseLevel(layer l: Int, expert x: Int, unimportance: Float) -> Int {
+        if let override = expertLevelOverride { return override(position, l, x) }
+        guard let tp = tokenPrecision, let cache = expertCache else { return expertLevel }
+        let cached = cache.cachedLevel(layer: l, expert: x)
+        if cached >= expertLevel { return expertLevel }
+        guard let wanted = tp.level(unimportance: unimportance, full: expertLevel, low: lowLevel) else {
+            return cached >= 0 ? cached : -1  // skipping what is already here gains nothing
+        }
+        return wanted == expertLevel ? expertLevel : max(wanted, cached)
+    }
+
+    /// Applies the routers of the next `prefetchDepth` layers to this layer's MoE input (one
+    /// token) and reads their likely experts ahead: the next layer's at the session's level, deeper
+    /// ones at the low level (a wrong guess costs little), highest probability first, within an
+    /// in-flight budget of `expertsPerToken × depth` slots (at most half the cache). Predicted
+    /// experts are protected from eviction until used or `depth` layers later.
+    /// Without a cache (resident experts) it only predicts, for the statistics.
+    func prefetchAhead(layer l: Int, cache: ExpertCache?) {
+        let c = config
+        let s = scratch
+        let k = c.expertsPerToken
+        let logits = s.router.pointer  // free once this layer is routed
+        var budget = cache.map { min(k * prefetchDepth, max(1, $0.slotCount / 2)) * $0.slotSize } ?? 0
+        for d in 1...prefetchDepth {
+            let t = l + d
+            guard t < c.layerCount, let router = model.weights.layers[t].router else { break }
+            Ops.matmul(router, s.xn.pointer, n: 1, into: logits, threads: 1)
+            Ops.softmax(logits, c.expertCount)
+            selectTopK(logits, count: c.expertCount, k: k, ids: s.predictIds, weights: s.predictWeights)
+            predictions[t][d - 1] = (0..<k).map { s.predictIds[$0] }
+            let level = d == 1 ? expertLevel : lowLevel
+            for j in 0..<k where budget > 0 {
+                budget -= cache!.prefetch(layer: t, expert: Int(s.predictIds[j]), level: level, steps: d)
+            }
+        }
+        cache?.submit()
+    }
+
+    /// Scores the predictions earlier layers made for layer `l` against the experts it chose.
+    func scorePredictions(layer l: Int, chosen: UnsafePointer<Int32>, count: Int) {
+        for d in 0..<prefetchDepth {
+            let guess = predictions[l][d]
+            guard !guess.isEmpty else { continue }
+            var hits = 0
+            for j in 0..<count where guess.contains(chosen[j]) { hits += 1 }
+            schedulerStatistics.predicted[d] += guess.count
+            schedulerStatistics.correct[d] += hits
+            schedulerStatistics.chosen[d] += count
+            predictions[l][d] = []
+        }
+    }
+}
