@@ -39,8 +39,21 @@ import Testing
         if prefetch > 0 {
             let s = session.schedulerStatistics
             #expect(s.predicted.count == prefetch && s.chosen[0] > 0 && s.correct[0] > 0)
-            #expect(c.prefetches > 0 || s.correct[0] == s.chosen[0])
         }
+    }
+
+    /// Deeper layers are prefetched at the low level; when such an expert is then used at full
+    /// precision (thresholds that never downgrade) the cache upgrades it: logits unchanged.
+    @Test func lowLevelPrefetchesUpgradeOnUse() throws {
+        let model = try ExpertCacheTests.demo()
+        let tokens = try Self.tokens(48)
+        let want = try Self.run(try Session(model: model, options: .init(expertBits: 8)), tokens)
+        let never = TokenPrecision(fullThreshold: 1, lowThreshold: 1)
+        let session = try Session(
+            model: model, options: try Self.cached(slots: 40, policy: .distance, prefetch: 3, precision: never))
+        #expect(try Self.run(session, tokens) == want)
+        #expect(session.schedulerStatistics.downgraded == 0)
+        #expect(session.cacheStatistics!.prefetches > 0 && session.cacheStatistics!.upgrades > 0)
     }
 
     /// Downgrades happen, and a resident session forced to the same levels gives the same logits.

@@ -79,6 +79,9 @@ public final class ExpertCache: @unchecked Sendable {
     private var clock: CacheClock
     private(set) var stats = CacheStatistics()
 
+    /// Expert uses per MoE layer and token (top-k), for telling an idle slot from a busy one.
+    private let usesPerLayer: Int
+
     /// Slot bytes needed for records up to `level` of `file`.
     public static func slotSize(file: SPWFile, level: Int) -> Int {
         let a = BlockReaderOptions.alignment
@@ -100,6 +103,7 @@ public final class ExpertCache: @unchecked Sendable {
         levels = file.directory.expertLevels
         expertCount = config.expertCount
         clock = CacheClock(layer: 0, layerCount: config.layerCount, expertCount: config.expertCount)
+        usesPerLayer = max(1, config.expertsPerToken)
         slotSize = Self.slotSize(file: file, level: maxLevel)
         let top = file.directory.expertLevels.count - 1
         compressed = file.experts.contains { !file.isRaw($0, upTo: top) }
@@ -164,26 +168,11 @@ public final class ExpertCache: @unchecked Sendable {
                 stats.hits += 1
                 return slot
             }
-            if slotPending[slot] < 0 && !compressed {
-                // Upgrade: read only the missing suffix, from the block boundary below it.
-                let entry = file.expert(layer: layer, expert: expert)!
-                let a = BlockReaderOptions.alignment
-                let from = Int(entry.levels[slotLevel[slot]].end) / a * a
-                let to = (Int(entry.levels[level].end) + a - 1) / a * a
-                issue(slot: slot, offset: Int(entry.offset) + from, length: to - from, into: from)
-                slotBase[slot] = slotLevel[slot]
-                slotPending[slot] = level
-                stats.upgrades += 1
-                return slot
-            }
-            if slotPending[slot] >= 0 {  // a lower-level read in flight: take what comes, reload later
+            if slotPending[slot] >= 0 {  // a lower-level read in flight: `weights` upgrades after it
                 stats.hits += 1
                 return slot
             }
-            // Compressed record: reload it whole at the higher level.
-            slotLevel[slot] = -1
-            load(slot: slot, layer: layer, expert: expert, level: level)
-            stats.misses += 1
+            upgrade(slot: slot, layer: layer, expert: expert, level: level)
             return slot
         }
         guard let slot = freeSlot() else { throw Full() }
@@ -216,9 +205,9 @@ public final class ExpertCache: @unchecked Sendable {
 
     /// Starts reading (layer, expert) at `level` ahead of its use, into a slot that is kept from
     /// eviction for `steps` more layers (then stale), unless it is cached already. Takes a free
-    /// slot, or evicts one only if the policy values the predicted expert more than that slot's
-    /// (HybriMoE's impact-driven prefetch: a guess never pushes out a hotter expert); never a
-    /// protected or pinned one. Returns the bytes it will read (0: nothing needed or no room).
+    /// slot, or evicts one only if it sat idle for a whole token and the policy values the
+    /// predicted expert more (HybriMoE's impact-driven prefetch: a guess never pushes out a hotter
+    /// or busy expert); never a protected or pinned one. Returns the bytes it will read (0: nothing needed or no room).
     @discardableResult
     public func prefetch(layer: Int, expert: Int, level: Int, steps: Int) -> Int {
         lock.lock()
@@ -230,6 +219,8 @@ public final class ExpertCache: @unchecked Sendable {
         }
         guard let (victim, victimRank) = victim(sparingProtected: true) else { return 0 }
         if slotKey[victim] >= 0 {
+            // Only an expert idle for a whole token (all layers' uses) gives way to a guess.
+            guard tick - lastUse[victim] > UInt64(clock.layerCount * usesPerLayer) else { return 0 }
             var ahead = clock
             ahead.layer = (layer - 1 + clock.layerCount) % clock.layerCount  // ranked as the layer before it runs
             let (value, _) = policy.rank(key: key, lastUse: tick, clock: ahead)
@@ -291,6 +282,25 @@ public final class ExpertCache: @unchecked Sendable {
         stats.evictions += 1
     }
 
+    /// Queues the read that brings the idle `slot` from its level up to `level`: only the missing
+    /// suffix (from the block boundary below it), or, for a compressed record, the whole prefix.
+    private func upgrade(slot: Int, layer: Int, expert: Int, level: Int) {
+        if compressed {
+            slotLevel[slot] = -1
+            load(slot: slot, layer: layer, expert: expert, level: level)
+            stats.misses += 1
+            return
+        }
+        let entry = file.expert(layer: layer, expert: expert)!
+        let a = BlockReaderOptions.alignment
+        let from = Int(entry.levels[slotLevel[slot]].end) / a * a
+        let to = (Int(entry.levels[level].end) + a - 1) / a * a
+        issue(slot: slot, offset: Int(entry.offset) + from, length: to - from, into: from)
+        slotBase[slot] = slotLevel[slot]
+        slotPending[slot] = level
+        stats.upgrades += 1
+    }
+
     /// Queues the read of levels 0…level of a record into `slot` (to its tail when compressed).
     private func load(slot: Int, layer: Int, expert: Int, level: Int) {
         let entry = file.expert(layer: layer, expert: expert)!
@@ -331,6 +341,20 @@ public final class ExpertCache: @unchecked Sendable {
         let key = slotKey[slot]
         let layer = key / expertCount
         let expert = key % expertCount
+        try finishPending(slot: slot, key: key)
+        if slotLevel[slot] < level {
+            // A lower level was in flight when this use was prepared (a prefetch at the low level).
+            upgrade(slot: slot, layer: layer, expert: expert, level: level)
+            try finishPending(slot: slot, key: key)
+        }
+        return MLPWeights(base: UnsafeRawPointer(slotBase(slot)), levels: levels, level: level)
+    }
+
+    /// Waits (lock held) for the read in flight into `slot`, if any, and records the level it
+    /// brought; a failure is retried once, then the record is forgotten and the error thrown.
+    private func finishPending(slot: Int, key: Int) throws(SparrowError) {
+        let layer = key / expertCount
+        let expert = key % expertCount
         if slotPending[slot] >= 0 {
             let target = slotPending[slot]
             // A failed read or checksum is tried once more (a transient fault, or the stale error
@@ -352,10 +376,6 @@ public final class ExpertCache: @unchecked Sendable {
             }
             slotLevel[slot] = target
         }
-        guard slotLevel[slot] >= level else {
-            throw .expertLoad(layer: layer, expert: expert, bits: levels[level].bits, problem: "level not loaded")
-        }
-        return MLPWeights(base: UnsafeRawPointer(slotBase(slot)), levels: levels, level: level)
     }
 
     /// Waits (lock held) until the read in flight into `slot` has landed and been checked;

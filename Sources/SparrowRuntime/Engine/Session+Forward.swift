@@ -31,6 +31,7 @@ extension Session {
                 try moe(layer: l, weights: lw, n: n)
             }
             for i in 0..<(n * h) { x[i] += s.moeOut.pointer[i] }
+            if n == 1 && prefetchDepth > 0 { refinePrediction(after: l) }
         }
         position += n
 

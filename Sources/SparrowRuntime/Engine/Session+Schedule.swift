@@ -19,10 +19,11 @@ extension Session {
     }
 
     /// Applies the routers of the next `prefetchDepth` layers to this layer's MoE input (one
-    /// token) and reads their likely experts ahead: the next layer's at the session's level, deeper
-    /// ones at the low level (a wrong guess costs little), highest probability first, within an
-    /// in-flight budget of `expertsPerToken × depth` slots (at most half the cache). Predicted
-    /// experts are protected from eviction until used or `depth` layers later.
+    /// token) and reads the likely experts of layers 2…depth ahead at the low level (a wrong guess
+    /// costs little), highest probability first, within an in-flight budget of `expertsPerToken ×
+    /// depth` slots (at most half the cache); the next layer's are predicted here too but read by
+    /// `refinePrediction`, on a sharper guess. Predicted experts are protected from eviction until
+    /// used or `depth` layers later.
     /// Without a cache (resident experts) it only predicts, for the statistics.
     func prefetchAhead(layer l: Int, cache: ExpertCache?) {
         let c = config
@@ -37,12 +38,34 @@ extension Session {
             Ops.softmax(logits, c.expertCount)
             selectTopK(logits, count: c.expertCount, k: k, ids: s.predictIds, weights: s.predictWeights)
             predictions[t][d - 1] = (0..<k).map { s.predictIds[$0] }
-            let level = d == 1 ? expertLevel : lowLevel
+            if d == 1 { continue }  // the next layer is read after this one, on a sharper guess
+            let level = lowLevel
             for j in 0..<k where budget > 0 {
                 budget -= cache!.prefetch(layer: t, expert: Int(s.predictIds[j]), level: level, steps: d)
             }
         }
         cache?.submit()
+    }
+
+    /// After layer `l` (one token, its residual updated): the next layer's router applied to the
+    /// hidden state as that layer will normalise it, missing only its attention — a sharper guess
+    /// than the one made at layer `l`'s MoE input, in time to overlap the next attention. Reads
+    /// what it adds and replaces the depth-1 prediction.
+    func refinePrediction(after l: Int) {
+        let c = config
+        let t = l + 1
+        guard prefetchDepth > 0, t < c.layerCount, let router = model.weights.layers[t].router else { return }
+        let s = scratch
+        let k = c.expertsPerToken
+        let normed = s.proj.pointer  // free between a layer's end and the next attention
+        Ops.rmsNorm(s.x.pointer, weight: model.weights.layers[t].ffnNorm, dim: c.hiddenSize, count: 1, eps: c.rmsNormEps, into: normed)
+        Ops.matmul(router, normed, n: 1, into: s.router.pointer, threads: 1)
+        Ops.softmax(s.router.pointer, c.expertCount)
+        selectTopK(s.router.pointer, count: c.expertCount, k: k, ids: s.predictIds, weights: s.predictWeights)
+        predictions[t][0] = (0..<k).map { s.predictIds[$0] }
+        guard let cache = expertCache else { return }
+        for j in 0..<k { cache.prefetch(layer: t, expert: Int(s.predictIds[j]), level: expertLevel, steps: 1) }
+        cache.submit()
     }
 
     /// Scores the predictions earlier layers made for layer `l` against the experts it chose.
