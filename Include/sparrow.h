@@ -103,13 +103,20 @@ typedef enum sparrow_io_backend {
 /** Which cached expert is evicted when the expert cache is full. */
 typedef enum sparrow_cache_policy {
     SPARROW_CACHE_LRU = 0,
-    SPARROW_CACHE_LFU = 1
+    SPARROW_CACHE_LFU = 1,      /**< the default (best measured on real text) */
+    SPARROW_CACHE_SCORE = 2,    /**< HybriMoE: decaying sum of routing weights */
+    SPARROW_CACHE_DISTANCE = 3  /**< HOBBIT-style: frequency over layer distance */
 } sparrow_cache_policy;
 
 /** How the precision of each expert use is chosen. */
 typedef enum sparrow_precision_policy {
     /** Every expert at `expert_bits` (the highest stored level when 0). */
-    SPARROW_PRECISION_FIXED = 0
+    SPARROW_PRECISION_FIXED = 0,
+    /** HOBBIT token-level precision under a budget: an expert use that misses the cache is read
+     *  at `expert_bits` if its unimportance (the gate weight ranked above it) is at most
+     *  `token_full_threshold`, else at `low_bits` (skipped above `token_low_threshold` only with
+     *  `allow_skip`). */
+    SPARROW_PRECISION_TOKEN = 1
 } sparrow_precision_policy;
 
 /** Element type of the KV cache. */
@@ -144,6 +151,14 @@ typedef struct sparrow_session_params {
     sparrow_cache_policy cache_policy;
     sparrow_precision_policy precision_policy;
     sparrow_kv_type kv_type;
+    /** Under a budget: layers ahead whose experts are predicted and read early (0–3; 0: off). */
+    int32_t prefetch_depth;
+    /** SPARROW_PRECISION_TOKEN: thresholds (defaults 0.6 and 0.9), the low level in bits (0: the
+     *  lowest stored), and whether uses above the second threshold may be skipped. */
+    float token_full_threshold;
+    float token_low_threshold;
+    int32_t low_bits;
+    bool allow_skip;
 } sparrow_session_params;
 
 /** Options for choosing a token from logits. Defaults: greedy. */

@@ -55,9 +55,14 @@ sparrow_session_params sparrow_session_default_params(void) {
     sparrow_session_params p = {0};
     p.struct_size = sizeof p;
     p.io_backend = SPARROW_IO_AUTO;
-    p.cache_policy = SPARROW_CACHE_LRU;
+    p.cache_policy = SPARROW_CACHE_LFU;
     p.precision_policy = SPARROW_PRECISION_FIXED;
     p.kv_type = SPARROW_KV_F32;
+    p.prefetch_depth = 0;
+    p.token_full_threshold = 0.6f;
+    p.token_low_threshold = 0.9f;
+    p.low_bits = 0;
+    p.allow_skip = false;
     return p;
 }
 

@@ -20,10 +20,19 @@ private func sessionOptions(_ p: sparrow_session_params) throws(CFailure) -> Ses
     switch p.cache_policy {
     case SPARROW_CACHE_LRU: policy = .lru
     case SPARROW_CACHE_LFU: policy = .lfu
+    case SPARROW_CACHE_SCORE: policy = .score
+    case SPARROW_CACHE_DISTANCE: policy = .distance
     default: throw CFailure(SPARROW_ERR_INVALID_ARGUMENT, "cache_policy \(p.cache_policy.rawValue) is not a sparrow_cache_policy")
     }
-    guard p.precision_policy == SPARROW_PRECISION_FIXED else {
-        throw CFailure(SPARROW_ERR_INVALID_ARGUMENT, "precision_policy \(p.precision_policy.rawValue) is not a sparrow_precision_policy")
+    var precision: TokenPrecision?
+    switch p.precision_policy {
+    case SPARROW_PRECISION_FIXED: precision = nil
+    case SPARROW_PRECISION_TOKEN:
+        guard p.low_bits >= 0 else { throw CFailure(SPARROW_ERR_INVALID_ARGUMENT, "low_bits must be ≥ 0 (0: the lowest stored level)") }
+        precision = TokenPrecision(
+            fullThreshold: p.token_full_threshold, lowThreshold: p.token_low_threshold,
+            lowBits: p.low_bits > 0 ? Int(p.low_bits) : nil, allowSkip: p.allow_skip)
+    default: throw CFailure(SPARROW_ERR_INVALID_ARGUMENT, "precision_policy \(p.precision_policy.rawValue) is not a sparrow_precision_policy")
     }
     let kv: KVCacheType
     switch p.kv_type {
@@ -36,7 +45,7 @@ private func sessionOptions(_ p: sparrow_session_params) throws(CFailure) -> Ses
         contextLength: p.context_length > 0 ? Int(p.context_length) : nil, threads: p.threads > 0 ? Int(p.threads) : nil,
         batchSize: p.batch_size > 0 ? Int(p.batch_size) : 64, expertBits: p.expert_bits > 0 ? Int(p.expert_bits) : nil,
         budget: p.memory_budget > 0 ? Int(p.memory_budget) : nil, cachePolicy: policy, io: BlockReaderOptions(mode: io),
-        kvType: kv)
+        kvType: kv, tokenPrecision: precision, prefetchDepth: Int(p.prefetch_depth))
 }
 
 /// Sampling options from C params, checked.

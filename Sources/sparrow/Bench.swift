@@ -177,7 +177,7 @@ struct Bench: ParsableCommand {
             ("policy distance", ["--cache-policy", "distance"]),
             ("prefetch \(depth), \(base)", ["--cache-policy", base, "--prefetch", String(depth)]),
             ("token precision \(precision), \(base)", ["--cache-policy", base, "--token-precision", precision]),
-            ("all: distance, prefetch \(depth), precision", ["--cache-policy", "distance", "--prefetch", String(depth), "--token-precision", precision]),
+            ("all: \(base), prefetch \(depth), precision", ["--cache-policy", base, "--prefetch", String(depth), "--token-precision", precision]),
         ]
         var rows: [(String, Benchmark.Result)] = []
         for (label, extra) in configs {

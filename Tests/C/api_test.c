@@ -205,6 +205,14 @@ static void test_session(sparrow_model *m, sparrow_model *other) {
     sp.io_backend = (sparrow_io_backend)7;
     EXPECT_FAIL(sparrow_session_create(m, &sp, &s), SPARROW_ERR_INVALID_ARGUMENT);
     sp = sparrow_session_default_params();
+    sp.prefetch_depth = 9;
+    EXPECT_FAIL(sparrow_session_create(m, &sp, &s), SPARROW_ERR_INVALID_ARGUMENT);
+    sp = sparrow_session_default_params();
+    sp.precision_policy = SPARROW_PRECISION_TOKEN;
+    sp.token_full_threshold = 0.9f;
+    sp.token_low_threshold = 0.1f;
+    EXPECT_FAIL(sparrow_session_create(m, &sp, &s), SPARROW_ERR_INVALID_ARGUMENT);
+    sp = sparrow_session_default_params();
     sp.expert_bits = 5;
     EXPECT_FAIL(sparrow_session_create(m, &sp, &s), SPARROW_ERR_INVALID_ARGUMENT);
     sp = sparrow_session_default_params();
@@ -330,15 +338,17 @@ static void test_session(sparrow_model *m, sparrow_model *other) {
     // Generous (the process's peak so far plus every expert and 64 MiB): the cache must fill from
     // storage all the same.
     sp.memory_budget = st.peak_rss + info.expert_bytes + (64u << 20);
-    sp.cache_policy = SPARROW_CACHE_LFU;
+    sp.cache_policy = SPARROW_CACHE_DISTANCE;
     sp.kv_type = SPARROW_KV_F16;
+    sp.precision_policy = SPARROW_PRECISION_TOKEN;
+    sp.prefetch_depth = 2;
     EXPECT_OK(sparrow_session_create(m, &sp, &budgeted));
     EXPECT_OK(sparrow_session_evaluate(budgeted, prompt, 3));
     EXPECT_OK(sparrow_session_get_stats(budgeted, &st));
     CHECK(st.memory_budget == sp.memory_budget && st.cache_slots > 0 && st.cache_misses > 0 && st.bytes_read > 0);
     json = NULL;
     EXPECT_OK(sparrow_session_stats_json(budgeted, &json));
-    CHECK(json && strstr(json, "\"cachePolicy\":\"lfu\"") != NULL && strstr(json, "\"kvType\":\"f16\"") != NULL);
+    CHECK(json && strstr(json, "\"scheduler\"") != NULL && strstr(json, "\"cachePolicy\":\"distance\"") != NULL && strstr(json, "\"kvType\":\"f16\"") != NULL);
     sparrow_string_free(json);
     EXPECT_OK(sparrow_session_free(budgeted));
 

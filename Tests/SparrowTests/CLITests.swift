@@ -106,7 +106,7 @@ import Testing
         r = try runCLI(["bench", "-m", path, "--prompt-len", "16", "-n", "8", "--budget", "80MiB", "--ablate",
                         "--prompt-file", Paths.demo + "/eval-text.txt"])
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(r.stdout.contains("on-demand, lru") && r.stdout.contains("all: distance, prefetch 1, precision"))
+        #expect(r.stdout.contains("on-demand, lfu") && r.stdout.contains("all: lfu, prefetch 1, precision"))
         #expect(r.stdout.split(separator: "\n").count == 7)
     }
 }

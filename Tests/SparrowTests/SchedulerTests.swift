@@ -42,8 +42,9 @@ import Testing
         }
     }
 
-    /// Deeper layers are prefetched at the low level; when such an expert is then used at full
-    /// precision (thresholds that never downgrade) the cache upgrades it: logits unchanged.
+    /// Deeper layers are prefetched at the low level (into low-precision slots); when such an
+    /// expert is then used at full precision (thresholds that never downgrade) the cache moves
+    /// it to a full slot or upgrades it in place: logits unchanged.
     @Test func lowLevelPrefetchesUpgradeOnUse() throws {
         let model = try ExpertCacheTests.demo()
         let tokens = try Self.tokens(48)
@@ -53,7 +54,8 @@ import Testing
             model: model, options: try Self.cached(slots: 40, policy: .distance, prefetch: 3, precision: never))
         #expect(try Self.run(session, tokens) == want)
         #expect(session.schedulerStatistics.downgraded == 0)
-        #expect(session.cacheStatistics!.prefetches > 0 && session.cacheStatistics!.upgrades > 0)
+        let c = session.cacheStatistics!
+        #expect(c.prefetches > 0 && c.lowSlots > 0)  // low reads land in low slots, full uses move them
     }
 
     /// Downgrades happen, and a resident session forced to the same levels gives the same logits.

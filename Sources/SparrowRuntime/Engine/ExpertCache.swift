@@ -18,9 +18,11 @@ public struct CacheStatistics: Codable, Sendable, Equatable {
     /// Seconds the I/O lane spent checking (and decoding zstd levels of) records as they landed,
     /// off the compute threads.
     public var landingSeconds = 0.0
-    /// Slots and their size.
+    /// Slots and the size of a full one; how many of them are low-precision slots, and their size.
     public var slots = 0
     public var slotBytes = 0
+    public var lowSlots = 0
+    public var lowSlotBytes = 0
     /// Reads started ahead of use by prediction, their bytes, how many were used before being
     /// evicted, and how many were evicted unused.
     public var prefetches = 0
@@ -43,9 +45,17 @@ public final class ExpertCache: @unchecked Sendable {
     let file: SPWFile
     let levels: [ExpertLevelLayout]
     let expertCount: Int
-    /// Bytes per slot and number of slots.
+    /// Bytes of a full slot (one record through the session's level) and the number of slots of
+    /// both classes. With a low level, part of the arena is cut into smaller slots that hold a
+    /// record only through that level (several low-precision experts in the room of one).
     public let slotSize: Int
     public let slotCount: Int
+    public let lowSlotSize: Int
+    public let lowSlotCount: Int
+    /// Per slot: where it starts in the arena, its size, and the highest level it can hold.
+    private let slotOffset: [Int]
+    private let slotBytes: [Int]
+    private let slotCapacity: [Int]
     /// The memory slots are carved from.
     public let arena: UnsafeMutableRawBufferPointer
     /// The thread that reads records in and checks (and decodes) them as they land.
@@ -94,10 +104,12 @@ public final class ExpertCache: @unchecked Sendable {
         return (decoded + extra + (zstd ? a : 0) + a - 1) / a * a
     }
 
-    /// A cache of `arenaBytes / slotSize(file:level: maxLevel)` slots reading `file` with `io`.
+    /// A cache of `arenaBytes` of slots reading `file` with `io`: full slots (through `maxLevel`),
+    /// and, with a `lowLevel`, `lowShare` of the arena in slots holding records through that level
+    /// only (the bit allocation: how much memory low-precision copies get).
     public init(
         file: SPWFile, config: ModelConfig, maxLevel: Int, arenaBytes: Int, policy: CachePolicyKind,
-        io: BlockReaderOptions
+        io: BlockReaderOptions, lowLevel: Int? = nil, lowShare: Double = 0.5
     ) throws(SparrowError) {
         self.file = file
         levels = file.directory.expertLevels
@@ -108,9 +120,24 @@ public final class ExpertCache: @unchecked Sendable {
         let top = file.directory.expertLevels.count - 1
         compressed = file.experts.contains { !file.isRaw($0, upTo: top) }
         let size = Self.slotSize(file: file, level: maxLevel)
-        slotCount = arenaBytes / size
-        guard slotCount > 0 else { throw .budgetTooSmall("no room for a single expert slot of \(size) bytes") }
-        let bytes = slotCount * size
+        let low = lowLevel.flatMap { $0 < maxLevel ? $0 : nil }
+        lowSlotSize = low.map { Self.slotSize(file: file, level: $0) } ?? 0
+        // Full slots first: at least one layer's top-k of them, the low share of the rest.
+        var full = arenaBytes / size
+        var small = 0
+        if lowSlotSize > 0 {
+            let keep = min(full, max(config.expertsPerToken, Int(Double(full) * (1 - min(max(lowShare, 0), 1)))))
+            small = (arenaBytes - keep * size) / lowSlotSize
+            full = keep
+        }
+        guard full > 0 else { throw .budgetTooSmall("no room for a single expert slot of \(size) bytes") }
+        slotCount = full + small
+        lowSlotCount = small
+        let lowSize = lowSlotSize
+        slotOffset = (0..<(full + small)).map { $0 < full ? $0 * size : full * size + ($0 - full) * lowSize }
+        slotBytes = (0..<(full + small)).map { $0 < full ? size : lowSize }
+        slotCapacity = (0..<(full + small)).map { $0 < full ? maxLevel : low! }
+        let bytes = full * size + small * lowSlotSize
         guard let base = aligned(bytes) else { throw .budgetTooSmall("cannot allocate a \(bytes)-byte expert arena") }
         arena = UnsafeMutableRawBufferPointer(start: base, count: bytes)
         let reader: BlockReader
@@ -133,6 +160,8 @@ public final class ExpertCache: @unchecked Sendable {
         slotPrefetched = Array(repeating: false, count: slotCount)
         stats.slots = slotCount
         stats.slotBytes = slotSize
+        stats.lowSlots = lowSlotCount
+        stats.lowSlotBytes = lowSlotSize
         lane = IOLane(reader: reader, tags: slotCount) { [unowned self] slot, error in
             self.landed(slot: slot, error: error)
         }
@@ -155,6 +184,10 @@ public final class ExpertCache: @unchecked Sendable {
         let key = layer * expertCount + expert
         tick += 1
         policy.used(key: key, tick: tick, weight: weight)
+        if let slot = index[key], slotCapacity[slot] < level {
+            // Cached in a low-precision slot, wanted higher: move it to a full slot.
+            try move(key: key, from: slot)
+        }
         if let slot = index[key] {
             pins[slot] += 1
             lastUse[slot] = tick
@@ -175,7 +208,7 @@ public final class ExpertCache: @unchecked Sendable {
             upgrade(slot: slot, layer: layer, expert: expert, level: level)
             return slot
         }
-        guard let slot = freeSlot() else { throw Full() }
+        guard let slot = freeSlot(level: level) else { throw Full() }
         index[key] = slot
         slotKey[slot] = key
         pins[slot] = 1
@@ -217,7 +250,7 @@ public final class ExpertCache: @unchecked Sendable {
             protectedUntil[slot] = max(protectedUntil[slot], step + steps)
             return 0
         }
-        guard let (victim, victimRank) = victim(sparingProtected: true) else { return 0 }
+        guard let (victim, victimRank) = victim(level: level, sparingProtected: true) else { return 0 }
         if slotKey[victim] >= 0 {
             // Only an expert idle for a whole token (all layers' uses) gives way to a guess.
             guard tick - lastUse[victim] > UInt64(clock.layerCount * usesPerLayer) else { return 0 }
@@ -241,20 +274,29 @@ public final class ExpertCache: @unchecked Sendable {
         return stats.bytesRead - before
     }
 
-    /// An empty slot, or the unpinned, idle slot the policy ranks lowest (evicted). Slots a
-    /// prefetch protects go last.
-    private func freeSlot() -> Int? {
-        guard let (s, _) = victim(sparingProtected: false) else { return nil }
+    /// An empty slot, or the unpinned, idle slot the policy ranks lowest (evicted), among those
+    /// that can hold `level`. Slots a prefetch protects go last.
+    private func freeSlot(level: Int) -> Int? {
+        guard let (s, _) = victim(level: level, sparingProtected: false) else { return nil }
         if slotKey[s] >= 0 { evict(s) }
         return s
     }
 
-    /// An empty slot (rank −∞), or the unpinned, idle slot the policy ranks lowest and its rank;
+    /// Among the slots that can hold `level` — the low-precision ones first when they can —
+    /// an empty one (rank −∞), or the unpinned, idle one the policy ranks lowest, and its rank;
     /// protected slots rank after all others, or are never chosen with `sparingProtected`.
-    private func victim(sparingProtected: Bool) -> (Int, Double)? {
+    private func victim(level: Int, sparingProtected: Bool) -> (Int, Double)? {
+        if lowSlotCount > 0 && level <= slotCapacity[slotCount - 1],
+           let v = victim(in: (slotCount - lowSlotCount)..<slotCount, sparingProtected: sparingProtected) {
+            return v
+        }
+        return victim(in: 0..<(slotCount - lowSlotCount), sparingProtected: sparingProtected)
+    }
+
+    private func victim(in range: Range<Int>, sparingProtected: Bool) -> (Int, Double)? {
         var best: Int?
         var bestRank: (Int, Double, UInt64) = (2, .infinity, .max)
-        for s in 0..<slotCount {
+        for s in range {
             if slotKey[s] < 0 && pins[s] == 0 && slotPending[s] < 0 { return (s, -.infinity) }
             guard pins[s] == 0, slotPending[s] < 0 else { continue }
             let guarded = protectedUntil[s] >= step
@@ -267,6 +309,17 @@ public final class ExpertCache: @unchecked Sendable {
             }
         }
         return best.map { ($0, bestRank.1) }
+    }
+
+    /// Drops `key`'s copy in the low-precision `slot` (waiting for its read, if one is in flight)
+    /// so that it can be read into a full slot; throws `Full` when that copy is pinned.
+    private func move(key: Int, from slot: Int) throws {
+        guard pins[slot] == 0 else { throw Full() }
+        if slotPending[slot] >= 0 {
+            _ = awaitLanding(slot)
+            slotPending[slot] = -1
+        }
+        evict(slot)
     }
 
     /// Drops the record in `s` (idle, unpinned).
@@ -306,19 +359,19 @@ public final class ExpertCache: @unchecked Sendable {
         let entry = file.expert(layer: layer, expert: expert)!
         let a = BlockReaderOptions.alignment
         let stored = (Int(entry.levels[level].end) + a - 1) / a * a
-        issue(slot: slot, offset: Int(entry.offset), length: stored, into: compressed ? slotSize - stored : 0)
+        issue(slot: slot, offset: Int(entry.offset), length: stored, into: compressed ? slotBytes[slot] - stored : 0)
         slotBase[slot] = -1
         slotPending[slot] = level
     }
 
     private func issue(slot: Int, offset: Int, length: Int, into: Int) {
-        lane.enqueue(ReadRequest(offset: offset, length: length, destination: slotBase(slot) + into, tag: slot))
+        lane.enqueue(ReadRequest(offset: offset, length: length, destination: slotAddress(slot) + into, tag: slot))
         slotLanded[slot] = false
         slotFailure[slot] = nil
         stats.bytesRead += length
     }
 
-    private func slotBase(_ slot: Int) -> UnsafeMutableRawPointer { arena.baseAddress! + slot * slotSize }
+    private func slotAddress(_ slot: Int) -> UnsafeMutableRawPointer { arena.baseAddress! + slotOffset[slot] }
 
     /// Starts the queued reads.
     public func submit() {
@@ -347,7 +400,7 @@ public final class ExpertCache: @unchecked Sendable {
             upgrade(slot: slot, layer: layer, expert: expert, level: level)
             try finishPending(slot: slot, key: key)
         }
-        return MLPWeights(base: UnsafeRawPointer(slotBase(slot)), levels: levels, level: level)
+        return MLPWeights(base: UnsafeRawPointer(slotAddress(slot)), levels: levels, level: level)
     }
 
     /// Waits (lock held) for the read in flight into `slot`, if any, and records the level it
@@ -408,14 +461,14 @@ public final class ExpertCache: @unchecked Sendable {
     /// when the record is compressed); returns what went wrong, nil when they are good.
     private func check(slot: Int, key: Int, below: Int, target: Int) -> String? {
         let entry = file.expert(layer: key / expertCount, expert: key % expertCount)!
-        let base = slotBase(slot)
+        let base = slotAddress(slot)
         let a = BlockReaderOptions.alignment
         do {
             if compressed {
                 let stored = (Int(entry.levels[target].end) + a - 1) / a * a
                 try file.decodeExpert(
-                    entry, levels: 0...target, stored: UnsafeRawBufferPointer(start: base + slotSize - stored, count: stored),
-                    into: UnsafeMutableRawBufferPointer(start: base, count: slotSize))
+                    entry, levels: 0...target, stored: UnsafeRawBufferPointer(start: base + slotBytes[slot] - stored, count: stored),
+                    into: UnsafeMutableRawBufferPointer(start: base, count: slotBytes[slot]))
             } else {
                 for k in (below + 1)...target {
                     let from = k == 0 ? 0 : Int(entry.levels[k - 1].end)
@@ -444,7 +497,7 @@ public final class ExpertCache: @unchecked Sendable {
     /// prefix through that level, laid out as in the file.
     public func load(slot: Int, level: Int) throws(SparrowError) -> UnsafeRawBufferPointer {
         _ = try weights(slot: slot, level: level)
-        return UnsafeRawBufferPointer(start: slotBase(slot), count: file.decodedLength(level: level))
+        return UnsafeRawBufferPointer(start: slotAddress(slot), count: file.decodedLength(level: level))
     }
 }
 

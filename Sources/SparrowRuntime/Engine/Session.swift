@@ -30,10 +30,13 @@ public struct SessionOptions: Sendable {
     /// Layers ahead whose experts are predicted and read before they are needed (budgeted
     /// sessions, decode); 0: off. 1–3 is useful.
     public var prefetchDepth: Int
+    /// With token-level precision: the share of the expert cache cut into low-precision slots
+    /// (records through the low level only, several in the room of one full slot).
+    public var lowPrecisionShare: Double = 0.5
 
     public init(
         contextLength: Int? = nil, threads: Int? = nil, batchSize: Int = 64, expertBits: Int? = nil, budget: Int? = nil,
-        expertCacheBytes: Int? = nil, cachePolicy: CachePolicyKind = .lru, io: BlockReaderOptions = .init(),
+        expertCacheBytes: Int? = nil, cachePolicy: CachePolicyKind = .lfu, io: BlockReaderOptions = .init(),
         kvType: KVCacheType = .f32, tokenPrecision: TokenPrecision? = nil, prefetchDepth: Int = 0
     ) {
         self.tokenPrecision = tokenPrecision
@@ -154,7 +157,9 @@ public final class Session {
         scratch = Scratch(config: config, batch: options.batchSize, context: ctx, threads: threads)
         if options.budget != nil || options.expertCacheBytes != nil {
             embeddingRows = config.tieWordEmbeddings ? nil : EmbeddingRows(model: model)
-            expertCache = try Self.makeCache(model: model, level: expertLevel, options: options, skipping: embeddingRows?.ranges ?? [])
+            expertCache = try Self.makeCache(
+                model: model, level: expertLevel, low: tokenPrecision == nil ? nil : lowLevel, options: options,
+                skipping: embeddingRows?.ranges ?? [])
         } else {
             expertCache = nil
             embeddingRows = nil
@@ -163,7 +168,7 @@ public final class Session {
 
     /// Sizes the expert cache from what is left of `budget` once everything else is resident.
     private static func makeCache(
-        model: Model, level: Int, options: SessionOptions, skipping: [Range<Int>]
+        model: Model, level: Int, low: Int?, options: SessionOptions, skipping: [Range<Int>]
     ) throws(SparrowError) -> ExpertCache {
         let c = model.config
         guard c.moeLayerCount > 0 else { throw .invalidArgument("a memory budget needs a model with experts") }
@@ -176,7 +181,8 @@ public final class Session {
                         + "\(model.expertBits[level]) bits (\(ByteSize.format(need)))")
             }
             return try ExpertCache(
-                file: model.file, config: c, maxLevel: level, arenaBytes: bytes, policy: options.cachePolicy, io: options.io)
+                file: model.file, config: c, maxLevel: level, arenaBytes: bytes, policy: options.cachePolicy, io: options.io,
+                lowLevel: low, lowShare: options.lowPrecisionShare)
         }
         let budget = options.budget!
         model.touchDense(skipping: skipping)
@@ -194,7 +200,8 @@ public final class Session {
                     + (level > 0 ? " (\(ByteSize.format(fixed + reserve + lowest)) at \(model.expertBits[0]) bits)" : ""))
         }
         return try ExpertCache(
-            file: model.file, config: c, maxLevel: level, arenaBytes: arena, policy: options.cachePolicy, io: options.io)
+            file: model.file, config: c, maxLevel: level, arenaBytes: arena, policy: options.cachePolicy, io: options.io,
+                lowLevel: low, lowShare: options.lowPrecisionShare)
     }
 
     /// Runs `body(task)` for task in 0..<tasks on the shared worker pool, or on the calling thread

@@ -14,6 +14,8 @@ public struct SessionStatistics: Codable, Sendable, Equatable {
     public var cachePolicy: String?
     public var cache: CacheStatistics?
     public var kvType: KVCacheType
+    /// Precision choices and prediction quality (token-level precision, prefetch).
+    public var scheduler: SchedulerStatistics
 }
 
 extension Session {
@@ -22,7 +24,7 @@ extension Session {
         SessionStatistics(
             position: position, contextLength: contextLength, threads: threads, expertBits: model.expertBits[expertLevel],
             budget: budget, peakRSS: ProcessMemory.peakRSS, io: ioSummary, cachePolicy: expertCache?.policyName,
-            cache: cacheStatistics, kvType: keys.first?.type ?? .f32)
+            cache: cacheStatistics, kvType: keys.first?.type ?? .f32, scheduler: schedulerStatistics)
     }
 
     /// Continues from where `other` is: its tokens, as its KV cache holds them (a prompt evaluated
