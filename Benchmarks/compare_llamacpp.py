@@ -172,7 +172,7 @@ def run_sparrow(sparrow, path, bits, a, budget=None, plen=None, n=None):
     if budget is None:
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     else:
-        cmd += ["--budget", str(budget), "--cold", "--cache-policy", a.cache_policy]
+        cmd += ["--budget", str(budget), "--cold", "--cache-policy", a.cache_policy] + a.sparrow_args.split()
         # Inside the same cgroup as llama.cpp when there is one: the budget must hold there too.
         r = in_cgroup(cmd, budget) if cgroup_available() else subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
@@ -279,7 +279,8 @@ def main():
                    "(of the Q4_0 GGUF's size) or 300MiB: llama.cpp in a memory cgroup, Sparrow with --budget, cold starts")
     p.add_argument("--budget-prompt-len", type=int, default=64)
     p.add_argument("--budget-n", type=int, default=32)
-    p.add_argument("--cache-policy", default="lru")
+    p.add_argument("--cache-policy", default="lfu")
+    p.add_argument("--sparrow-args", default="", help="more flags for Sparrow's budgeted runs, e.g. '--prefetch 1 --token-precision 0.6,0.9'")
     a = p.parse_args()
     work = a.work or os.path.join(os.path.dirname(os.path.abspath(__file__)), ".work", os.path.basename(os.path.normpath(a.hf)))
     os.makedirs(work, exist_ok=True)

@@ -139,6 +139,7 @@ struct Bench: ParsableCommand {
         var args = commonArguments() + ["--prefetch", String(modelOptions.prefetch), "--token-precision", modelOptions.tokenPrecision]
         if let b = modelOptions.lowBits { args += ["--low-bits", String(b)] }
         if modelOptions.allowSkip { args.append("--allow-skip") }
+        if let s = modelOptions.lowShare { args += ["--low-share", String(s)] }
         return args
     }
 
@@ -186,6 +187,7 @@ struct Bench: ParsableCommand {
             args += commonArguments() + extra
             if let b = modelOptions.lowBits { args += ["--low-bits", String(b)] }
             if modelOptions.allowSkip { args.append("--allow-skip") }
+            if let s = modelOptions.lowShare { args += ["--low-share", String(s)] }
             guard let r = try runChild(args, label: label) else { continue }
             rows.append((label, r))
         }

@@ -73,6 +73,9 @@ struct ModelOptions: ParsableArguments {
     @Flag(name: .customLong("allow-skip"), help: "Token-level precision may skip expert uses above T2 that miss the cache.")
     var allowSkip = false
 
+    @Option(name: .customLong("low-share"), help: "Token-level precision: the share of the expert cache kept for low-precision copies (0–1; default 0.25).")
+    var lowShare: Double?
+
     func validate() throws {
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
         if CachePolicyKind(rawValue: cachePolicy) == nil {
@@ -80,6 +83,7 @@ struct ModelOptions: ParsableArguments {
         }
         if IOMode(rawValue: io) == nil { throw ValidationError("--io must be auto, uring or pread (got '\(io)')") }
         if KVCacheType(rawValue: kvType) == nil { throw ValidationError("--kv-type must be f32 or f16 (got '\(kvType)')") }
+        if let s = lowShare, !(0...1).contains(s) { throw ValidationError("--low-share must be in 0…1 (got \(s))") }
         if !(0...3).contains(prefetch) { throw ValidationError("--prefetch must be 0…3 (got \(prefetch))") }
         _ = try precision()
         if let b = budget, ByteSize.parse(b, percentOf: 1 << 30) == nil {
@@ -118,7 +122,7 @@ struct ModelOptions: ParsableArguments {
             contextLength: contextLength, threads: threads, batchSize: batchSize, expertBits: expertBits,
             budget: try budgetBytes(), cachePolicy: CachePolicyKind(rawValue: cachePolicy)!,
             io: BlockReaderOptions(mode: IOMode(rawValue: io)!), kvType: KVCacheType(rawValue: kvType)!,
-            tokenPrecision: try precision(), prefetchDepth: prefetch)
+            tokenPrecision: try precision(), prefetchDepth: prefetch, lowPrecisionShare: lowShare ?? 0.25)
     }
 }
 

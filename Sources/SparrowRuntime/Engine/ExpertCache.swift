@@ -109,7 +109,7 @@ public final class ExpertCache: @unchecked Sendable {
     /// only (the bit allocation: how much memory low-precision copies get).
     public init(
         file: SPWFile, config: ModelConfig, maxLevel: Int, arenaBytes: Int, policy: CachePolicyKind,
-        io: BlockReaderOptions, lowLevel: Int? = nil, lowShare: Double = 0.5
+        io: BlockReaderOptions, lowLevel: Int? = nil, lowShare: Double = 0.25
     ) throws(SparrowError) {
         self.file = file
         levels = file.directory.expertLevels

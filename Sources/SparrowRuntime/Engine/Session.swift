@@ -32,13 +32,15 @@ public struct SessionOptions: Sendable {
     public var prefetchDepth: Int
     /// With token-level precision: the share of the expert cache cut into low-precision slots
     /// (records through the low level only, several in the room of one full slot).
-    public var lowPrecisionShare: Double = 0.5
+    public var lowPrecisionShare: Double
 
     public init(
         contextLength: Int? = nil, threads: Int? = nil, batchSize: Int = 64, expertBits: Int? = nil, budget: Int? = nil,
         expertCacheBytes: Int? = nil, cachePolicy: CachePolicyKind = .lfu, io: BlockReaderOptions = .init(),
-        kvType: KVCacheType = .f32, tokenPrecision: TokenPrecision? = nil, prefetchDepth: Int = 0
+        kvType: KVCacheType = .f32, tokenPrecision: TokenPrecision? = nil, prefetchDepth: Int = 0,
+        lowPrecisionShare: Double = 0.25
     ) {
+        self.lowPrecisionShare = lowPrecisionShare
         self.tokenPrecision = tokenPrecision
         self.prefetchDepth = prefetchDepth
         self.kvType = kvType
