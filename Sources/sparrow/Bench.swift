@@ -140,6 +140,7 @@ struct Bench: ParsableCommand {
         if let b = modelOptions.lowBits { args += ["--low-bits", String(b)] }
         if modelOptions.allowSkip { args.append("--allow-skip") }
         if let s = modelOptions.lowShare { args += ["--low-share", String(s)] }
+        if modelOptions.protectSensitive > 0 { args += ["--protect-sensitive", String(modelOptions.protectSensitive)] }
         return args
     }
 
@@ -188,6 +189,7 @@ struct Bench: ParsableCommand {
             if let b = modelOptions.lowBits { args += ["--low-bits", String(b)] }
             if modelOptions.allowSkip { args.append("--allow-skip") }
             if let s = modelOptions.lowShare { args += ["--low-share", String(s)] }
+            if modelOptions.protectSensitive > 0 { args += ["--protect-sensitive", String(modelOptions.protectSensitive)] }
             guard let r = try runChild(args, label: label) else { continue }
             rows.append((label, r))
         }

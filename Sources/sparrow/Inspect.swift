@@ -33,6 +33,10 @@ struct Inspect: ParsableCommand {
                 let codec = zstd == 0 ? "" : String(format: " stored (%d of %d records zstd, %.1f %% saved)", zstd, file.experts.count, 100 * Double(decoded - bytes) / Double(max(1, decoded)))
                 print("  level \(k): \(level.bits) bits, \(formatBytes(bytes)) in all\(codec); \(comps)")
             }
+            if let profile = try ExpertProfile.load(from: ExpertProfile.path(for: model)) {
+                print("profile: \(ExpertProfile.path(for: model)) (\(profile.calibrationTokens) calibration tokens)")
+                printSummary(profile)
+            }
             if verify {
                 var bar = ProgressBar(label: "verifying")
                 try file.verifyAll { bar.update($0, $1) }

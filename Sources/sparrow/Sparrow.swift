@@ -8,7 +8,7 @@ struct SparrowCLI: ParsableCommand {
         commandName: "sparrow",
         abstract: "Run sparse Mixture-of-Experts language models in less memory than the model.",
         version: sparrowVersion,
-        subcommands: [Convert.self, Inspect.self, Run.self, Logits.self, Eval.self, Bench.self, IOBench.self])
+        subcommands: [Convert.self, Inspect.self, Run.self, Logits.self, Eval.self, Bench.self, IOBench.self, Profile.self])
 }
 
 /// Turns a runtime error into a clean message and exit status (no stack trace).
@@ -73,7 +73,10 @@ struct ModelOptions: ParsableArguments {
     @Flag(name: .customLong("allow-skip"), help: "Token-level precision may skip expert uses above T2 that miss the cache.")
     var allowSkip = false
 
-    @Option(name: .customLong("low-share"), help: "Token-level precision: the share of the expert cache kept for low-precision copies (0–1; default 0.25).")
+    @Option(name: .customLong("protect-sensitive"), help: "Token-level precision with a profile: per layer, this share of the experts most hurt by the low level is never downgraded (0–1; default 0).")
+    var protectSensitive: Double = 0
+
+    @Option(name: .customLong("low-share"), help: "Token-level precision: the share of the expert cache kept for low-precision copies (0–1; default: from the profile, else 0.25).")
     var lowShare: Double?
 
     func validate() throws {
@@ -83,6 +86,7 @@ struct ModelOptions: ParsableArguments {
         }
         if IOMode(rawValue: io) == nil { throw ValidationError("--io must be auto, uring or pread (got '\(io)')") }
         if KVCacheType(rawValue: kvType) == nil { throw ValidationError("--kv-type must be f32 or f16 (got '\(kvType)')") }
+        if !(0...1).contains(protectSensitive) { throw ValidationError("--protect-sensitive must be in 0…1 (got \(protectSensitive))") }
         if let s = lowShare, !(0...1).contains(s) { throw ValidationError("--low-share must be in 0…1 (got \(s))") }
         if !(0...3).contains(prefetch) { throw ValidationError("--prefetch must be 0…3 (got \(prefetch))") }
         _ = try precision()
@@ -106,14 +110,17 @@ struct ModelOptions: ParsableArguments {
     /// --token-precision, --low-bits and --allow-skip; nil when off.
     func precision() throws -> TokenPrecision? {
         if tokenPrecision == "off" {
-            if lowBits != nil || allowSkip { throw ValidationError("--low-bits and --allow-skip need --token-precision T1,T2") }
+            if lowBits != nil || allowSkip || protectSensitive > 0 {
+                throw ValidationError("--low-bits, --allow-skip and --protect-sensitive need --token-precision T1,T2")
+            }
             return nil
         }
         let parts = tokenPrecision.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
         guard parts.count == 2, let t1 = parts[0], let t2 = parts[1], t1 >= 0, t2 >= t1, t1.isFinite, t2.isFinite else {
             throw ValidationError("--token-precision must be 'off' or 'T1,T2' with 0 ≤ T1 ≤ T2, e.g. 0.6,0.9 (got '\(tokenPrecision)')")
         }
-        return TokenPrecision(fullThreshold: t1, lowThreshold: t2, lowBits: lowBits, allowSkip: allowSkip)
+        return TokenPrecision(
+            fullThreshold: t1, lowThreshold: t2, lowBits: lowBits, allowSkip: allowSkip, protectedShare: protectSensitive)
     }
 
     /// Session options from the shared flags.
@@ -122,7 +129,8 @@ struct ModelOptions: ParsableArguments {
             contextLength: contextLength, threads: threads, batchSize: batchSize, expertBits: expertBits,
             budget: try budgetBytes(), cachePolicy: CachePolicyKind(rawValue: cachePolicy)!,
             io: BlockReaderOptions(mode: IOMode(rawValue: io)!), kvType: KVCacheType(rawValue: kvType)!,
-            tokenPrecision: try precision(), prefetchDepth: prefetch, lowPrecisionShare: lowShare ?? 0.25)
+            tokenPrecision: try precision(), prefetchDepth: prefetch, lowPrecisionShare: lowShare,
+            profile: try ExpertProfile.load(from: ExpertProfile.path(for: model)))
     }
 }
 

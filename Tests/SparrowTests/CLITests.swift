@@ -79,7 +79,7 @@ import Testing
         r = try runCLI(["bench", "-m", "x.spw", "--token-precision", "0.9,0.2"])
         #expect(r.status != 0 && r.stderr.contains("--token-precision must be 'off' or 'T1,T2'"))
         r = try runCLI(["bench", "-m", "x.spw", "--allow-skip"])
-        #expect(r.status != 0 && r.stderr.contains("need --token-precision"))
+        #expect(r.status != 0 && r.stderr.contains("need --token-precision T1,T2"))
         r = try runCLI(["bench", "-m", "x.spw", "--ablate"])
         #expect(r.status != 0 && r.stderr.contains("--ablate needs --budget"))
     }
@@ -102,6 +102,18 @@ import Testing
         #expect(r.stdout.components(separatedBy: "budget ").count == 3)
         let svg = try String(contentsOfFile: plot, encoding: .utf8)
         #expect(svg.hasPrefix("<svg") && svg.contains("90MiB"))
+        // A profile beside the model: written, summarised by inspect, used by budgeted runs.
+        let copy = Paths.temporaryDirectory() + "/profiled.spw"
+        try FileManager.default.copyItem(atPath: path, toPath: copy)
+        r = try runCLI(["profile", "-m", copy, "--text", Paths.demo + "/eval-text.txt", "--tokens", "512"])
+        #expect(r.status == 0 && r.stdout.contains("wrote \(copy).profile.json"), "\(r.stderr)")
+        r = try runCLI(["inspect", copy])
+        #expect(r.status == 0 && r.stdout.contains("profile: ") && r.stdout.contains("hottest expert"))
+        r = try runCLI(["bench", "-m", copy, "--prompt-len", "16", "-n", "8", "--budget", "80MiB", "--token-precision", "0.6,0.9",
+                        "--protect-sensitive", "0.25", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        r = try runCLI(["profile", "-m", copy, "--text", "/nonexistent.txt"])
+        #expect(r.status != 0 && r.stderr.contains("cannot read"))
         // The scheduler's ablation on real text: six configurations, each measured.
         r = try runCLI(["bench", "-m", path, "--prompt-len", "16", "-n", "8", "--budget", "80MiB", "--ablate",
                         "--prompt-file", Paths.demo + "/eval-text.txt"])

@@ -12,12 +12,19 @@ public struct TokenPrecision: Sendable, Equatable, Codable {
     public var lowBits: Int?
     /// Drop expert uses above `lowThreshold` that missed the cache (changes the output most).
     public var allowSkip: Bool
+    /// With a profile: per layer, this share of the experts whose low level changes their output
+    /// most is never downgraded (EdgeMoE's expert-wise bit-width). 0: none.
+    public var protectedShare: Double
 
-    public init(fullThreshold: Float = 0.6, lowThreshold: Float = 0.9, lowBits: Int? = nil, allowSkip: Bool = false) {
+    public init(
+        fullThreshold: Float = 0.6, lowThreshold: Float = 0.9, lowBits: Int? = nil, allowSkip: Bool = false,
+        protectedShare: Double = 0
+    ) {
         self.fullThreshold = fullThreshold
         self.lowThreshold = lowThreshold
         self.lowBits = lowBits
         self.allowSkip = allowSkip
+        self.protectedShare = protectedShare
     }
 
     /// The level a cache miss of an expert use with `unimportance` reads: `full`, `low`, or nil (skip).

@@ -68,6 +68,9 @@ extension Session {
         let levels = s.activeLevels
         var activeCount = 0
         for x in 0..<e where counts[x + 1] > counts[x] {
+            if let observe = expertInputObserver {
+                observe(l, x, s.slotIn.pointer + Int(counts[x]) * h, Int(counts[x + 1] - counts[x]))
+            }
             let level = chooseLevel(layer: l, expert: x, unimportance: unimportance[x])
             expertLevelObserver?(position, l, x, level)
             if level < 0 {

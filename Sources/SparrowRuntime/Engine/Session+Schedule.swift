@@ -6,12 +6,13 @@ import SparrowKernels
 extension Session {
     /// The level expert `x` of layer `l` runs at this step (-1: skipped). An override wins; with
     /// token-level precision a cache miss reads the level its unimportance allows (a lower level
-    /// already cached is used rather than read again); otherwise the session's level.
+    /// already cached is used rather than read again), except for the profile's sensitive experts;
+    /// otherwise the session's level.
     func chooseLevel(layer l: Int, expert x: Int, unimportance: Float) -> Int {
         if let override = expertLevelOverride { return override(position, l, x) }
         guard let tp = tokenPrecision, let cache = expertCache else { return expertLevel }
         let cached = cache.cachedLevel(layer: l, expert: x)
-        if cached >= expertLevel { return expertLevel }
+        if cached >= expertLevel || sensitiveExperts.contains(l * config.expertCount + x) { return expertLevel }
         guard let wanted = tp.level(unimportance: unimportance, full: expertLevel, low: lowLevel) else {
             return cached >= 0 ? cached : -1  // skipping what is already here gains nothing
         }

@@ -31,15 +31,20 @@ public struct SessionOptions: Sendable {
     /// sessions, decode); 0: off. 1–3 is useful.
     public var prefetchDepth: Int
     /// With token-level precision: the share of the expert cache cut into low-precision slots
-    /// (records through the low level only, several in the room of one full slot).
-    public var lowPrecisionShare: Double
+    /// (records through the low level only, several in the room of one full slot); nil: from the
+    /// profile when there is one (demand: low uses × their size), else 0.25.
+    public var lowPrecisionShare: Double?
+    /// The model's expert profile (`sparrow profile`): sizes the low-precision share, and ranks
+    /// the experts by how much their low level changes their output (`protectedShare`).
+    public var profile: ExpertProfile?
 
     public init(
         contextLength: Int? = nil, threads: Int? = nil, batchSize: Int = 64, expertBits: Int? = nil, budget: Int? = nil,
         expertCacheBytes: Int? = nil, cachePolicy: CachePolicyKind = .lfu, io: BlockReaderOptions = .init(),
         kvType: KVCacheType = .f32, tokenPrecision: TokenPrecision? = nil, prefetchDepth: Int = 0,
-        lowPrecisionShare: Double = 0.25
+        lowPrecisionShare: Double? = nil, profile: ExpertProfile? = nil
     ) {
+        self.profile = profile
         self.lowPrecisionShare = lowPrecisionShare
         self.tokenPrecision = tokenPrecision
         self.prefetchDepth = prefetchDepth
@@ -82,11 +87,17 @@ public final class Session {
     /// Called for each expert a MoE step runs with the level it runs at (-1: skipped); `position`
     /// is the session's position when the step started. For tests and experiments.
     public var expertLevelObserver: ((_ position: Int, _ layer: Int, _ expert: Int, _ level: Int) -> Void)?
+    /// Called for each expert a MoE step runs with the input rows routed to it (`count × hidden`
+    /// floats, valid during the call). For profiling; nil costs nothing.
+    public var expertInputObserver: ((_ layer: Int, _ expert: Int, _ rows: UnsafePointer<Float>, _ count: Int) -> Void)?
     /// Forces the level of each expert a MoE step runs (-1: skip it), replacing the session's
     /// choice. For tests and experiments (e.g. replaying the levels another run chose).
     public var expertLevelOverride: ((_ position: Int, _ layer: Int, _ expert: Int) -> Int)?
     /// Token-level precision (nil: off), its low level, and the prefetch depth (0: off).
     public let tokenPrecision: TokenPrecision?
+    /// Experts (layer × experts + expert) a miss always reads at full precision: per layer, the
+    /// `protectedShare` whose low level changes their output most in the profile.
+    let sensitiveExperts: Set<Int>
     public let lowLevel: Int
     public let prefetchDepth: Int
     /// Precision choices and prediction quality so far.
@@ -146,6 +157,23 @@ public final class Session {
         } else {
             lowLevel = expertLevel
         }
+        // A profile of another file (size or levels differ) is ignored.
+        let profile = options.profile.flatMap {
+            $0.modelBytes == model.file.file.count && $0.expertBits == stored && $0.experts.count == model.config.layerCount ? $0 : nil
+        }
+        if let share = options.tokenPrecision?.protectedShare, share > 0, let p = profile {
+            var keys = Set<Int>()
+            for (l, layer) in p.experts.enumerated() where !layer.isEmpty {
+                let low = lowLevel
+                let order = layer.indices.sorted { layer[$0].levelError[low] > layer[$1].levelError[low] }
+                for x in order.prefix(Int((Double(layer.count) * min(share, 1)).rounded())) {
+                    keys.insert(l * model.config.expertCount + x)
+                }
+            }
+            sensitiveExperts = keys
+        } else {
+            sensitiveExperts = []
+        }
         guard (0...3).contains(options.prefetchDepth) else { throw .invalidArgument("prefetch depth must be 0…3") }
         prefetchDepth = options.prefetchDepth
         let moeLayers = model.config.layerCount
@@ -159,8 +187,14 @@ public final class Session {
         scratch = Scratch(config: config, batch: options.batchSize, context: ctx, threads: threads)
         if options.budget != nil || options.expertCacheBytes != nil {
             embeddingRows = config.tieWordEmbeddings ? nil : EmbeddingRows(model: model)
+            var o = options
+            if o.lowPrecisionShare == nil, let tp = tokenPrecision {
+                let full = model.file.decodedLength(level: expertLevel)
+                let fraction = Double(model.file.decodedLength(level: lowLevel)) / Double(max(1, full))
+                o.lowPrecisionShare = profile?.lowSlotShare(fullThreshold: tp.fullThreshold, lowFraction: fraction) ?? 0.25
+            }
             expertCache = try Self.makeCache(
-                model: model, level: expertLevel, low: tokenPrecision == nil ? nil : lowLevel, options: options,
+                model: model, level: expertLevel, low: tokenPrecision == nil ? nil : lowLevel, options: o,
                 skipping: embeddingRows?.ranges ?? [])
         } else {
             expertCache = nil
@@ -184,7 +218,7 @@ public final class Session {
             }
             return try ExpertCache(
                 file: model.file, config: c, maxLevel: level, arenaBytes: bytes, policy: options.cachePolicy, io: options.io,
-                lowLevel: low, lowShare: options.lowPrecisionShare)
+                lowLevel: low, lowShare: options.lowPrecisionShare ?? 0.25)
         }
         let budget = options.budget!
         model.touchDense(skipping: skipping)
@@ -203,7 +237,7 @@ public final class Session {
         }
         return try ExpertCache(
             file: model.file, config: c, maxLevel: level, arenaBytes: arena, policy: options.cachePolicy, io: options.io,
-                lowLevel: low, lowShare: options.lowPrecisionShare)
+                lowLevel: low, lowShare: options.lowPrecisionShare ?? 0.25)
     }
 
     /// Runs `body(task)` for task in 0..<tasks on the shared worker pool, or on the calling thread

@@ -1,0 +1,81 @@
+import Foundation
+import SparrowIO
+
+/// What calibration text showed about a model's experts (`sparrow profile`): how often each is
+/// chosen, with what gate weights, after which experts of the previous layer, and how much each
+/// stored precision level changes its output. Stored beside the model as `MODEL.spw.profile.json`.
+public struct ExpertProfile: Codable, Sendable, Equatable {
+    public struct Expert: Codable, Sendable, Equatable {
+        /// Share of the layer's token selections that chose this expert (sums to top-k per layer).
+        public var frequency: Double
+        /// Gate weight (renormalised) when chosen: 10th, 50th and 90th percentiles.
+        public var gateQuantiles: [Float]
+        /// Per stored level (lowest first): relative error of the expert's output against the
+        /// highest level, ‖y_level − y_top‖ / ‖y_top‖, on calibration inputs routed to it.
+        public var levelError: [Float]
+    }
+
+    /// The model file it describes (its size and checksum guard against a stale profile).
+    public var modelBytes: Int
+    public var calibrationTokens: Int
+    public var expertBits: [Int]
+    /// [layer][expert]; layers without experts are empty.
+    public var experts: [[Expert]]
+    /// [layer][previous-layer expert][expert]: how often the pair was chosen by the same token.
+    public var coActivation: [[[Int]]]
+    /// Share of expert uses whose unimportance (the gate weight ranked above them) is ≤ 0, 0.05,
+    /// 0.10, …, 1.0 (21 points).
+    public var unimportanceCDF: [Double]
+
+    /// Where the profile of `modelPath` lives.
+    public static func path(for modelPath: String) -> String { modelPath + ".profile.json" }
+
+    /// Writes the profile atomically: a temporary file in the same directory, flushed, then
+    /// renamed over the old one — a crash mid-write leaves the old profile (or none) intact.
+    public func save(to path: String) throws(SparrowError) {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        let data: Data
+        do { data = try e.encode(self) } catch { throw .invalidArgument("cannot encode the profile: \(error)") }
+        let temporary = path + ".tmp-\(getpid())"
+        guard FileManager.default.createFile(atPath: temporary, contents: data) else {
+            throw .io(IOError(path: temporary, operation: "create", errno: errno))
+        }
+        let fd = open(temporary, O_RDONLY)
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
+        if rename(temporary, path) != 0 {
+            let e = errno
+            unlink(temporary)
+            throw .io(IOError(path: path, operation: "rename", errno: e))
+        }
+    }
+
+    /// Reads a profile; nil when there is none, an error when it is damaged.
+    public static func load(from path: String) throws(SparrowError) -> ExpertProfile? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw .io(IOError(path: path, operation: "read", errno: errno))
+        }
+        do { return try JSONDecoder().decode(ExpertProfile.self, from: data) } catch {
+            throw .config(path: path, problem: "not a valid expert profile (\(error)); run `sparrow profile` again")
+        }
+    }
+
+    /// The share of expert uses token-level precision would read at the low level on a miss
+    /// (unimportance above `fullThreshold`), from the calibration's distribution.
+    public func lowUseShare(fullThreshold: Float) -> Double {
+        let i = min(max(Int((Double(fullThreshold) / 0.05 + 1e-9).rounded(.down)), 0), unimportanceCDF.count - 1)
+        return 1 - unimportanceCDF[i]
+    }
+
+    /// The arena share for low-precision slots that matches demand: low uses × low size over all
+    /// uses × their sizes (`lowFraction` = low record size ÷ full record size).
+    public func lowSlotShare(fullThreshold: Float, lowFraction: Double) -> Double {
+        let low = lowUseShare(fullThreshold: fullThreshold) * lowFraction
+        let full = 1 - lowUseShare(fullThreshold: fullThreshold)
+        return low + full > 0 ? low / (low + full) : 0
+    }
+}

@@ -1,0 +1,73 @@
+import Foundation
+import SparrowFormat
+import SparrowIO
+import SparrowRuntime
+import Testing
+
+/// `sparrow profile`'s data: sensible statistics from real text, an atomic round trip through the
+/// sidecar file, and its use by token-level precision.
+@Suite struct ProfileTests {
+    static func profile() throws -> ExpertProfile {
+        let text = try String(contentsOfFile: Paths.demo + "/eval-text.txt", encoding: .utf8)
+        return try Profiler.run(model: try ExpertCacheTests.demo(), text: text, tokens: 2048)
+    }
+
+    @Test func statisticsFromCalibrationText() throws {
+        let p = try Self.profile()
+        let model = try ExpertCacheTests.demo()
+        #expect(p.calibrationTokens == 2048 && p.expertBits == [2, 4, 8] && p.modelBytes == model.file.file.count)
+        for (l, layer) in p.experts.enumerated() {
+            #expect(layer.count == model.config.expertCount)
+            #expect(abs(layer.map(\.frequency).reduce(0, +) - Double(model.config.expertsPerToken)) < 1e-9)
+            for e in layer where e.frequency > 0 {
+                #expect(e.levelError[0] > e.levelError[1] && e.levelError[1] > 0 && e.levelError[2] == 0, "layer \(l): \(e.levelError)")
+                #expect(e.gateQuantiles[0] <= e.gateQuantiles[1] && e.gateQuantiles[1] <= e.gateQuantiles[2])
+            }
+            let pairs = p.coActivation[l].flatMap { $0 }.reduce(0, +)
+            #expect(l == 0 ? pairs == 0 : pairs == 2048 * model.config.expertsPerToken * model.config.expertsPerToken)
+        }
+        #expect(zip(p.unimportanceCDF, p.unimportanceCDF.dropFirst()).allSatisfy { $0 <= $1 })
+        #expect(abs(p.unimportanceCDF.last! - 1) < 1e-9 && abs(p.unimportanceCDF[0] - 0.25) < 1e-9)  // the top expert: 1 of 4
+        #expect(p.lowUseShare(fullThreshold: 0.6) > 0 && p.lowUseShare(fullThreshold: 1) == 0)
+        #expect(p.lowSlotShare(fullThreshold: 0.6, lowFraction: 0.3) > 0)
+    }
+
+    /// The sidecar is replaced atomically: a write that died before its rename leaves only a
+    /// temporary file, and the old profile loads; a damaged profile is a clear error.
+    @Test func roundTripAndInterruptedWrite() throws {
+        let p = try Self.profile()
+        let path = Paths.temporaryDirectory() + "/m.spw.profile.json"
+        #expect(try ExpertProfile.load(from: path) == nil)
+        try p.save(to: path)
+        #expect(try ExpertProfile.load(from: path) == p)
+        // A crash mid-write: the temporary file is half written, the rename never happened.
+        var other = p
+        other.calibrationTokens = 1
+        let json = try JSONEncoder().encode(other)
+        FileManager.default.createFile(atPath: path + ".tmp-99999", contents: json.prefix(json.count / 2))
+        #expect(try ExpertProfile.load(from: path) == p)
+        try other.save(to: path)
+        #expect(try ExpertProfile.load(from: path)?.calibrationTokens == 1)
+        try Data("{\"modelBytes\": 3".utf8).write(to: URL(fileURLWithPath: path))
+        #expect(throws: SparrowError.self) { try ExpertProfile.load(from: path) }
+    }
+
+    /// With every expert protected by the profile, token-level precision downgrades nothing; a
+    /// profile of another file is ignored.
+    @Test func protectedExpertsAreNeverDowngraded() throws {
+        let model = try ExpertCacheTests.demo()
+        let tokens = try SchedulerTests.tokens(40)
+        let p = try Self.profile()
+        var o = try SchedulerTests.cached(slots: 8, precision: TokenPrecision(fullThreshold: 0.3, lowThreshold: 0.8, protectedShare: 1))
+        o.profile = p
+        let all = try Session(model: model, options: o)
+        _ = try SchedulerTests.run(all, tokens)
+        #expect(all.schedulerStatistics.downgraded == 0)
+        var stale = p
+        stale.modelBytes += 1
+        o.profile = stale
+        let ignored = try Session(model: model, options: o)
+        _ = try SchedulerTests.run(ignored, tokens)
+        #expect(ignored.schedulerStatistics.downgraded > 0)
+    }
+}
