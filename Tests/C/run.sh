@@ -70,6 +70,7 @@ Examples/c-generate/c-generate -m "$model" -p "$prompt" -n 24 --budget 64000000 
 grep -q '"budget":64000000' "$work/c-budget.err" || fail "c-generate --budget did not report its budget: $(cat "$work/c-budget.err")"
 Examples/c-multithread/c-multithread "$model" 4 16 > "$work/mt.txt" || fail "c-multithread"
 [ "$(grep -c '^\[thread ' "$work/mt.txt")" -eq 4 ] || fail "c-multithread printed $(cat "$work/mt.txt")"
+rm -rf Examples/swift-generate/.build  # a fresh build: an incremental one can miss files added to Sparrow
 (cd Examples/swift-generate && swift build -c release >"$work/swift-build.log" 2>&1) || fail "building Examples/swift-generate: $(tail -20 "$work/swift-build.log")"
 Examples/swift-generate/.build/release/swift-generate "$model" "$prompt" 24 > "$work/swift.txt" || fail "swift-generate"
 .build/release/sparrow run -m "$model" -p "$prompt" -n 24 --greedy > "$work/cli.txt"
