@@ -84,6 +84,9 @@ public final class ExpertCache: @unchecked Sendable {
     private var protectedUntil: [Int]
     /// Whether the slot's record came from a prefetch not yet used.
     private var slotPrefetched: [Bool]
+    /// Whether the slot's record was read for a prompt (prefill) and not used since by a decode
+    /// step: such slots are evicted first, so a long prompt does not push out decode's hot set.
+    private var slotTransient: [Bool]
     /// Counts MoE layers run; `clock` says which layer that is.
     private var step = 0
     private var clock: CacheClock
@@ -158,6 +161,7 @@ public final class ExpertCache: @unchecked Sendable {
         lastUse = Array(repeating: 0, count: slotCount)
         protectedUntil = Array(repeating: -1, count: slotCount)
         slotPrefetched = Array(repeating: false, count: slotCount)
+        slotTransient = Array(repeating: false, count: slotCount)
         stats.slots = slotCount
         stats.slotBytes = slotSize
         stats.lowSlots = lowSlotCount
@@ -178,12 +182,14 @@ public final class ExpertCache: @unchecked Sendable {
     /// Pins the record of (layer, expert) at `level` or higher in a slot and returns the slot,
     /// queueing the read of what is missing (the whole prefix, or only the suffix above a lower
     /// cached level). Throws `Full` when no slot can be freed (all pinned or loading).
-    public func prepare(layer: Int, expert: Int, level: Int, weight: Float = 1) throws -> Int {
+    /// `transient` (prefill): the use does not count for the policy, and a record read for it is
+    /// evicted before any other until a non-transient use claims it.
+    public func prepare(layer: Int, expert: Int, level: Int, weight: Float = 1, transient: Bool = false) throws -> Int {
         lock.lock()
         defer { lock.unlock() }
         let key = layer * expertCount + expert
         tick += 1
-        policy.used(key: key, tick: tick, weight: weight)
+        if !transient { policy.used(key: key, tick: tick, weight: weight) }
         if let slot = index[key], slotCapacity[slot] < level {
             // Cached in a low-precision slot, wanted higher: move it to a full slot.
             try move(key: key, from: slot)
@@ -192,6 +198,7 @@ public final class ExpertCache: @unchecked Sendable {
             pins[slot] += 1
             lastUse[slot] = tick
             protectedUntil[slot] = -1
+            if !transient { slotTransient[slot] = false }
             if slotPrefetched[slot] {
                 slotPrefetched[slot] = false
                 stats.prefetchesUsed += 1
@@ -211,6 +218,7 @@ public final class ExpertCache: @unchecked Sendable {
         guard let slot = freeSlot(level: level) else { throw Full() }
         index[key] = slot
         slotKey[slot] = key
+        slotTransient[slot] = transient
         pins[slot] = 1
         lastUse[slot] = tick
         slotLevel[slot] = -1
@@ -295,20 +303,20 @@ public final class ExpertCache: @unchecked Sendable {
 
     private func victim(in range: Range<Int>, sparingProtected: Bool) -> (Int, Double)? {
         var best: Int?
-        var bestRank: (Int, Double, UInt64) = (2, .infinity, .max)
+        var bestRank: (Int, Int, Double, UInt64) = (2, 2, .infinity, .max)
         for s in range {
             if slotKey[s] < 0 && pins[s] == 0 && slotPending[s] < 0 { return (s, -.infinity) }
             guard pins[s] == 0, slotPending[s] < 0 else { continue }
             let guarded = protectedUntil[s] >= step
             if guarded && sparingProtected { continue }
             let (value, recency) = policy.rank(key: slotKey[s], lastUse: lastUse[s], clock: clock)
-            let r = (guarded ? 1 : 0, value, recency)
+            let r = (guarded ? 1 : 0, slotTransient[s] ? 0 : 1, slotTransient[s] ? -.infinity : value, recency)
             if r < bestRank {
                 bestRank = r
                 best = s
             }
         }
-        return best.map { ($0, bestRank.1) }
+        return best.map { ($0, bestRank.2) }
     }
 
     /// Drops `key`'s copy in the low-precision `slot` (waiting for its read, if one is in flight)
@@ -324,6 +332,7 @@ public final class ExpertCache: @unchecked Sendable {
 
     /// Drops the record in `s` (idle, unpinned).
     private func evict(_ s: Int) {
+        slotTransient[s] = false
         index[slotKey[s]] = nil
         slotKey[s] = -1
         slotLevel[s] = -1

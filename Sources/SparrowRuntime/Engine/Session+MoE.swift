@@ -145,12 +145,28 @@ extension Session {
         let experts = scratch.activeWeights
         let slots = scratch.activeSlots
         let gate = scratch.expertGate
+        // A prompt (several tokens): hottest experts first (D²MoE's hottest-expert-first: the most
+        // tokens' work overlaps the rest's reads), read as transient so decode's hot set stays, in
+        // waves of at most half the cache.
+        let prefill = n > 1
+        if prefill {
+            for a in 1..<max(1, count) {
+                var b = a
+                while b > 0 && counts[Int(active[b]) + 1] - counts[Int(active[b])] > counts[Int(active[b - 1]) + 1] - counts[Int(active[b - 1])] {
+                    (active[b], active[b - 1]) = (active[b - 1], active[b])
+                    (levels[b], levels[b - 1]) = (levels[b - 1], levels[b])
+                    b -= 1
+                }
+            }
+        }
+        let waveLimit = prefill ? max(config.expertsPerToken, cache.slotCount / 2) : count
         var start = 0
         while start < count {
             var end = start
-            while end < count {
+            while end < count && end - start < waveLimit {
                 let x = Int(active[end])
-                guard let slot = try? cache.prepare(layer: l, expert: x, level: Int(levels[end]), weight: gate[x]) else { break }
+                guard let slot = try? cache.prepare(layer: l, expert: x, level: Int(levels[end]), weight: gate[x], transient: prefill)
+                else { break }
                 slots[end] = Int32(slot)
                 end += 1
             }
