@@ -59,7 +59,7 @@ public enum Benchmark {
     /// soon loops over the same few experts).
     public static func run(
         model: Model, promptLength: Int, tokens: Int, options: SessionOptions = .init(), cold: Bool = false,
-        text: String? = nil
+        text: String? = nil, timeline: Timeline? = nil, timelineTokens: Int = 3
     ) throws(SparrowError) -> Result {
         guard promptLength > 0, tokens > 0 else { throw .invalidArgument("prompt length and token count must be positive") }
         var o = options
@@ -90,6 +90,7 @@ public enum Benchmark {
             var best = 0
             for j in 1..<logits.count where logits[j] > logits[best] { best = j }
             if let forced { best = forced[i] }
+            if i == tokens - timelineTokens { session.timeline = timeline }  // the last few steps only
             let s = DispatchTime.now().uptimeNanoseconds
             logits = try session.evaluate([best], logits: .last)
             latencies.append(Double(DispatchTime.now().uptimeNanoseconds - s) / 1e6)

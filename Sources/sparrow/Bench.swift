@@ -26,6 +26,9 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("prompt-file"), help: "Take the prompt from the start of this text file (real routing on a trained model) instead of synthetic ids.")
     var promptFile: String?
 
+    @Option(name: .long, help: "Write an SVG of the last 3 decode steps: compute and I/O-lane spans per layer on a time axis (reads by kind: miss, downgrade, prefetch, upgrade).")
+    var timeline: String?
+
     @Flag(name: .long, help: "With --budget: run the scheduler's techniques off, alone and together (each in a fresh process) and print a table.")
     var ablate = false
 
@@ -56,8 +59,18 @@ struct Bench: ParsableCommand {
                     throw ValidationError("cannot read --prompt-file \(path): \(error.localizedDescription)")
                 }
             }
+            let recorder = timeline.map { _ in Timeline() }
             let r = try Benchmark.run(
-                model: model, promptLength: promptLen, tokens: n, options: try modelOptions.session(), cold: cold, text: text)
+                model: model, promptLength: promptLen, tokens: n, options: try modelOptions.session(), cold: cold, text: text,
+                timeline: recorder)
+            if let path = timeline, let recorder {
+                let title = "\(URL(fileURLWithPath: modelOptions.model).lastPathComponent): last \(min(3, n)) decode steps"
+                    + (modelOptions.budget.map { " under a \($0) budget" } ?? "")
+                do { try recorder.svg(title: title).write(toFile: path, atomically: true, encoding: .utf8) } catch {
+                    throw ValidationError("cannot write --timeline \(path): \(error.localizedDescription)")
+                }
+                if !json { print("timeline     \(path) (\(recorder.recorded.count) spans)") }
+            }
             if json { return print(try encode(r)) }
             printTable(r)
         } catch let e as ValidationError { throw e } catch { throw fail(error) }

@@ -112,6 +112,12 @@ import Testing
         r = try runCLI(["bench", "-m", copy, "--prompt-len", "16", "-n", "8", "--budget", "80MiB", "--token-precision", "0.6,0.9",
                         "--protect-sensitive", "0.25", "--json"])
         #expect(r.status == 0, "\(r.stderr)")
+        let timeline = Paths.temporaryDirectory() + "/timeline.svg"
+        r = try runCLI(["bench", "-m", copy, "--prompt-len", "16", "-n", "8", "--budget", "80MiB", "--prefetch", "1",
+                        "--timeline", timeline])
+        #expect(r.status == 0 && r.stdout.contains("timeline"), "\(r.stderr)")
+        let drawn = try String(contentsOfFile: timeline, encoding: .utf8)
+        #expect(drawn.hasPrefix("<svg") && drawn.contains("<title>attention, layer 0") && drawn.contains("I/O lane"))
         r = try runCLI(["profile", "-m", copy, "--text", "/nonexistent.txt"])
         #expect(r.status != 0 && r.stderr.contains("cannot read"))
         // The scheduler's ablation on real text: six configurations, each measured.

@@ -63,6 +63,13 @@ public final class ExpertCache: @unchecked Sendable {
     /// Records with zstd levels are read into the tail of the slot and decoded to its front.
     private let compressed: Bool
 
+    /// Records reads for `bench --timeline` (nil: nothing recorded).
+    public var timeline: Timeline? {
+        get { lock.withLock { recorder } }
+        set { lock.withLock { recorder = newValue } }
+    }
+    private var recorder: Timeline?
+
     /// Guards the state below; signalled when a read in flight has been checked.
     private let lock = NSCondition()
     private var policy: any EvictionPolicy
@@ -274,7 +281,7 @@ public final class ExpertCache: @unchecked Sendable {
         lastUse[slot] = tick
         slotLevel[slot] = -1
         let before = stats.bytesRead
-        load(slot: slot, layer: layer, expert: expert, level: level)
+        load(slot: slot, layer: layer, expert: expert, level: level, kind: .prefetch)
         protectedUntil[slot] = step + steps
         slotPrefetched[slot] = true
         stats.prefetches += 1
@@ -357,23 +364,25 @@ public final class ExpertCache: @unchecked Sendable {
         let a = BlockReaderOptions.alignment
         let from = Int(entry.levels[slotLevel[slot]].end) / a * a
         let to = (Int(entry.levels[level].end) + a - 1) / a * a
-        issue(slot: slot, offset: Int(entry.offset) + from, length: to - from, into: from)
+        issue(slot: slot, offset: Int(entry.offset) + from, length: to - from, into: from, kind: .upgrade)
         slotBase[slot] = slotLevel[slot]
         slotPending[slot] = level
         stats.upgrades += 1
     }
 
     /// Queues the read of levels 0…level of a record into `slot` (to its tail when compressed).
-    private func load(slot: Int, layer: Int, expert: Int, level: Int) {
+    private func load(slot: Int, layer: Int, expert: Int, level: Int, kind: Timeline.Kind? = nil) {
         let entry = file.expert(layer: layer, expert: expert)!
         let a = BlockReaderOptions.alignment
         let stored = (Int(entry.levels[level].end) + a - 1) / a * a
-        issue(slot: slot, offset: Int(entry.offset), length: stored, into: compressed ? slotBytes[slot] - stored : 0)
+        issue(slot: slot, offset: Int(entry.offset), length: stored, into: compressed ? slotBytes[slot] - stored : 0,
+              kind: kind ?? (level < slotCapacity[0] ? .downgrade : .miss))
         slotBase[slot] = -1
         slotPending[slot] = level
     }
 
-    private func issue(slot: Int, offset: Int, length: Int, into: Int) {
+    private func issue(slot: Int, offset: Int, length: Int, into: Int, kind: Timeline.Kind) {
+        recorder?.readStarted(slot: slot, kind: kind, layer: slotKey[slot] / expertCount)  // lock held
         lane.enqueue(ReadRequest(offset: offset, length: length, destination: slotAddress(slot) + into, tag: slot))
         slotLanded[slot] = false
         slotFailure[slot] = nil
@@ -455,6 +464,7 @@ public final class ExpertCache: @unchecked Sendable {
     /// On the I/O lane: a read into `slot` completed; checks (or decodes) the levels it brought
     /// and publishes the outcome. The slot's bookkeeping does not change while its read is in flight.
     private func landed(slot: Int, error: IOError?) {
+        timeline?.readLanded(slot: slot)
         let start = DispatchTime.now().uptimeNanoseconds
         let (key, below, target) = lock.withLock { (slotKey[slot], slotBase[slot], slotPending[slot]) }
         let failure = error.map { $0.description } ?? check(slot: slot, key: key, below: below, target: target)

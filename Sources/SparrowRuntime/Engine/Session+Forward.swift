@@ -21,7 +21,9 @@ extension Session {
         for l in 0..<c.layerCount {
             let lw = w.layers[l]
             Ops.rmsNorm(x, weight: lw.attnNorm, dim: h, count: n, eps: c.rmsNormEps, into: xn)
+            let started = timeline?.now()
             attention(layer: l, weights: lw, n: n)
+            if let t = timeline, let started { t.add(.attention, layer: l, from: started, to: t.now()) }
             for i in 0..<(n * h) { x[i] += s.proj.pointer[i] }
 
             Ops.rmsNorm(x, weight: lw.ffnNorm, dim: h, count: n, eps: c.rmsNormEps, into: xn)

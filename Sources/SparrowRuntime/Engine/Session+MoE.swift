@@ -189,13 +189,17 @@ extension Session {
             let run: (Int) -> Void = { a in
                 self.expertForward(experts[start + a], expert: Int(active[start + a]), counts: counts, threads: inner)
             }
+            let residentStart = timeline?.now()
             if inner == 1 { split(ready, run) } else { for a in 0..<ready { run(a) } }
+            if let t = timeline, let residentStart, ready > 0 { t.add(.resident, layer: l, from: residentStart, to: t.now()) }
             // Then each miss as its read lands (one that has landed first), its matmuls split
             // over the threads.
             for a in (start + ready)..<end {
                 if let b = (a..<end).first(where: { cache.isReady(Int(slots[$0])) }), b != a { swapActive(a, b) }
                 let m = try cache.weights(slot: Int(slots[a]), level: Int(levels[a]))
+                let awaitedStart = timeline?.now()
                 expertForward(m, expert: Int(active[a]), counts: counts, threads: threads)
+                if let t = timeline, let awaitedStart { t.add(.awaited, layer: l, from: awaitedStart, to: t.now()) }
             }
             start = end
         }

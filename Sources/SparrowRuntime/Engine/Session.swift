@@ -100,6 +100,10 @@ public final class Session {
     let sensitiveExperts: Set<Int>
     public let lowLevel: Int
     public let prefetchDepth: Int
+    /// Records compute and I/O spans for `bench --timeline` while set (nil: nothing recorded).
+    public var timeline: Timeline? {
+        didSet { expertCache?.timeline = timeline }
+    }
     /// Precision choices and prediction quality so far.
     public internal(set) var schedulerStatistics = SchedulerStatistics()
     /// Experts predicted for each layer by earlier layers at this token: [layer][depth − 1] → ids.

@@ -1,0 +1,95 @@
+import Foundation
+
+/// A record of what the compute thread and the I/O lane did, on one time axis, for
+/// `bench --timeline`. Attached to a session (`Session.timeline`); nil costs nothing.
+public final class Timeline: @unchecked Sendable {
+    /// What a span was.
+    public enum Kind: String, Codable, Sendable {
+        /// Compute: attention, experts already cached, an expert whose read it waited for.
+        case attention, resident, awaited
+        /// I/O: a read for a miss at the session's level, a downgraded (low-level) miss, a
+        /// prefetch, an upgrade (suffix) read.
+        case miss, downgrade, prefetch, upgrade
+    }
+
+    public struct Span: Codable, Sendable {
+        public var kind: Kind
+        public var layer: Int
+        /// Seconds from the timeline's start.
+        public var start: Double
+        public var end: Double
+        public var isIO: Bool { [.miss, .downgrade, .prefetch, .upgrade].contains(kind) }
+    }
+
+    private let lock = NSLock()
+    private let origin = DispatchTime.now().uptimeNanoseconds
+    private var spans: [Span] = []
+    /// Per cache slot: the read in flight (kind, layer, start).
+    private var open: [Int: (Kind, Int, Double)] = [:]
+
+    public init() {}
+
+    /// Seconds since the timeline started.
+    public func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds - origin) / 1e9 }
+
+    public func add(_ kind: Kind, layer: Int, from start: Double, to end: Double) {
+        lock.withLock { spans.append(Span(kind: kind, layer: layer, start: start, end: end)) }
+    }
+
+    /// A read into `slot` started / landed.
+    func readStarted(slot: Int, kind: Kind, layer: Int) { lock.withLock { open[slot] = (kind, layer, now()) } }
+    func readLanded(slot: Int) {
+        let end = now()
+        lock.withLock {
+            guard let (kind, layer, start) = open.removeValue(forKey: slot) else { return }
+            spans.append(Span(kind: kind, layer: layer, start: start, end: end))
+        }
+    }
+
+    /// Everything recorded so far, in start order.
+    public var recorded: [Span] { lock.withLock { spans.sorted { $0.start < $1.start } } }
+
+    /// An SVG of the spans: a compute row and an I/O row over time, coloured by kind, each span
+    /// labelled with its layer.
+    public func svg(title: String) -> String {
+        let all = recorded
+        let escaped = title.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;")
+        let t0 = all.first?.start ?? 0
+        let t1 = max(t0 + 1e-6, all.map(\.end).max() ?? 1)
+        let w = 1200.0, left = 90.0, right = 20.0, rowH = 40.0, top = 50.0
+        let h = top + 2 * (rowH + 20) + 90
+        func x(_ t: Double) -> Double { left + (t - t0) / (t1 - t0) * (w - left - right) }
+        let colours: [Kind: String] = [
+            .attention: "#9e9e9e", .resident: "#2ca02c", .awaited: "#d62728",
+            .miss: "#1f77b4", .downgrade: "#ff7f0e", .prefetch: "#9467bd", .upgrade: "#8c564b",
+        ]
+        var s = """
+            <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(w))" height="\(Int(h))" font-family="sans-serif" font-size="11">
+            <rect width="100%" height="100%" fill="white"/>
+            <text x="\(w / 2)" y="22" text-anchor="middle" font-size="14">\(escaped)</text>
+            <text x="10" y="\(top + rowH / 2 + 4)">compute</text>
+            <text x="10" y="\(top + rowH + 20 + rowH / 2 + 4)">I/O lane</text>
+
+            """
+        for span in all {
+            let y = span.isIO ? top + rowH + 20 : top
+            let x0 = x(span.start), width = max(0.5, x(span.end) - x0)
+            s += "<rect x=\"\(x0)\" y=\"\(y)\" width=\"\(width)\" height=\"\(rowH)\" fill=\"\(colours[span.kind]!)\" stroke=\"white\" stroke-width=\"0.3\"><title>\(span.kind.rawValue), layer \(span.layer), \(String(format: "%.3f", (span.end - span.start) * 1000)) ms</title></rect>\n"
+            if width > 14 { s += "<text x=\"\(x0 + width / 2)\" y=\"\(y + rowH / 2 + 4)\" text-anchor=\"middle\" fill=\"white\">\(span.layer)</text>\n" }
+        }
+        let axisY = top + 2 * (rowH + 20)
+        s += "<line x1=\"\(left)\" y1=\"\(axisY)\" x2=\"\(w - right)\" y2=\"\(axisY)\" stroke=\"black\"/>\n"
+        for i in 0...10 {
+            let t = t0 + (t1 - t0) * Double(i) / 10
+            s += "<text x=\"\(x(t))\" y=\"\(axisY + 15)\" text-anchor=\"middle\">\(String(format: "%.2f", (t - t0) * 1000)) ms</text>\n"
+        }
+        var lx = left
+        for kind in [Kind.attention, .resident, .awaited, .miss, .downgrade, .prefetch, .upgrade] {
+            s += "<rect x=\"\(lx)\" y=\"\(axisY + 35)\" width=\"12\" height=\"12\" fill=\"\(colours[kind]!)\"/><text x=\"\(lx + 16)\" y=\"\(axisY + 45)\">\(kind.rawValue)</text>\n"
+            lx += 110
+        }
+        s += "<text x=\"\(left)\" y=\"\(axisY + 70)\">numbers: layer. compute: attention, experts already cached (resident), experts whose read was awaited; I/O: reads by kind, issue to landing.</text>\n"
+        return s + "</svg>\n"
+    }
+}
