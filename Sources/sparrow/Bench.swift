@@ -94,7 +94,8 @@ struct Bench: ParsableCommand {
         }
         if let c = r.cache {
             print("cache        \(c.slots) slots × \(formatBytes(c.slotBytes)), \(r.cachePolicy ?? "?"); hits \(c.hits), misses \(c.misses), upgrades \(c.upgrades), evictions \(c.evictions) (hit rate \(String(format: "%.1f", 100 * Double(c.hits) / Double(max(1, c.hits + c.misses)))) %)")
-            print(String(format: "I/O          %@ read, %.2f s stalled; %@", formatBytes(c.bytesRead), c.stallSeconds, r.io ?? ""))
+            print(String(format: "I/O          %@ read, %.2f s stalled, lane busy %.2f s (%.0f MB/s while busy); %@", formatBytes(c.bytesRead),
+                         c.stallSeconds, c.ioBusySeconds, c.ioBusySeconds > 0 ? Double(c.bytesRead) / c.ioBusySeconds / 1e6 : 0, r.io ?? ""))
             if c.prefetches > 0 {
                 print("prefetch     \(c.prefetches) reads (\(formatBytes(c.prefetchBytes))), \(c.prefetchesUsed) used, \(c.prefetchesWasted) evicted unused")
             }

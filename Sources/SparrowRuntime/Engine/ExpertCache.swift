@@ -18,6 +18,10 @@ public struct CacheStatistics: Codable, Sendable, Equatable {
     /// Seconds the I/O lane spent checking (and decoding zstd levels of) records as they landed,
     /// off the compute threads.
     public var landingSeconds = 0.0
+    /// Seconds with at least one read queued or in flight: `bytesRead / ioBusySeconds` is the
+    /// bandwidth the lane achieved while it had work (the figure a plan of a layer's finish time
+    /// would use).
+    public var ioBusySeconds = 0.0
     /// Slots and the size of a full one; how many of them are low-precision slots, and their size.
     public var slots = 0
     public var slotBytes = 0
@@ -97,6 +101,9 @@ public final class ExpertCache: @unchecked Sendable {
     /// Counts MoE layers run; `clock` says which layer that is.
     private var step = 0
     private var clock: CacheClock
+    /// Reads queued or in flight, and when the lane last became busy.
+    private var readsOutstanding = 0
+    private var busySince: UInt64 = 0
     private(set) var stats = CacheStatistics()
 
     /// Expert uses per MoE layer and token (top-k), for telling an idle slot from a busy one.
@@ -383,6 +390,8 @@ public final class ExpertCache: @unchecked Sendable {
 
     private func issue(slot: Int, offset: Int, length: Int, into: Int, kind: Timeline.Kind) {
         recorder?.readStarted(slot: slot, kind: kind, layer: slotKey[slot] / expertCount)  // lock held
+        if readsOutstanding == 0 { busySince = DispatchTime.now().uptimeNanoseconds }
+        readsOutstanding += 1
         lane.enqueue(ReadRequest(offset: offset, length: length, destination: slotAddress(slot) + into, tag: slot))
         slotLanded[slot] = false
         slotFailure[slot] = nil
@@ -469,7 +478,10 @@ public final class ExpertCache: @unchecked Sendable {
         let (key, below, target) = lock.withLock { (slotKey[slot], slotBase[slot], slotPending[slot]) }
         let failure = error.map { $0.description } ?? check(slot: slot, key: key, below: below, target: target)
         lock.withLock {
-            stats.landingSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            let now = DispatchTime.now().uptimeNanoseconds
+            stats.landingSeconds += Double(now - start) / 1e9
+            readsOutstanding -= 1
+            if readsOutstanding == 0 { stats.ioBusySeconds += Double(now - busySince) / 1e9 }
             slotLanded[slot] = true
             slotFailure[slot] = failure
             lock.broadcast()

@@ -118,20 +118,10 @@ extension Session {
         }
     }
 
-    /// One expert on the rows routed to it: `slotOut = down(silu(gate·x) ⊙ up·x)` for its slots.
+    /// One expert on the rows routed to it, on the session's backend.
     func expertForward(_ m: MLPWeights, expert x: Int, counts: UnsafeMutablePointer<Int32>, threads inner: Int) {
-        let s = scratch
-        let h = config.hiddenSize
-        let inter = config.expertIntermediateSize
         let first = Int(counts[x])
-        let rows = Int(counts[x + 1]) - first
-        let gate = s.slotGate.pointer + first * inter
-        let up = s.slotUp.pointer + first * inter
-        let xin = s.slotIn.pointer + first * h
-        Ops.matmul(m.gate, xin, n: rows, into: gate, threads: inner, act: s.actIn, actRow: first)
-        Ops.matmul(m.up, xin, n: rows, into: up, threads: inner, act: s.actIn, actRow: first)
-        Ops.swiglu(gate, up, rows * inter)
-        Ops.matmul(m.down, gate, n: rows, into: s.slotOut.pointer + first * h, threads: inner, act: s.actMid, actRow: first)
+        backend.runExpert(m, first: first, rows: Int(counts[x + 1]) - first, threads: inner)
     }
 
     /// The active experts through the budgeted cache, in waves of as many as the cache can pin:

@@ -119,6 +119,8 @@ public final class Session {
     public var ioSummary: String? { expertCache?.lane.summary }
 
     let config: ModelConfig
+    /// Where experts run (the CPU today).
+    let backend: ExecutionBackend
     let keys: [KVBuffer]  // per layer [contextLength, kvDim]
     let values: [KVBuffer]
     let scratch: Scratch
@@ -189,6 +191,7 @@ public final class Session {
         keys = (0..<config.layerCount).map { _ in KVBuffer(rows: ctx, width: kvDim, type: options.kvType) }
         values = (0..<config.layerCount).map { _ in KVBuffer(rows: ctx, width: kvDim, type: options.kvType) }
         scratch = Scratch(config: config, batch: options.batchSize, context: ctx, threads: threads)
+        backend = CPUBackend(scratch: scratch, config: config)
         if options.budget != nil || options.expertCacheBytes != nil {
             embeddingRows = config.tieWordEmbeddings ? nil : EmbeddingRows(model: model)
             var o = options

@@ -1,0 +1,37 @@
+import SparrowKernels
+
+/// Where a MoE step's experts run. `CPUBackend` runs them with the kernels on the session's
+/// threads; an accelerator backend would implement the same call and take a share of each
+/// layer's experts (HybriMoE's dynamic CPU–accelerator split), the plan giving each expert to the
+/// side that finishes the layer first. The session holds one; CPU is the only one today.
+protocol ExecutionBackend: AnyObject {
+    var name: String { get }
+    /// Runs `m` on the `rows` input rows of the slots starting at `first` (grouped by expert in
+    /// the session's scratch) and writes their outputs to the same slots, with `threads` workers.
+    func runExpert(_ m: MLPWeights, first: Int, rows: Int, threads: Int)
+}
+
+/// The experts on the CPU: `slotOut = down(silu(gate·x) ⊙ up·x)` with the quantized kernels.
+final class CPUBackend: ExecutionBackend {
+    let name = "cpu"
+    private let scratch: Scratch
+    private let hidden: Int
+    private let intermediate: Int
+
+    init(scratch: Scratch, config: ModelConfig) {
+        self.scratch = scratch
+        hidden = config.hiddenSize
+        intermediate = config.expertIntermediateSize
+    }
+
+    func runExpert(_ m: MLPWeights, first: Int, rows: Int, threads: Int) {
+        let s = scratch
+        let gate = s.slotGate.pointer + first * intermediate
+        let up = s.slotUp.pointer + first * intermediate
+        let xin = s.slotIn.pointer + first * hidden
+        Ops.matmul(m.gate, xin, n: rows, into: gate, threads: threads, act: s.actIn, actRow: first)
+        Ops.matmul(m.up, xin, n: rows, into: up, threads: threads, act: s.actIn, actRow: first)
+        Ops.swiglu(gate, up, rows * intermediate)
+        Ops.matmul(m.down, gate, n: rows, into: s.slotOut.pointer + first * hidden, threads: threads, act: s.actMid, actRow: first)
+    }
+}
