@@ -13,7 +13,6 @@ public final class IOLane: @unchecked Sendable {
     /// Guarded by `lock`: reads queued by callers, not yet handed to the reader.
     private var incoming: [ReadRequest] = []
     private var stopping = false
-    private let stopped = DispatchSemaphore(value: 0)
 
     /// What reads the bytes, for logs and `bench`.
     public var summary: String { reader.summary }
@@ -22,7 +21,8 @@ public final class IOLane: @unchecked Sendable {
     public init(reader: BlockReader, tags: Int, finish: @escaping Finish) {
         self.reader = reader
         self.finish = finish
-        let thread = Thread { [unowned self] in self.run(tags: tags) }
+        // The thread holds the lane (and so the reader and `finish`) until its reads have landed.
+        let thread = Thread { self.run(tags: tags) }
         thread.name = "sparrow-io"
         thread.start()
     }
@@ -37,11 +37,12 @@ public final class IOLane: @unchecked Sendable {
         if lock.withLock({ !incoming.isEmpty }) { reader.wake() }
     }
 
-    /// Lets every read in flight finish (running `finish` for each), then ends the thread.
+    /// Ends the thread once every read in flight has landed (the memory they land in must stay
+    /// valid until then: `finish` may hold it). Returns at once; `finish` is not called for reads
+    /// that land after `stop`, so an owner may call it from its deinit.
     public func stop() {
         lock.withLock { stopping = true }
         reader.wake()
-        stopped.wait()
     }
 
     private func run(tags: Int) {
@@ -65,16 +66,18 @@ public final class IOLane: @unchecked Sendable {
                 do { try reader.wait(tag: tag) } catch { failure = error }
                 inFlight[tag] = false
                 count -= 1
-                finish(tag, failure)
+                if !lock.withLock({ stopping }) { finish(tag, failure) }
             } catch {
                 // The ring itself failed (submit or wait): every read in flight is reported failed.
+                // (Should such a read still land later, it lands in the same slot memory, which
+                // stays allocated; its tag's next read is then a fresh request.)
+                let stopped = lock.withLock { stopping }
                 for tag in inFlight.indices where inFlight[tag] {
                     inFlight[tag] = false
-                    finish(tag, error)
+                    if !stopped { finish(tag, error) }
                 }
                 count = 0
             }
         }
-        stopped.signal()
     }
 }

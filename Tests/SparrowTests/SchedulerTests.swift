@@ -97,3 +97,18 @@ import Testing
         }
     }
 }
+
+extension SchedulerTests {
+    /// Sessions dropped while prefetches may still be in flight: the cache waits for them without
+    /// touching itself from the I/O lane (no crash, no use after free).
+    @Test func droppingSessionsWithReadsInFlight() throws {
+        let model = try ExpertCacheTests.demo()
+        let tokens = try Self.tokens(6)
+        for i in 0..<30 {
+            let session = try Session(
+                model: model,
+                options: try Self.cached(slots: 40, policy: .distance, prefetch: 3, precision: TokenPrecision(fullThreshold: 0.3, lowThreshold: 0.8)))
+            for t in tokens.prefix(1 + i % 5) { _ = try session.evaluate([t]) }
+        }
+    }
+}

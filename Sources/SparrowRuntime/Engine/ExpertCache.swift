@@ -180,15 +180,17 @@ public final class ExpertCache: @unchecked Sendable {
         stats.slotBytes = slotSize
         stats.lowSlots = lowSlotCount
         stats.lowSlotBytes = lowSlotSize
-        lane = IOLane(reader: reader, tags: slotCount) { [unowned self] slot, error in
-            self.landed(slot: slot, error: error)
+        // The lane keeps the arena's memory (through its callback) until its last read has
+        // landed, and reaches the cache only while the cache lives.
+        let memory = ArenaMemory(base)
+        lane = IOLane(reader: reader, tags: slotCount) { [weak self] slot, error in
+            withExtendedLifetime(memory) { self?.landed(slot: slot, error: error) }
         }
     }
 
     deinit {
-        // Reads in flight land in the arena: finish them before it goes.
+        // Reads in flight still land in the arena: the lane frees it after the last one.
         lane.stop()
-        free(arena.baseAddress)
     }
 
     var policyName: String { lock.withLock { policy.name } }
@@ -530,6 +532,14 @@ public final class ExpertCache: @unchecked Sendable {
         _ = try weights(slot: slot, level: level)
         return UnsafeRawBufferPointer(start: slotAddress(slot), count: file.decodedLength(level: level))
     }
+}
+
+/// The arena's memory, freed when the last holder (the cache's I/O lane, once its reads have
+/// landed) lets go.
+private final class ArenaMemory: @unchecked Sendable {
+    let base: UnsafeMutableRawPointer
+    init(_ base: UnsafeMutableRawPointer) { self.base = base }
+    deinit { free(base) }
 }
 
 /// Page-aligned memory (O_DIRECT needs aligned buffers), untouched until read into.
