@@ -32,6 +32,9 @@ struct Bench: ParsableCommand {
     @Flag(name: .long, help: "With --budget: run the scheduler's techniques off, alone and together (each in a fresh process) and print a table.")
     var ablate = false
 
+    @Option(name: .long, help: "With --ablate: rounds of all configurations; the table gives medians.")
+    var reps: Int = 1
+
     @Flag(name: .long, help: "Print JSON instead of a table.")
     var json = false
 
@@ -40,6 +43,7 @@ struct Bench: ParsableCommand {
         if n < 1 { throw ValidationError("--tokens must be at least 1") }
         if sweepBudget != nil && modelOptions.budget != nil { throw ValidationError("--sweep-budget and --budget exclude each other") }
         if plot != nil && sweepBudget == nil { throw ValidationError("--plot needs --sweep-budget") }
+        if reps < 1 { throw ValidationError("--reps must be at least 1") }
         if ablate && (modelOptions.budget == nil || sweepBudget != nil) { throw ValidationError("--ablate needs --budget (and no --sweep-budget)") }
         if let s = sweepBudget {
             for b in s.split(separator: ",") where ByteSize.parse(String(b), percentOf: 1 << 30) == nil {
@@ -195,29 +199,44 @@ struct Bench: ParsableCommand {
             ("token precision \(precision), \(base)", ["--cache-policy", base, "--token-precision", precision]),
             ("all: \(base), prefetch \(depth), precision", ["--cache-policy", base, "--prefetch", String(depth), "--token-precision", precision]),
         ]
-        var rows: [(String, Benchmark.Result)] = []
-        for (label, extra) in configs {
-            var args = ["bench", "-m", modelOptions.model, "--prompt-len", String(promptLen), "-n", String(n), "--json",
-                        "--budget", modelOptions.budget!, "--io", modelOptions.io, "--kv-type", modelOptions.kvType]
-            args += commonArguments() + extra
-            if let b = modelOptions.lowBits { args += ["--low-bits", String(b)] }
-            if modelOptions.allowSkip { args.append("--allow-skip") }
-            if let s = modelOptions.lowShare { args += ["--low-share", String(s)] }
-            if modelOptions.protectSensitive > 0 { args += ["--protect-sensitive", String(modelOptions.protectSensitive)] }
-            guard let r = try runChild(args, label: label) else { continue }
-            rows.append((label, r))
+        // Rounds of all configurations, so a slow spell of the machine hits every configuration;
+        // each configuration's ratio is the median of its per-round ratios to the round's on-demand run.
+        var runs: [[Benchmark.Result?]] = Array(repeating: [], count: configs.count)
+        for _ in 0..<reps {
+            for (i, (label, extra)) in configs.enumerated() {
+                var args = ["bench", "-m", modelOptions.model, "--prompt-len", String(promptLen), "-n", String(n), "--json",
+                            "--budget", modelOptions.budget!, "--io", modelOptions.io, "--kv-type", modelOptions.kvType]
+                args += commonArguments() + extra
+                if let b = modelOptions.lowBits { args += ["--low-bits", String(b)] }
+                if modelOptions.allowSkip { args.append("--allow-skip") }
+                if let s = modelOptions.lowShare { args += ["--low-share", String(s)] }
+                if modelOptions.protectSensitive > 0 { args += ["--protect-sensitive", String(modelOptions.protectSensitive)] }
+                runs[i].append(try runChild(args, label: label))
+            }
         }
-        if json { return print(try encode(rows.map(\.1))) }
-        let baseline = rows.first?.1.decodeTokensPerSecond ?? 0
+        if json { return print(try encode(runs.map { $0.compactMap { $0 } })) }
+        func median(_ v: [Double]) -> Double {
+            let s = v.sorted()
+            return s.isEmpty ? 0 : (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2)
+        }
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
-        print(pad("configuration", 46) + "decode t/s   × base   hit rate        read   stall s   next-layer recall")
-        for (label, r) in rows {
+        print(pad("configuration", 46) + "decode t/s   × base   hit rate        read   stall s   next-layer recall"
+              + (reps > 1 ? "   (medians of \(reps) rounds)" : ""))
+        var printed = 0
+        for (i, (label, _)) in configs.enumerated() {
+            let done = runs[i].compactMap { $0 }
+            guard let r = done.last else { continue }
+            let ratios = zip(runs[i], runs[0]).compactMap { a, b -> Double? in
+                guard let a, let b, b.decodeTokensPerSecond > 0 else { return nil }
+                return a.decodeTokensPerSecond / b.decodeTokensPerSecond
+            }
             let c = r.cache ?? CacheStatistics()
             let recall = r.scheduler?.recall.first.map { String(format: "%.0f %%", 100 * $0) } ?? "—"
-            print(pad(label, 46) + String(format: "%10.1f %8.2f %9.1f%% %11@ %9.2f   %@", r.decodeTokensPerSecond,
-                         baseline > 0 ? r.decodeTokensPerSecond / baseline : 0, 100 * Double(c.hits) / Double(max(1, c.hits + c.misses)),
-                         formatBytes(c.bytesRead), c.stallSeconds, recall))
+            print(pad(label, 46) + String(format: "%10.1f %8.2f %9.1f%% %11@ %9.2f   %@", median(done.map(\.decodeTokensPerSecond)),
+                         median(ratios), 100 * Double(c.hits) / Double(max(1, c.hits + c.misses)),
+                         formatBytes(c.bytesRead), median(done.map { $0.cache?.stallSeconds ?? 0 }), recall))
+            printed += 1
         }
-        if rows.isEmpty { throw ExitCode(1) }
+        if printed == 0 { throw ExitCode(1) }
     }
 }

@@ -80,6 +80,8 @@ import Testing
         #expect(r.status != 0 && r.stderr.contains("--token-precision must be 'off' or 'T1,T2'"))
         r = try runCLI(["bench", "-m", "x.spw", "--allow-skip"])
         #expect(r.status != 0 && r.stderr.contains("need --token-precision T1,T2"))
+        r = try runCLI(["bench", "-m", "x.spw", "--budget", "1GiB", "--ablate", "--reps", "0"])
+        #expect(r.status != 0 && r.stderr.contains("--reps must be at least 1"))
         r = try runCLI(["bench", "-m", "x.spw", "--ablate"])
         #expect(r.status != 0 && r.stderr.contains("--ablate needs --budget"))
     }
