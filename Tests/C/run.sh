@@ -69,6 +69,19 @@ Examples/c-generate/c-generate -m "$model" -p "$prompt" -n 24 --budget 64000000 
     fail "c-generate --budget: $(cat "$work/c-budget.err")"
 grep -q '"budget":64000000' "$work/c-budget.err" || fail "c-generate --budget did not report its budget: $(cat "$work/c-budget.err")"
 Examples/c-multithread/c-multithread "$model" 4 16 > "$work/mt.txt" || fail "c-multithread"
+# Without the Swift toolchain: hide its directory (a private mount namespace, where permitted).
+toolchain="$(dirname "$(dirname "$(readlink -f "$(command -v swift)")")")"
+case "$toolchain" in /|/usr|/usr/local) toolchain="" ;; esac  # a system-wide install cannot be hidden
+if [ -n "$toolchain" ] && unshare -m --propagation private true 2>/dev/null; then
+    mkdir -p "$work/empty"
+    unshare -m --propagation private bash -c "mount --bind '$work/empty' '$toolchain' && [ -z \"\$(ls '$toolchain')\" ] &&
+        Examples/c-generate/c-generate -m '$model' -p '$prompt' -n 24 > '$work/c-no-swift.txt' 2>/dev/null" ||
+        fail "c-generate with the Swift toolchain ($toolchain) hidden"
+    cmp -s "$work/c.txt" "$work/c-no-swift.txt" || fail "c-generate printed something else with the toolchain hidden"
+    echo "Tests/C: c-generate runs with the Swift toolchain ($toolchain) hidden"
+else
+    echo "Tests/C: (no mount namespace here, or the toolchain is installed system-wide: the run without it is skipped)"
+fi
 [ "$(grep -c '^\[thread ' "$work/mt.txt")" -eq 4 ] || fail "c-multithread printed $(cat "$work/mt.txt")"
 rm -rf Examples/swift-generate/.build  # a fresh build: an incremental one can miss files added to Sparrow
 (cd Examples/swift-generate && swift build -c release >"$work/swift-build.log" 2>&1) || fail "building Examples/swift-generate: $(tail -20 "$work/swift-build.log")"
