@@ -71,13 +71,14 @@ struct Bench: ParsableCommand {
                 let title = "\(URL(fileURLWithPath: modelOptions.model).lastPathComponent): last \(min(3, n)) decode steps"
                     + (modelOptions.budget.map { " under a \($0) budget" } ?? "")
                 do { try recorder.svg(title: title).write(toFile: path, atomically: true, encoding: .utf8) } catch {
-                    throw ValidationError("cannot write --timeline \(path): \(error.localizedDescription)")
+                    FileHandle.standardError.write(Data("error: cannot write --timeline \(path): \(error.localizedDescription)\n".utf8))
+                    throw ExitCode(1)
                 }
                 if !json { print("timeline     \(path) (\(recorder.recorded.count) spans)") }
             }
             if json { return print(try encode(r)) }
             printTable(r)
-        } catch let e as ValidationError { throw e } catch { throw fail(error) }
+        } catch let e as ValidationError { throw e } catch let e as ExitCode { throw e } catch { throw fail(error) }
     }
 
     private func encode<T: Encodable>(_ value: T) throws -> String {
