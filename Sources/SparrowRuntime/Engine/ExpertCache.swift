@@ -414,6 +414,28 @@ public final class ExpertCache: @unchecked Sendable {
         return slotPending[slot] < 0 || slotLanded[slot]
     }
 
+    /// Waits until the read into one of `slots` has landed (or none is in flight) and returns its
+    /// index in `slots`: the next expert whose weights can be used, whatever order reads land in.
+    public func awaitAny(_ slots: UnsafeBufferPointer<Int32>) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        var waited: UInt64 = 0
+        while true {
+            for (i, s) in slots.enumerated() where slotPending[Int(s)] < 0 || slotLanded[Int(s)] {
+                if waited > 0 { stats.stallSeconds += Double(DispatchTime.now().uptimeNanoseconds - waited) / 1e9 }
+                return i
+            }
+            if waited == 0 {
+                waited = DispatchTime.now().uptimeNanoseconds
+                lock.unlock()
+                lane.submit()
+                lock.lock()
+                continue
+            }
+            lock.wait()
+        }
+    }
+
     /// The matrices of the pinned `slot` at `level` (≤ what was prepared), waiting for its read and
     /// checking the checksums of the levels it brought. On failure the slot is emptied (a later
     /// use reads again) and the error names the layer, expert and level.

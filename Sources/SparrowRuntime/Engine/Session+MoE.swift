@@ -182,10 +182,10 @@ extension Session {
             let residentStart = timeline?.now()
             if inner == 1 { split(ready, run) } else { for a in 0..<ready { run(a) } }
             if let t = timeline, let residentStart, ready > 0 { t.add(.resident, layer: l, from: residentStart, to: t.now()) }
-            // Then each miss as its read lands (one that has landed first), its matmuls split
-            // over the threads.
+            // Then each miss in the order its read lands, its matmuls split over the threads.
             for a in (start + ready)..<end {
-                if let b = (a..<end).first(where: { cache.isReady(Int(slots[$0])) }), b != a { swapActive(a, b) }
+                let b = a + cache.awaitAny(UnsafeBufferPointer(start: slots + a, count: end - a))
+                if b != a { swapActive(a, b) }
                 let m = try cache.weights(slot: Int(slots[a]), level: Int(levels[a]))
                 let awaitedStart = timeline?.now()
                 expertForward(m, expert: Int(active[a]), counts: counts, threads: threads)
