@@ -2,41 +2,6 @@ import Foundation
 import SparrowFormat
 import SparrowIO
 
-/// What the expert cache did, for `bench` and the API.
-public struct CacheStatistics: Codable, Sendable, Equatable {
-    /// Expert uses served from the cache at the wanted level (or higher).
-    public var hits = 0
-    /// Expert uses that had to read the record.
-    public var misses = 0
-    /// Uses that found a lower level cached and read only the missing suffix.
-    public var upgrades = 0
-    public var evictions = 0
-    /// Bytes read from storage (aligned reads, as issued).
-    public var bytesRead = 0
-    /// Seconds the compute thread waited for reads.
-    public var stallSeconds = 0.0
-    /// Seconds the I/O lane spent checking (and decoding zstd levels of) records as they landed,
-    /// off the compute threads.
-    public var landingSeconds = 0.0
-    /// Seconds with at least one read queued or in flight: `bytesRead / ioBusySeconds` is the
-    /// bandwidth the lane achieved while it had work (the figure a plan of a layer's finish time
-    /// would use).
-    public var ioBusySeconds = 0.0
-    /// Slots and the size of a full one; how many of them are low-precision slots, and their size.
-    public var slots = 0
-    public var slotBytes = 0
-    public var lowSlots = 0
-    public var lowSlotBytes = 0
-    /// Reads started ahead of use by prediction, their bytes, how many were used before being
-    /// evicted, and how many were evicted unused.
-    public var prefetches = 0
-    public var prefetchBytes = 0
-    public var prefetchesUsed = 0
-    public var prefetchesWasted = 0
-
-    public init() {}
-}
-
 /// A budgeted cache of expert records: a fixed arena cut into equal slots, each holding one
 /// record's prefix (levels 0…k) exactly as stored, filled through an `IOLane` (io_uring or pread,
 /// O_DIRECT). A slot in use is pinned and never evicted; eviction follows an `EvictionPolicy`.
@@ -155,7 +120,7 @@ public final class ExpertCache: @unchecked Sendable {
         slotBytes = (0..<(full + small)).map { $0 < full ? size : lowSize }
         slotCapacity = (0..<(full + small)).map { $0 < full ? maxLevel : low! }
         let bytes = full * size + small * lowSlotSize
-        guard let base = aligned(bytes) else { throw .budgetTooSmall("cannot allocate a \(bytes)-byte expert arena") }
+        guard let base = ArenaMemory.allocate(bytes) else { throw .budgetTooSmall("cannot allocate a \(bytes)-byte expert arena") }
         arena = UnsafeMutableRawBufferPointer(start: base, count: bytes)
         let reader: BlockReader
         do {
@@ -554,18 +519,4 @@ public final class ExpertCache: @unchecked Sendable {
         _ = try weights(slot: slot, level: level)
         return UnsafeRawBufferPointer(start: slotAddress(slot), count: file.decodedLength(level: level))
     }
-}
-
-/// The arena's memory, freed when the last holder (the cache's I/O lane, once its reads have
-/// landed) lets go.
-private final class ArenaMemory: @unchecked Sendable {
-    let base: UnsafeMutableRawPointer
-    init(_ base: UnsafeMutableRawPointer) { self.base = base }
-    deinit { free(base) }
-}
-
-/// Page-aligned memory (O_DIRECT needs aligned buffers), untouched until read into.
-private func aligned(_ bytes: Int) -> UnsafeMutableRawPointer? {
-    var p: UnsafeMutableRawPointer?
-    return posix_memalign(&p, BlockReaderOptions.alignment, bytes) == 0 ? p : nil
 }

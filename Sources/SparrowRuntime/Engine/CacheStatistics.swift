@@ -1,0 +1,34 @@
+/// What the expert cache did, for `bench` and the API.
+public struct CacheStatistics: Codable, Sendable, Equatable {
+    /// Expert uses served from the cache at the wanted level (or higher).
+    public var hits = 0
+    /// Expert uses that had to read the record.
+    public var misses = 0
+    /// Uses that found a lower level cached and read only the missing suffix.
+    public var upgrades = 0
+    public var evictions = 0
+    /// Bytes read from storage (aligned reads, as issued).
+    public var bytesRead = 0
+    /// Seconds the compute thread waited for reads.
+    public var stallSeconds = 0.0
+    /// Seconds the I/O lane spent checking (and decoding zstd levels of) records as they landed,
+    /// off the compute threads.
+    public var landingSeconds = 0.0
+    /// Seconds with at least one read queued or in flight: `bytesRead / ioBusySeconds` is the
+    /// bandwidth the lane achieved while it had work (the figure a plan of a layer's finish time
+    /// would use).
+    public var ioBusySeconds = 0.0
+    /// Slots and the size of a full one; how many of them are low-precision slots, and their size.
+    public var slots = 0
+    public var slotBytes = 0
+    public var lowSlots = 0
+    public var lowSlotBytes = 0
+    /// Reads started ahead of use by prediction, their bytes, how many were used before being
+    /// evicted, and how many were evicted unused.
+    public var prefetches = 0
+    public var prefetchBytes = 0
+    public var prefetchesUsed = 0
+    public var prefetchesWasted = 0
+
+    public init() {}
+}
