@@ -118,9 +118,8 @@ struct Bench: ParsableCommand {
     private func runSweep(_ sweep: String) throws {
         var points: [(label: String, result: Benchmark.Result)] = []
         for label in sweep.split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) {
-            var args = ["bench", "-m", modelOptions.model, "--prompt-len", String(promptLen), "-n", String(n), "--json",
-                        "--budget", label, "--cache-policy", modelOptions.cachePolicy, "--io", modelOptions.io, "--kv-type", modelOptions.kvType]
-            args += schedulerArguments()
+            var args = childArguments(budget: label) + ["--cache-policy", modelOptions.cachePolicy, "--prefetch", String(modelOptions.prefetch)]
+            if modelOptions.tokenPrecision != "off" { args += ["--token-precision", modelOptions.tokenPrecision] + precisionArguments() }
             guard let r = try runChild(args, label: "budget \(label)") else { continue }
             points.append((label, r))
             if !json {
@@ -143,9 +142,11 @@ struct Bench: ParsableCommand {
         if points.isEmpty { throw ExitCode(1) }
     }
 
-    /// The shared flags a child run repeats (threads, bits, prompt, cold start).
-    private func commonArguments() -> [String] {
-        var args: [String] = []
+    /// A child `bench --json` run at `budget` repeating this run's shared flags (model, lengths,
+    /// threads, bits, I/O, KV type, prompt, cold start); the caller adds the scheduler's.
+    private func childArguments(budget: String) -> [String] {
+        var args = ["bench", "-m", modelOptions.model, "--prompt-len", String(promptLen), "-n", String(n), "--json",
+                    "--budget", budget, "--io", modelOptions.io, "--kv-type", modelOptions.kvType]
         if let t = modelOptions.threads { args += ["--threads", String(t)] }
         if let b = modelOptions.expertBits { args += ["--expert-bits", String(b)] }
         if let f = promptFile { args += ["--prompt-file", f] }
@@ -153,9 +154,9 @@ struct Bench: ParsableCommand {
         return args
     }
 
-    /// The scheduler flags as given (for a sweep).
-    private func schedulerArguments() -> [String] {
-        var args = commonArguments() + ["--prefetch", String(modelOptions.prefetch), "--token-precision", modelOptions.tokenPrecision]
+    /// The token-precision refinements as given (valid only beside `--token-precision`).
+    private func precisionArguments() -> [String] {
+        var args: [String] = []
         if let b = modelOptions.lowBits { args += ["--low-bits", String(b)] }
         if modelOptions.allowSkip { args.append("--allow-skip") }
         if let s = modelOptions.lowShare { args += ["--low-share", String(s)] }
@@ -192,27 +193,21 @@ struct Bench: ParsableCommand {
         let precision = modelOptions.tokenPrecision == "off" ? "0.6,0.9" : modelOptions.tokenPrecision
         let depth = modelOptions.prefetch == 0 ? 1 : modelOptions.prefetch
         let base = modelOptions.cachePolicy
+        let precise = ["--token-precision", precision] + precisionArguments()
         let configs: [(String, [String])] = [
             ("on-demand, \(base)", ["--cache-policy", base]),
             ("policy score", ["--cache-policy", "score"]),
             ("policy distance", ["--cache-policy", "distance"]),
             ("prefetch \(depth), \(base)", ["--cache-policy", base, "--prefetch", String(depth)]),
-            ("token precision \(precision), \(base)", ["--cache-policy", base, "--token-precision", precision]),
-            ("all: \(base), prefetch \(depth), precision", ["--cache-policy", base, "--prefetch", String(depth), "--token-precision", precision]),
+            ("token precision \(precision), \(base)", ["--cache-policy", base] + precise),
+            ("all: \(base), prefetch \(depth), precision", ["--cache-policy", base, "--prefetch", String(depth)] + precise),
         ]
         // Rounds of all configurations, so a slow spell of the machine hits every configuration;
         // each configuration's ratio is the median of its per-round ratios to the round's on-demand run.
         var runs: [[Benchmark.Result?]] = Array(repeating: [], count: configs.count)
         for _ in 0..<reps {
             for (i, (label, extra)) in configs.enumerated() {
-                var args = ["bench", "-m", modelOptions.model, "--prompt-len", String(promptLen), "-n", String(n), "--json",
-                            "--budget", modelOptions.budget!, "--io", modelOptions.io, "--kv-type", modelOptions.kvType]
-                args += commonArguments() + extra
-                if let b = modelOptions.lowBits { args += ["--low-bits", String(b)] }
-                if modelOptions.allowSkip { args.append("--allow-skip") }
-                if let s = modelOptions.lowShare { args += ["--low-share", String(s)] }
-                if modelOptions.protectSensitive > 0 { args += ["--protect-sensitive", String(modelOptions.protectSensitive)] }
-                runs[i].append(try runChild(args, label: label))
+                runs[i].append(try runChild(childArguments(budget: modelOptions.budget!) + extra, label: label))
             }
         }
         if json { return print(try encode(runs.map { $0.compactMap { $0 } })) }
