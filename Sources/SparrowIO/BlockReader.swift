@@ -30,7 +30,7 @@ public enum IOMode: String, Sendable, CaseIterable {
 }
 
 /// Moves byte ranges of one file into caller memory, many at a time. Requests are queued with
-/// `enqueue`, started by `submit`, and finished by `wait(tag:)` (blocking) or `poll()` (not).
+/// `enqueue`, started by `submit`, and finished by `next()` (the next to complete) and `wait(tag:)`.
 /// Short reads are resumed, EINTR/EAGAIN retried; any other failure is the error of that tag.
 /// One thread drives a reader at a time (`IOLane` is that thread for the expert cache).
 public protocol BlockReader: AnyObject {
@@ -41,12 +41,8 @@ public protocol BlockReader: AnyObject {
     func enqueue(_ request: ReadRequest)
     /// Starts every queued read.
     func submit() throws(IOError)
-    /// Reaps finished reads without blocking; returns how many finished.
-    @discardableResult func poll() throws(IOError) -> Int
     /// Blocks until the read of `tag` finished; throws its error (and forgets it).
     func wait(tag: Int) throws(IOError)
-    /// Whether the read of `tag` has finished (successfully or not).
-    func isFinished(tag: Int) -> Bool
     /// Blocks until some read not yet waited for finished and returns its tag (its error, if any,
     /// is thrown by `wait(tag:)`, which then returns at once), or until `wake()` was called and
     /// returns nil. Blocks even when no read is in flight. Submits queued reads before blocking.

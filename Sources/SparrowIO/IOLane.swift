@@ -60,8 +60,7 @@ public final class IOLane: @unchecked Sendable {
             }
             if stop && count == 0 { break }
             do {
-                try reader.submit()
-                guard let tag = try reader.next() else { continue }
+                guard let tag = try reader.next() else { continue }  // (submits the batch first)
                 var failure: IOError?
                 do { try reader.wait(tag: tag) } catch { failure = error }
                 inFlight[tag] = false

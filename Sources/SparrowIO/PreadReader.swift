@@ -68,15 +68,6 @@ final class PreadReader: BlockReader, @unchecked Sendable {
         condition.unlock()
     }
 
-    @discardableResult
-    func poll() throws(IOError) -> Int { 0 }
-
-    func isFinished(tag: Int) -> Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        return finished[tag]
-    }
-
     func next() throws(IOError) -> Int? {
         try submit()
         condition.lock()

@@ -5,8 +5,8 @@ import Glibc
 #endif
 
 /// Reads with io_uring: the arena registered as fixed buffers (when the kernel and the memlock
-/// limit allow), O_DIRECT when the file system takes it, submissions batched, completions reaped
-/// without blocking by `poll` or blocking only in `wait`.
+/// limit allow), O_DIRECT when the file system takes it, submissions batched, all ready completions
+/// reaped at each wake-up (in `next` and `wait`).
 final class UringReader: BlockReader {
     let path: String
     let fd: Int32
@@ -127,8 +127,9 @@ final class UringReader: BlockReader {
         queued -= Int(r)
     }
 
+    /// Reaps finished reads without blocking; returns how many finished.
     @discardableResult
-    func poll() throws(IOError) -> Int {
+    private func poll() throws(IOError) -> Int {
         var count = 0
         var cqe: UnsafeMutablePointer<io_uring_cqe>?
         while io_uring_peek_cqe(&ring, &cqe) == 0, let c = cqe {
@@ -189,8 +190,6 @@ final class UringReader: BlockReader {
         completions.finished(tag)
         return 1
     }
-
-    func isFinished(tag: Int) -> Bool { finished[tag] }
 
     func next() throws(IOError) -> Int? {
         while true {

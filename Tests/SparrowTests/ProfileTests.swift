@@ -44,7 +44,7 @@ import Testing
         var other = p
         other.calibrationTokens = 1
         let json = try JSONEncoder().encode(other)
-        FileManager.default.createFile(atPath: path + ".tmp-99999", contents: json.prefix(json.count / 2))
+        _ = FileManager.default.createFile(atPath: path + ".tmp-99999", contents: json.prefix(json.count / 2))
         #expect(try ExpertProfile.load(from: path) == p)
         try other.save(to: path)
         #expect(try ExpertProfile.load(from: path)?.calibrationTokens == 1)

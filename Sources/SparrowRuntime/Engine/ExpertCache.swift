@@ -98,10 +98,10 @@ public final class ExpertCache: @unchecked Sendable {
         expertCount = config.expertCount
         clock = CacheClock(layer: 0, layerCount: config.layerCount, expertCount: config.expertCount)
         usesPerLayer = max(1, config.expertsPerToken)
-        slotSize = Self.slotSize(file: file, level: maxLevel)
+        let size = Self.slotSize(file: file, level: maxLevel)
+        slotSize = size
         let top = file.directory.expertLevels.count - 1
         compressed = file.experts.contains { !file.isRaw($0, upTo: top) }
-        let size = Self.slotSize(file: file, level: maxLevel)
         let low = lowLevel.flatMap { $0 < maxLevel ? $0 : nil }
         lowSlotSize = low.map { Self.slotSize(file: file, level: $0) } ?? 0
         // Full slots first: at least one layer's top-k of them, the low share of the rest.
@@ -373,11 +373,10 @@ public final class ExpertCache: @unchecked Sendable {
     }
 
     /// Whether `slot`'s record is usable without waiting.
-    public func isReady(_ slot: Int) -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return slotPending[slot] < 0 || slotLanded[slot]
-    }
+    public func isReady(_ slot: Int) -> Bool { lock.withLock { usable(slot) } }
+
+    /// No read in flight into `slot`, or it has landed and been checked (lock held).
+    private func usable(_ slot: Int) -> Bool { slotPending[slot] < 0 || slotLanded[slot] }
 
     /// Waits until the read into one of `slots` has landed (or none is in flight) and returns its
     /// index in `slots`: the next expert whose weights can be used, whatever order reads land in.
@@ -386,16 +385,13 @@ public final class ExpertCache: @unchecked Sendable {
         defer { lock.unlock() }
         var waited: UInt64 = 0
         while true {
-            for (i, s) in slots.enumerated() where slotPending[Int(s)] < 0 || slotLanded[Int(s)] {
+            if let i = slots.firstIndex(where: { usable(Int($0)) }) {
                 if waited > 0 { stats.stallSeconds += Double(DispatchTime.now().uptimeNanoseconds - waited) / 1e9 }
                 return i
             }
             if waited == 0 {
                 waited = DispatchTime.now().uptimeNanoseconds
-                lock.unlock()
                 lane.submit()
-                lock.lock()
-                continue
             }
             lock.wait()
         }

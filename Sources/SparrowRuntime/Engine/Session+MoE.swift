@@ -89,15 +89,11 @@ extension Session {
         if let cache = expertCache {
             try runCachedExperts(layer: l, cache: cache, count: activeCount, counts: counts, tokens: n)
         } else {
-            if n == 1 && prefetchDepth > 0 { prefetchAhead(layer: l, cache: nil) }  // prediction statistics only
-            let experts = s.activeWeights
+            if n == 1 { prefetchAhead(layer: l, cache: nil) }  // prediction statistics only
             for a in 0..<activeCount {
-                (experts + a).initialize(to: try model.experts.weights(layer: l, expert: Int(active[a]), level: Int(levels[a])))
+                (s.activeWeights + a).initialize(to: try model.experts.weights(layer: l, expert: Int(active[a]), level: Int(levels[a])))
             }
-            // Experts in parallel when there are enough of them, else each expert's matmuls in parallel.
-            let inner = activeCount >= threads ? 1 : threads
-            let run: (Int) -> Void = { a in self.expertForward(experts[a], expert: Int(active[a]), counts: counts, threads: inner) }
-            if inner == 1 { split(activeCount, run) } else { for a in 0..<activeCount { run(a) } }
+            runExperts(first: 0, count: activeCount, counts: counts)
         }
 
         // Combine in rank order per token (deterministic whatever the thread schedule).
@@ -140,11 +136,11 @@ extension Session {
         // waves of at most half the cache.
         let prefill = n > 1
         if prefill {
-            for a in 1..<max(1, count) {
+            let rows = { (a: Int) in counts[Int(active[a]) + 1] - counts[Int(active[a])] }
+            for a in 1..<max(1, count) {  // insertion sort, most rows first (stable)
                 var b = a
-                while b > 0 && counts[Int(active[b]) + 1] - counts[Int(active[b])] > counts[Int(active[b - 1]) + 1] - counts[Int(active[b - 1])] {
-                    (active[b], active[b - 1]) = (active[b - 1], active[b])
-                    (levels[b], levels[b - 1]) = (levels[b - 1], levels[b])
+                while b > 0 && rows(b) > rows(b - 1) {
+                    swapActive(b, b - 1)
                     b -= 1
                 }
             }
@@ -165,7 +161,7 @@ extension Session {
             defer { for a in wave { cache.release(Int(slots[a])) } }
             cache.submit()
             // The next layers' likely experts queue behind this layer's misses.
-            if start == 0 && n == 1 && prefetchDepth > 0 { prefetchAhead(layer: l, cache: cache) }
+            if start == 0 && n == 1 { prefetchAhead(layer: l, cache: cache) }
             // Resident first, in parallel across experts.
             var ready = 0
             for a in start..<end where cache.isReady(Int(slots[a])) {
@@ -175,12 +171,8 @@ extension Session {
             for a in start..<(start + ready) {
                 (experts + a).initialize(to: try cache.weights(slot: Int(slots[a]), level: Int(levels[a])))
             }
-            let inner = ready >= threads ? 1 : threads
-            let run: (Int) -> Void = { a in
-                self.expertForward(experts[start + a], expert: Int(active[start + a]), counts: counts, threads: inner)
-            }
             let residentStart = timeline?.now()
-            if inner == 1 { split(ready, run) } else { for a in 0..<ready { run(a) } }
+            runExperts(first: start, count: ready, counts: counts)
             if let t = timeline, let residentStart, ready > 0 { t.add(.resident, layer: l, from: residentStart, to: t.now()) }
             // Then each miss in the order its read lands, its matmuls split over the threads.
             for a in (start + ready)..<end {
@@ -193,6 +185,17 @@ extension Session {
             }
             start = end
         }
+    }
+
+    /// Runs active experts `first..<first + count` (weights in `activeWeights`): in parallel across
+    /// experts when there are at least as many as threads, else each expert's matmuls in parallel.
+    private func runExperts(first: Int, count: Int, counts: UnsafeMutablePointer<Int32>) {
+        let s = scratch
+        let inner = count >= threads ? 1 : threads
+        let run: (Int) -> Void = { a in
+            self.expertForward(s.activeWeights[first + a], expert: Int(s.activeExperts[first + a]), counts: counts, threads: inner)
+        }
+        if inner == 1 { split(count, run) } else { for a in 0..<count { run(a) } }
     }
 
     /// Exchanges two entries of the active-expert lists (expert, level, slot).

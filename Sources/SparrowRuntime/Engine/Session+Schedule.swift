@@ -19,30 +19,28 @@ extension Session {
         return wanted == expertLevel ? expertLevel : max(wanted, cached)
     }
 
-    /// Applies the routers of the next `prefetchDepth` layers to this layer's MoE input (one
-    /// token) and reads the likely experts of layers 2…depth ahead at the low level (a wrong guess
-    /// costs little), highest probability first, within an in-flight budget of `expertsPerToken ×
-    /// depth` slots (at most half the cache); the next layer's are predicted here too but read by
-    /// `refinePrediction`, on a sharper guess. Predicted experts are protected from eviction until
-    /// used or `depth` layers later.
-    /// Without a cache (resident experts) it only predicts, for the statistics.
+    /// Applies the routers of layers 2…`prefetchDepth` ahead to this layer's MoE input (one token)
+    /// and reads their likely experts at the low level (a wrong guess costs little), highest
+    /// probability first, within an in-flight budget of `expertsPerToken × depth` slots (at most
+    /// half the cache); protected from eviction until used or `depth` layers later. The next
+    /// layer's are predicted and read by `refinePrediction`, on a sharper guess. Without a cache
+    /// (resident experts) it only predicts, for the statistics.
     func prefetchAhead(layer l: Int, cache: ExpertCache?) {
+        guard prefetchDepth >= 2 else { return }
         let c = config
         let s = scratch
         let k = c.expertsPerToken
         let logits = s.router.pointer  // free once this layer is routed
         var budget = cache.map { min(k * prefetchDepth, max(1, $0.slotCount / 2)) * $0.slotSize } ?? 0
-        for d in 1...prefetchDepth {
+        for d in 2...prefetchDepth {
             let t = l + d
             guard t < c.layerCount, let router = model.weights.layers[t].router else { break }
             Ops.matmul(router, s.xn.pointer, n: 1, into: logits, threads: 1)
             Ops.softmax(logits, c.expertCount)
             selectTopK(logits, count: c.expertCount, k: k, ids: s.predictIds, weights: s.predictWeights)
             predictions[t][d - 1] = (0..<k).map { s.predictIds[$0] }
-            if d == 1 { continue }  // the next layer is read after this one, on a sharper guess
-            let level = lowLevel
             for j in 0..<k where budget > 0 {
-                budget -= cache!.prefetch(layer: t, expert: Int(s.predictIds[j]), level: level, steps: d)
+                budget -= cache!.prefetch(layer: t, expert: Int(s.predictIds[j]), level: lowLevel, steps: d)
             }
         }
         cache?.submit()

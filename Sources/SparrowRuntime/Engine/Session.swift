@@ -168,15 +168,7 @@ public final class Session {
             $0.modelBytes == model.file.file.count && $0.expertBits == stored && $0.experts.count == model.config.layerCount ? $0 : nil
         }
         if let share = options.tokenPrecision?.protectedShare, share > 0, let p = profile {
-            var keys = Set<Int>()
-            for (l, layer) in p.experts.enumerated() where !layer.isEmpty {
-                let low = lowLevel
-                let order = layer.indices.sorted { layer[$0].levelError[low] > layer[$1].levelError[low] }
-                for x in order.prefix(Int((Double(layer.count) * min(share, 1)).rounded())) {
-                    keys.insert(l * model.config.expertCount + x)
-                }
-            }
-            sensitiveExperts = keys
+            sensitiveExperts = p.mostSensitive(level: lowLevel, share: share, expertCount: model.config.expertCount)
         } else {
             sensitiveExperts = []
         }
@@ -194,15 +186,17 @@ public final class Session {
         backend = CPUBackend(scratch: scratch, config: config)
         if options.budget != nil || options.expertCacheBytes != nil {
             embeddingRows = config.tieWordEmbeddings ? nil : EmbeddingRows(model: model)
-            var o = options
-            if o.lowPrecisionShare == nil, let tp = tokenPrecision {
-                let full = model.file.decodedLength(level: expertLevel)
-                let fraction = Double(model.file.decodedLength(level: lowLevel)) / Double(max(1, full))
-                o.lowPrecisionShare = profile?.lowSlotShare(fullThreshold: tp.fullThreshold, lowFraction: fraction) ?? 0.25
+            // Low-precision slots (token-level precision): the share given, else the profile's demand.
+            var low: (level: Int, share: Double)?
+            if let tp = tokenPrecision {
+                let fraction = Double(model.file.decodedLength(level: lowLevel))
+                    / Double(max(1, model.file.decodedLength(level: expertLevel)))
+                let share = options.lowPrecisionShare
+                    ?? profile?.lowSlotShare(fullThreshold: tp.fullThreshold, lowFraction: fraction) ?? 0.25
+                low = (lowLevel, share)
             }
             expertCache = try Self.makeCache(
-                model: model, level: expertLevel, low: tokenPrecision == nil ? nil : lowLevel, options: o,
-                skipping: embeddingRows?.ranges ?? [])
+                model: model, level: expertLevel, low: low, options: options, skipping: embeddingRows?.ranges ?? [])
         } else {
             expertCache = nil
             embeddingRows = nil
@@ -211,7 +205,7 @@ public final class Session {
 
     /// Sizes the expert cache from what is left of `budget` once everything else is resident.
     private static func makeCache(
-        model: Model, level: Int, low: Int?, options: SessionOptions, skipping: [Range<Int>]
+        model: Model, level: Int, low: (level: Int, share: Double)?, options: SessionOptions, skipping: [Range<Int>]
     ) throws(SparrowError) -> ExpertCache {
         let c = model.config
         guard c.moeLayerCount > 0 else { throw .invalidArgument("a memory budget needs a model with experts") }
@@ -225,7 +219,7 @@ public final class Session {
             }
             return try ExpertCache(
                 file: model.file, config: c, maxLevel: level, arenaBytes: bytes, policy: options.cachePolicy, io: options.io,
-                lowLevel: low, lowShare: options.lowPrecisionShare ?? 0.25)
+                lowLevel: low?.level, lowShare: low?.share ?? 0)
         }
         let budget = options.budget!
         model.touchDense(skipping: skipping)
@@ -244,7 +238,7 @@ public final class Session {
         }
         return try ExpertCache(
             file: model.file, config: c, maxLevel: level, arenaBytes: arena, policy: options.cachePolicy, io: options.io,
-                lowLevel: low, lowShare: options.lowPrecisionShare ?? 0.25)
+                lowLevel: low?.level, lowShare: low?.share ?? 0)
     }
 
     /// Runs `body(task)` for task in 0..<tasks on the shared worker pool, or on the calling thread

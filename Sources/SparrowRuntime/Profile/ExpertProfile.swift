@@ -71,6 +71,17 @@ public struct ExpertProfile: Codable, Sendable, Equatable {
         return 1 - unimportanceCDF[i]
     }
 
+    /// Per layer, the `share` of experts whose output `level` changes most (keys layer × experts +
+    /// expert): the ones token-level precision should never downgrade.
+    public func mostSensitive(level: Int, share: Double, expertCount: Int) -> Set<Int> {
+        var keys = Set<Int>()
+        for (l, layer) in experts.enumerated() where !layer.isEmpty {
+            let order = layer.indices.sorted { layer[$0].levelError[level] > layer[$1].levelError[level] }
+            for x in order.prefix(Int((Double(layer.count) * min(share, 1)).rounded())) { keys.insert(l * expertCount + x) }
+        }
+        return keys
+    }
+
     /// The arena share for low-precision slots that matches demand: low uses × low size over all
     /// uses × their sizes (`lowFraction` = low record size ÷ full record size).
     public func lowSlotShare(fullThreshold: Float, lowFraction: Double) -> Double {
