@@ -133,15 +133,7 @@ func checkSize<T>(_ size: Int, of: T.Type, _ name: String) throws(CFailure) {
 }
 
 /// A JSON string the caller frees with `sparrow_string_free`.
-func mallocString(_ s: String) -> UnsafeMutablePointer<CChar> {
-    let bytes = Array(s.utf8)
-    let p = malloc(bytes.count + 1)!.assumingMemoryBound(to: CChar.self)
-    bytes.withUnsafeBufferPointer { b in
-        for (i, c) in b.enumerated() { p[i] = CChar(bitPattern: c) }
-    }
-    p[bytes.count] = 0
-    return p
-}
+func mallocString(_ s: String) -> UnsafeMutablePointer<CChar> { strdup(s)! }
 
 func jsonString<T: Encodable>(_ value: T) throws(CFailure) -> String {
     let e = JSONEncoder()
