@@ -3,6 +3,10 @@ import Foundation
 /// The thread that drives a `BlockReader`: any thread queues reads (`enqueue`, then `submit`);
 /// the lane submits them and, as each completes, runs `finish` for it on the lane's own thread,
 /// so the work a landed read needs (checksums, zstd decoding) never runs on a compute thread.
+/// Reads are foreground (needed now: handed to the reader at once) or background (guesses and
+/// upgrades: handed over only while no other read is in flight, a few at a time, so they never
+/// delay a read the compute thread waits for); a background read not yet handed over can be
+/// promoted (now needed) or cancelled (stale).
 public final class IOLane: @unchecked Sendable {
     /// Called on the lane thread once per read, in completion order, with its error if it failed.
     public typealias Finish = (_ tag: Int, _ error: IOError?) -> Void
@@ -12,6 +16,8 @@ public final class IOLane: @unchecked Sendable {
     private let lock = NSLock()
     /// Guarded by `lock`: reads queued by callers, not yet handed to the reader.
     private var incoming: [ReadRequest] = []
+    /// Guarded by `lock`: background reads waiting for the reader to be idle, oldest first.
+    private var background: [ReadRequest] = []
     private var stopping = false
 
     /// What reads the bytes, for logs and `bench`.
@@ -27,14 +33,43 @@ public final class IOLane: @unchecked Sendable {
         thread.start()
     }
 
-    /// Queues a read; it starts at the next `submit`. At most one read per tag in flight.
-    public func enqueue(_ request: ReadRequest) {
-        lock.withLock { incoming.append(request) }
+    /// Background reads handed to the reader at once when it is idle.
+    public static let backgroundBatch = 2
+
+    /// Queues a read; it starts at the next `submit` (a background one once the reader is idle).
+    /// At most one read per tag queued or in flight.
+    public func enqueue(_ request: ReadRequest, background isBackground: Bool = false) {
+        lock.withLock {
+            if isBackground { background.append(request) } else { incoming.append(request) }
+        }
+    }
+
+    /// Makes the background read of `tag`, if it is still waiting, a foreground one (it is needed
+    /// now). Returns whether it was waiting.
+    @discardableResult
+    public func promote(tag: Int) -> Bool {
+        let moved = lock.withLock { () -> Bool in
+            guard let i = background.firstIndex(where: { $0.tag == tag }) else { return false }
+            incoming.append(background.remove(at: i))
+            return true
+        }
+        if moved { reader.wake() }
+        return moved
+    }
+
+    /// Drops the background read of `tag` if the reader does not have it yet; `finish` is then
+    /// never called for it. Returns whether it was dropped.
+    public func cancel(tag: Int) -> Bool {
+        lock.withLock {
+            guard let i = background.firstIndex(where: { $0.tag == tag }) else { return false }
+            background.remove(at: i)
+            return true
+        }
     }
 
     /// Hands the queued reads to the lane.
     public func submit() {
-        if lock.withLock({ !incoming.isEmpty }) { reader.wake() }
+        if lock.withLock({ !incoming.isEmpty || !background.isEmpty }) { reader.wake() }
     }
 
     /// Ends the thread once every read in flight has landed (the memory they land in must stay
@@ -49,8 +84,15 @@ public final class IOLane: @unchecked Sendable {
         var inFlight = Array(repeating: false, count: tags)
         var count = 0
         while true {
+            let idle = count == 0
             let (batch, stop) = lock.withLock { () -> ([ReadRequest], Bool) in
                 defer { incoming.removeAll(keepingCapacity: true) }
+                if stopping { background.removeAll() }
+                if idle && incoming.isEmpty && !background.isEmpty {
+                    let n = min(Self.backgroundBatch, background.count)
+                    defer { background.removeFirst(n) }
+                    return (Array(background.prefix(n)), stopping)
+                }
                 return (incoming, stopping)
             }
             for r in batch {

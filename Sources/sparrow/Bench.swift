@@ -102,7 +102,7 @@ struct Bench: ParsableCommand {
             print(String(format: "I/O          %@ read, %.2f s stalled, lane busy %.2f s (%.0f MB/s while busy); %@", formatBytes(c.bytesRead),
                          c.stallSeconds, c.ioBusySeconds, c.ioBusySeconds > 0 ? Double(c.bytesRead) / c.ioBusySeconds / 1e6 : 0, r.io ?? ""))
             if c.prefetches > 0 {
-                print("prefetch     \(c.prefetches) reads (\(formatBytes(c.prefetchBytes))), \(c.prefetchesUsed) used, \(c.prefetchesWasted) evicted unused")
+                print("prefetch     \(c.prefetches) reads (\(formatBytes(c.prefetchBytes))), \(c.prefetchesUsed) used, \(c.prefetchesWasted) evicted unused, \(c.prefetchesCancelled) cancelled before reading")
             }
         }
         if let s = r.scheduler, !s.predicted.isEmpty {
@@ -110,7 +110,7 @@ struct Bench: ParsableCommand {
             print("prediction   precision / recall by depth: \(pr.joined(separator: ", "))")
         }
         if let s = r.scheduler, r.tokenPrecision != nil {
-            print("precision    \(s.downgraded) expert uses at the low level, \(s.skipped) skipped")
+            print("precision    \(s.downgraded) expert uses at the low level, \(s.skipped) skipped, \(r.cache?.backgroundUpgrades ?? 0) upgraded in the background")
         }
     }
 
@@ -161,6 +161,7 @@ struct Bench: ParsableCommand {
         if modelOptions.allowSkip { args.append("--allow-skip") }
         if let s = modelOptions.lowShare { args += ["--low-share", String(s)] }
         if modelOptions.protectSensitive > 0 { args += ["--protect-sensitive", String(modelOptions.protectSensitive)] }
+        if modelOptions.noBackgroundUpgrade { args.append("--no-background-upgrade") }
         return args
     }
 

@@ -73,6 +73,9 @@ struct ModelOptions: ParsableArguments {
     @Flag(name: .customLong("allow-skip"), help: "Token-level precision may skip expert uses above T2 that miss the cache.")
     var allowSkip = false
 
+    @Flag(name: .customLong("no-background-upgrade"), help: "Token-level precision: do not read the rest of downgraded cached experts while the I/O lane is idle.")
+    var noBackgroundUpgrade = false
+
     @Option(name: .customLong("protect-sensitive"), help: "Token-level precision with a profile: per layer, this share of the experts most hurt by the low level is never downgraded (0–1; default 0).")
     var protectSensitive: Double = 0
 
@@ -110,8 +113,8 @@ struct ModelOptions: ParsableArguments {
     /// --token-precision, --low-bits and --allow-skip; nil when off.
     func precision() throws -> TokenPrecision? {
         if tokenPrecision == "off" {
-            if lowBits != nil || allowSkip || protectSensitive > 0 {
-                throw ValidationError("--low-bits, --allow-skip and --protect-sensitive need --token-precision T1,T2")
+            if lowBits != nil || allowSkip || protectSensitive > 0 || noBackgroundUpgrade {
+                throw ValidationError("--low-bits, --allow-skip, --protect-sensitive and --no-background-upgrade need --token-precision T1,T2")
             }
             return nil
         }
@@ -120,7 +123,8 @@ struct ModelOptions: ParsableArguments {
             throw ValidationError("--token-precision must be 'off' or 'T1,T2' with 0 ≤ T1 ≤ T2, e.g. 0.6,0.9 (got '\(tokenPrecision)')")
         }
         return TokenPrecision(
-            fullThreshold: t1, lowThreshold: t2, lowBits: lowBits, allowSkip: allowSkip, protectedShare: protectSensitive)
+            fullThreshold: t1, lowThreshold: t2, lowBits: lowBits, allowSkip: allowSkip, protectedShare: protectSensitive,
+            upgradeInBackground: !noBackgroundUpgrade)
     }
 
     /// Session options from the shared flags.

@@ -112,3 +112,138 @@ extension SchedulerTests {
         }
     }
 }
+
+extension SchedulerTests {
+    /// Records read at the low level (one in a full slot, one in a low-precision slot) are
+    /// completed in the background when the lane is idle: the full level then verifies (every
+    /// level's checksum) and its next use is a hit that reads nothing.
+    @Test(arguments: [IOMode.uring, .pread])
+    func backgroundUpgradesCompleteDowngradedRecords(mode: IOMode) throws {
+        let model = try ExpertCacheTests.demo()
+        let file = model.file
+        let full = ExpertCache.slotSize(file: file, level: 2)
+        let cache = try ExpertCache(
+            file: file, config: model.config, maxLevel: 2, arenaBytes: 8 * full, policy: .lfu,
+            io: BlockReaderOptions(mode: mode, queueDepth: 4), lowLevel: 0, lowShare: 0.25)
+        #expect(cache.lowSlotCount > 0)
+        // Fill the low slots and keep them pinned, so that one more low-level read lands in a full slot.
+        var slots: [Int] = []
+        for expert in 0...cache.lowSlotCount {
+            slots.append(try cache.prepare(layer: 1, expert: expert, level: 0))
+            cache.submit()
+            _ = try cache.load(slot: slots.last!, level: 0)
+        }
+        for slot in slots { cache.release(slot) }
+        let before = cache.statistics
+        #expect(cache.upgradeInBackground(limit: 2) == 2)  // the one in a full slot in place, one moved from a low slot
+        let upgraded = (0...cache.lowSlotCount).filter { cache.cachedLevel(layer: 1, expert: $0) == 2 }
+        #expect(upgraded.count == 2 && upgraded.contains(cache.lowSlotCount))
+        for expert in upgraded {
+            let slot = try cache.prepare(layer: 1, expert: expert, level: 2)
+            defer { cache.release(slot) }
+            let bytes = try cache.load(slot: slot, level: 2)
+            let entry = file.expert(layer: 1, expert: expert)!
+            for k in 0...2 {
+                let from = k == 0 ? 0 : Int(entry.levels[k - 1].end)
+                #expect(crc32c(UnsafeRawBufferPointer(rebasing: bytes[from..<Int(entry.levels[k].end)])) == entry.levels[k].crc32c)
+            }
+        }
+        let after = cache.statistics
+        #expect(after.backgroundUpgrades == 2 && after.misses == before.misses && after.upgrades == before.upgrades)
+        #expect(after.hits == before.hits + 2)
+        #expect(cache.pinnedSlots == 0)
+    }
+
+    /// The lane's background queue: background reads wait while a read is in flight, `cancel`
+    /// drops one (never handed to the reader, never finished), `promote` makes one foreground
+    /// (handed over at once), and an idle lane starts the rest by itself.
+    @Test func laneBackgroundReadsWaitAndCanBeCancelledOrPromoted() throws {
+        let reader = GatedReader()
+        let finished = TagList()
+        let lane = IOLane(reader: reader, tags: 4) { tag, _ in finished.append(tag) }
+        defer { lane.stop() }
+        let memory = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 4096)
+        defer { memory.deallocate() }
+        func request(_ tag: Int) -> ReadRequest { ReadRequest(offset: 0, length: 4096, destination: memory, tag: tag) }
+        lane.enqueue(request(3))
+        lane.submit()
+        #expect(reader.waitUntilHanded(3))
+        lane.enqueue(request(0), background: true)
+        lane.enqueue(request(1), background: true)
+        lane.submit()
+        usleep(20_000)
+        #expect(reader.handed == [3])  // read 3 is in flight: the background ones wait
+        #expect(lane.cancel(tag: 1) && !lane.cancel(tag: 1))
+        #expect(lane.promote(tag: 0) && !lane.cancel(tag: 0))
+        #expect(reader.waitUntilHanded(0))
+        reader.complete(2)
+        #expect(finished.waitFor(count: 2) == [3, 0])
+        lane.enqueue(request(2), background: true)
+        lane.submit()
+        #expect(reader.waitUntilHanded(2))  // idle lane: started without a promote
+        reader.complete(1)
+        #expect(finished.waitFor(count: 3) == [3, 0, 2])
+        #expect(reader.handed == [3, 0, 2])
+    }
+}
+
+/// A reader whose reads complete only when the test says so (`complete`), recording which tags
+/// the lane handed it.
+final class GatedReader: BlockReader, @unchecked Sendable {
+    let summary = "gated"
+    let isDirect = false
+    private let condition = NSCondition()
+    private var tags: [Int] = []
+    private var pending: [Int] = []
+    private var allowed = 0
+    private var woken = false
+
+    var handed: [Int] { condition.withLock { tags } }
+    func enqueue(_ request: ReadRequest) {
+        condition.withLock {
+            tags.append(request.tag)
+            pending.append(request.tag)
+            condition.broadcast()
+        }
+    }
+    func submit() throws(IOError) {}
+    func wait(tag: Int) throws(IOError) {}
+    func next() throws(IOError) -> Int? {
+        condition.lock()
+        defer { condition.unlock() }
+        while true {
+            if woken {
+                woken = false
+                return nil
+            }
+            if allowed > 0 && !pending.isEmpty {
+                allowed -= 1
+                return pending.removeFirst()
+            }
+            condition.wait()
+        }
+    }
+    func wake() { condition.withLock { woken = true; condition.broadcast() } }
+    func complete(_ n: Int) { condition.withLock { allowed += n; condition.broadcast() } }
+    func waitUntilHanded(_ tag: Int) -> Bool {
+        condition.withLock {
+            let deadline = Date().addingTimeInterval(5)
+            while !tags.contains(tag) { if !condition.wait(until: deadline) { return false } }
+            return true
+        }
+    }
+}
+
+/// Tags in the order a lane finished them.
+final class TagList: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var tags: [Int] = []
+    func append(_ tag: Int) { condition.withLock { tags.append(tag); condition.broadcast() } }
+    func waitFor(count: Int) -> [Int] {
+        condition.withLock {
+            let deadline = Date().addingTimeInterval(5)
+            while tags.count < count && condition.wait(until: deadline) {}
+            return tags
+        }
+    }
+}

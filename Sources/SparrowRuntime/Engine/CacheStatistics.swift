@@ -29,6 +29,11 @@ public struct CacheStatistics: Codable, Sendable, Equatable {
     public var prefetchBytes = 0
     public var prefetchesUsed = 0
     public var prefetchesWasted = 0
+    /// Prefetches dropped before their read started: the layer ran without the expert.
+    public var prefetchesCancelled = 0
+    /// Records cached below the session's level whose missing suffix was read while the lane was
+    /// otherwise idle (a later use then runs at full precision without waiting).
+    public var backgroundUpgrades = 0
 
     public init() {}
 }

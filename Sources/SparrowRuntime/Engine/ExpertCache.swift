@@ -74,6 +74,12 @@ public final class ExpertCache: @unchecked Sendable {
     /// Expert uses per MoE layer and token (top-k), for telling an idle slot from a busy one.
     private let usesPerLayer: Int
 
+    /// Bytes of the read in flight into each slot (to take back when it is cancelled), and
+    /// whether it is a prefetch (counted in `prefetchBytesPending` until it lands).
+    private var slotReadBytes: [Int]
+    private var slotReadIsPrefetch: [Bool]
+    private var prefetchBytesPending = 0
+
     /// Slot bytes needed for records up to `level` of `file`.
     public static func slotSize(file: SPWFile, level: Int) -> Int {
         let a = BlockReaderOptions.alignment
@@ -141,6 +147,8 @@ public final class ExpertCache: @unchecked Sendable {
         protectedUntil = Array(repeating: -1, count: slotCount)
         slotPrefetched = Array(repeating: false, count: slotCount)
         slotTransient = Array(repeating: false, count: slotCount)
+        slotReadBytes = Array(repeating: 0, count: slotCount)
+        slotReadIsPrefetch = Array(repeating: false, count: slotCount)
         stats.slots = slotCount
         stats.slotBytes = slotSize
         stats.lowSlots = lowSlotCount
@@ -184,6 +192,7 @@ public final class ExpertCache: @unchecked Sendable {
                 slotPrefetched[slot] = false
                 stats.prefetchesUsed += 1
             }
+            if slotPending[slot] >= 0 && level > slotLevel[slot] { lane.promote(tag: slot) }  // needed now
             let have = max(slotLevel[slot], slotPending[slot])
             if have >= level {
                 stats.hits += 1
@@ -217,6 +226,23 @@ public final class ExpertCache: @unchecked Sendable {
         }
     }
 
+    /// Bytes a read of (layer, expert) through `level` would take now: 0 when that level (or a
+    /// higher one) is cached or being read, the missing suffix when a lower one is.
+    public func missBytes(layer: Int, expert: Int, level: Int) -> Int {
+        let entry = file.expert(layer: layer, expert: expert)!
+        let a = BlockReaderOptions.alignment
+        let to = (Int(entry.levels[level].end) + a - 1) / a * a
+        return lock.withLock {
+            guard let slot = index[layer * expertCount + expert] else { return to }
+            let have = max(slotLevel[slot], slotPending[slot])
+            if have >= level { return 0 }
+            return have < 0 ? to : to - (Int(entry.levels[have].end) + a - 1) / a * a
+        }
+    }
+
+    /// Bytes of prefetch reads queued or in flight.
+    public var prefetchBytesInFlight: Int { lock.withLock { prefetchBytesPending } }
+
     /// The highest level of (layer, expert) cached or being read, -1 when none.
     public func cachedLevel(layer: Int, expert: Int) -> Int {
         lock.withLock {
@@ -229,9 +255,11 @@ public final class ExpertCache: @unchecked Sendable {
     /// eviction for `steps` more layers (then stale), unless it is cached already. Takes a free
     /// slot, or evicts one only if it sat idle for a whole token and the policy values the
     /// predicted expert more (HybriMoE's impact-driven prefetch: a guess never pushes out a hotter
-    /// or busy expert); never a protected or pinned one. Returns the bytes it will read (0: nothing needed or no room).
+    /// or busy expert); never a protected or pinned one. A `background` read waits until the lane
+    /// is otherwise idle (a guess far ahead), and is cancelled if its layer runs without the expert
+    /// first (`retirePrefetches`). Returns the bytes it will read (0: nothing needed or no room).
     @discardableResult
-    public func prefetch(layer: Int, expert: Int, level: Int, steps: Int) -> Int {
+    public func prefetch(layer: Int, expert: Int, level: Int, steps: Int, background: Bool = false) -> Int {
         lock.lock()
         defer { lock.unlock() }
         let key = layer * expertCount + expert
@@ -241,12 +269,10 @@ public final class ExpertCache: @unchecked Sendable {
         }
         guard let (victim, victimRank) = victim(level: level, sparingProtected: true) else { return 0 }
         if slotKey[victim] >= 0 {
-            // Only an expert idle for a whole token (all layers' uses) gives way to a guess.
-            guard tick - lastUse[victim] > UInt64(clock.layerCount * usesPerLayer) else { return 0 }
             var ahead = clock
             ahead.layer = (layer - 1 + clock.layerCount) % clock.layerCount  // ranked as the layer before it runs
             let (value, _) = policy.rank(key: key, lastUse: tick, clock: ahead)
-            guard value > victimRank else { return 0 }
+            guard mayGiveWay(victim, rank: victimRank, to: value) else { return 0 }
             evict(victim)
         }
         let slot = victim
@@ -255,7 +281,7 @@ public final class ExpertCache: @unchecked Sendable {
         lastUse[slot] = tick
         slotLevel[slot] = -1
         let before = stats.bytesRead
-        load(slot: slot, layer: layer, expert: expert, level: level, kind: .prefetch)
+        load(slot: slot, layer: layer, expert: expert, level: level, kind: .prefetch, background: background)
         protectedUntil[slot] = step + steps
         slotPrefetched[slot] = true
         stats.prefetches += 1
@@ -326,8 +352,10 @@ public final class ExpertCache: @unchecked Sendable {
     }
 
     /// Queues the read that brings the idle `slot` from its level up to `level`: only the missing
-    /// suffix (from the block boundary below it), or, for a compressed record, the whole prefix.
-    private func upgrade(slot: Int, layer: Int, expert: Int, level: Int) {
+    /// suffix, or, for a compressed record, the whole prefix. The suffix starts at the block
+    /// boundary above the present level (the read that brought it also brought the rest of its last
+    /// block), so the present levels stay usable while it is in flight.
+    private func upgrade(slot: Int, layer: Int, expert: Int, level: Int, background: Bool = false) {
         if compressed {
             slotLevel[slot] = -1
             load(slot: slot, layer: layer, expert: expert, level: level)
@@ -336,33 +364,147 @@ public final class ExpertCache: @unchecked Sendable {
         }
         let entry = file.expert(layer: layer, expert: expert)!
         let a = BlockReaderOptions.alignment
-        let from = Int(entry.levels[slotLevel[slot]].end) / a * a
+        let from = (Int(entry.levels[slotLevel[slot]].end) + a - 1) / a * a
         let to = (Int(entry.levels[level].end) + a - 1) / a * a
-        issue(slot: slot, offset: Int(entry.offset) + from, length: to - from, into: from, kind: .upgrade)
+        if background { stats.backgroundUpgrades += 1 } else { stats.upgrades += 1 }
+        guard from < to else {
+            // Every byte is here already: check the levels now.
+            if check(slot: slot, key: slotKey[slot], below: slotLevel[slot], target: level) == nil {
+                slotLevel[slot] = level
+            } else {
+                slotLevel[slot] = -1
+                load(slot: slot, layer: layer, expert: expert, level: level)
+            }
+            return
+        }
+        issue(slot: slot, offset: Int(entry.offset) + from, length: to - from, into: from, kind: .upgrade, background: background)
         slotBase[slot] = slotLevel[slot]
         slotPending[slot] = level
-        stats.upgrades += 1
+    }
+
+    /// When the lane is idle: queues, as background reads, the missing suffix of up to `limit`
+    /// records used below the full level (idle ones, the policy's most valued first; not unused
+    /// prefetches), so that their next use runs at full precision without waiting. A record in a
+    /// full slot is completed in place; one in a low-precision slot first moves (its bytes
+    /// copied) to a full slot, taking a free one or one whose record was idle a whole token and is
+    /// valued less. Returns how many were queued.
+    @discardableResult
+    public func upgradeInBackground(limit: Int) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !compressed, readsOutstanding == 0 else { return 0 }
+        let full = slotCount - lowSlotCount
+        let top = slotCapacity[0]
+        var queued = 0
+        var movesLeft = lowSlotCount > 0
+        while queued < limit {
+            // The most valued candidate of each class.
+            var best = (inPlace: -1, moved: -1)
+            var value = (inPlace: -Double.infinity, moved: -Double.infinity)
+            for s in 0..<slotCount
+            where slotKey[s] >= 0 && pins[s] == 0 && slotPending[s] < 0 && !slotPrefetched[s] && slotLevel[s] >= 0 && slotLevel[s] < top {
+                let (v, _) = policy.rank(key: slotKey[s], lastUse: lastUse[s], clock: clock)
+                if s < full, best.inPlace < 0 || v > value.inPlace { (best.inPlace, value.inPlace) = (s, v) }
+                if s >= full, movesLeft, best.moved < 0 || v > value.moved { (best.moved, value.moved) = (s, v) }
+            }
+            var slot = best.inPlace
+            if best.moved >= 0 && (slot < 0 || value.moved > value.inPlace) {
+                if let (target, rank) = victim(in: 0..<full, sparingProtected: true), mayGiveWay(target, rank: rank, to: value.moved) {
+                    if slotKey[target] >= 0 { evict(target) }
+                    relocate(best.moved, into: target)
+                    slot = target
+                } else {
+                    movesLeft = false  // no full slot gives way to the most valued; none would to the others
+                    continue
+                }
+            }
+            guard slot >= 0 else { break }
+            upgrade(slot: slot, layer: slotKey[slot] / expertCount, expert: slotKey[slot] % expertCount, level: top, background: true)
+            queued += 1
+        }
+        if queued > 0 { lane.submit() }
+        return queued
+    }
+
+    /// Whether the idle record in `victim`, ranked `rank` by the policy, may give way to one the
+    /// policy values `value` without a use needing it now (a prefetch, a background upgrade):
+    /// an empty slot always; a record only if idle for a whole token (all layers' uses) and
+    /// valued less. Lock held.
+    private func mayGiveWay(_ victim: Int, rank: Double, to value: Double) -> Bool {
+        slotKey[victim] < 0 || (tick - lastUse[victim] > UInt64(clock.layerCount * usesPerLayer) && value > rank)
+    }
+
+    /// Moves the verified, idle record of slot `from` to the empty slot `to` (its bytes copied).
+    private func relocate(_ from: Int, into to: Int) {
+        let key = slotKey[from]
+        let entry = file.expert(layer: key / expertCount, expert: key % expertCount)!
+        let a = BlockReaderOptions.alignment
+        slotAddress(to).copyMemory(from: slotAddress(from), byteCount: (Int(entry.levels[slotLevel[from]].end) + a - 1) / a * a)
+        index[key] = to
+        slotKey[to] = key
+        slotLevel[to] = slotLevel[from]
+        lastUse[to] = lastUse[from]
+        slotKey[from] = -1
+        slotLevel[from] = -1
+        protectedUntil[from] = -1
+        slotTransient[from] = false
+    }
+
+    /// Layer `layer` has chosen its experts (all prepared): its prefetched records left unused
+    /// lose their protection, and those whose read has not started are cancelled (a stale guess
+    /// no longer takes the lane's time).
+    public func retirePrefetches(layer: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        for s in 0..<slotCount where slotPrefetched[s] && pins[s] == 0 && slotKey[s] >= 0 && slotKey[s] / expertCount == layer {
+            protectedUntil[s] = -1
+            guard slotPending[s] >= 0, !slotLanded[s], lane.cancel(tag: s) else { continue }
+            recorder?.readCancelled(slot: s)
+            readFinished(slot: s, cancelled: true)
+            stats.prefetchBytes -= slotReadBytes[s]
+            slotPending[s] = -1
+            slotLanded[s] = true
+            slotPrefetched[s] = false
+            stats.prefetchesCancelled += 1
+            evict(s)
+            stats.evictions -= 1
+        }
     }
 
     /// Queues the read of levels 0…level of a record into `slot` (to its tail when compressed).
-    private func load(slot: Int, layer: Int, expert: Int, level: Int, kind: Timeline.Kind? = nil) {
+    private func load(slot: Int, layer: Int, expert: Int, level: Int, kind: Timeline.Kind? = nil, background: Bool = false) {
         let entry = file.expert(layer: layer, expert: expert)!
         let a = BlockReaderOptions.alignment
         let stored = (Int(entry.levels[level].end) + a - 1) / a * a
         issue(slot: slot, offset: Int(entry.offset), length: stored, into: compressed ? slotBytes[slot] - stored : 0,
-              kind: kind ?? (level < slotCapacity[0] ? .downgrade : .miss))
+              kind: kind ?? (level < slotCapacity[0] ? .downgrade : .miss), background: background)
         slotBase[slot] = -1
         slotPending[slot] = level
     }
 
-    private func issue(slot: Int, offset: Int, length: Int, into: Int, kind: Timeline.Kind) {
+    private func issue(slot: Int, offset: Int, length: Int, into: Int, kind: Timeline.Kind, background: Bool = false) {
         recorder?.readStarted(slot: slot, kind: kind, layer: slotKey[slot] / expertCount)  // lock held
         if readsOutstanding == 0 { busySince = DispatchTime.now().uptimeNanoseconds }
         readsOutstanding += 1
-        lane.enqueue(ReadRequest(offset: offset, length: length, destination: slotAddress(slot) + into, tag: slot))
+        lane.enqueue(ReadRequest(offset: offset, length: length, destination: slotAddress(slot) + into, tag: slot), background: background)
         slotLanded[slot] = false
         slotFailure[slot] = nil
+        slotReadBytes[slot] = length
+        slotReadIsPrefetch[slot] = kind == .prefetch
+        if kind == .prefetch { prefetchBytesPending += length }
         stats.bytesRead += length
+    }
+
+    /// The read into `slot` landed or was cancelled (lock held): the lane's busy time, and for a
+    /// cancelled one, the bytes it did not read.
+    private func readFinished(slot: Int, cancelled: Bool = false) {
+        if slotReadIsPrefetch[slot] {
+            prefetchBytesPending -= slotReadBytes[slot]
+            slotReadIsPrefetch[slot] = false
+        }
+        if cancelled { stats.bytesRead -= slotReadBytes[slot] }
+        readsOutstanding -= 1
+        if readsOutstanding == 0 { stats.ioBusySeconds += Double(DispatchTime.now().uptimeNanoseconds - busySince) / 1e9 }
     }
 
     private func slotAddress(_ slot: Int) -> UnsafeMutableRawPointer { arena.baseAddress! + slotOffset[slot] }
@@ -391,6 +533,7 @@ public final class ExpertCache: @unchecked Sendable {
             }
             if waited == 0 {
                 waited = DispatchTime.now().uptimeNanoseconds
+                for slot in slots { lane.promote(tag: Int(slot)) }
                 lane.submit()
             }
             lock.wait()
@@ -406,6 +549,10 @@ public final class ExpertCache: @unchecked Sendable {
         let key = slotKey[slot]
         let layer = key / expertCount
         let expert = key % expertCount
+        if slotPending[slot] >= 0 && slotBase[slot] >= level && slotLevel[slot] >= level {
+            // An upgrade is in flight above the levels wanted: they are usable now.
+            return MLPWeights(base: UnsafeRawPointer(slotAddress(slot)), levels: levels, level: level)
+        }
         try finishPending(slot: slot, key: key)
         if slotLevel[slot] < level {
             // A lower level was in flight when this use was prepared (a prefetch at the low level).
@@ -448,6 +595,7 @@ public final class ExpertCache: @unchecked Sendable {
     private func awaitLanding(_ slot: Int) -> String? {
         if !slotLanded[slot] {
             let start = DispatchTime.now().uptimeNanoseconds
+            lane.promote(tag: slot)
             lane.submit()
             while !slotLanded[slot] { lock.wait() }
             stats.stallSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
@@ -463,12 +611,22 @@ public final class ExpertCache: @unchecked Sendable {
         let (key, below, target) = lock.withLock { (slotKey[slot], slotBase[slot], slotPending[slot]) }
         let failure = error.map { $0.description } ?? check(slot: slot, key: key, below: below, target: target)
         lock.withLock {
-            let now = DispatchTime.now().uptimeNanoseconds
-            stats.landingSeconds += Double(now - start) / 1e9
-            readsOutstanding -= 1
-            if readsOutstanding == 0 { stats.ioBusySeconds += Double(now - busySince) / 1e9 }
+            stats.landingSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            readFinished(slot: slot)
             slotLanded[slot] = true
             slotFailure[slot] = failure
+            if failure == nil {
+                slotLevel[slot] = target
+                slotPending[slot] = -1
+            } else if pins[slot] == 0 {
+                // Nobody waits for it (a prefetch or background upgrade): keep what was verified
+                // before, or forget the record; a later use reads again.
+                slotPending[slot] = -1
+                if below < 0 {
+                    slotPrefetched[slot] = false
+                    evict(slot)
+                }
+            }
             lock.broadcast()
         }
     }

@@ -15,11 +15,15 @@ public struct TokenPrecision: Sendable, Equatable, Codable {
     /// With a profile: per layer, this share of the experts whose low level changes their output
     /// most is never downgraded (EdgeMoE's expert-wise bit-width). 0: none.
     public var protectedShare: Double
+    /// Read the missing suffix of downgraded records cached in full slots while the I/O lane is
+    /// otherwise idle, so that their next use runs at full precision.
+    public var upgradeInBackground: Bool
 
     public init(
         fullThreshold: Float = 0.6, lowThreshold: Float = 0.9, lowBits: Int? = nil, allowSkip: Bool = false,
-        protectedShare: Double = 0
+        protectedShare: Double = 0, upgradeInBackground: Bool = true
     ) {
+        self.upgradeInBackground = upgradeInBackground
         self.fullThreshold = fullThreshold
         self.lowThreshold = lowThreshold
         self.lowBits = lowBits

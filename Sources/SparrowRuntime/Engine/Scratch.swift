@@ -28,7 +28,7 @@ final class Scratch: @unchecked Sendable {
     /// largest gate weight (token-level precision, cache policies).
     let expertUnimportance: UnsafeMutablePointer<Float>
     let expertGate: UnsafeMutablePointer<Float>
-    /// A predicted top-k (prefetch).
+    /// Predicted top-k lists, one per layer ahead (prefetch, up to 3 layers).
     let predictIds: UnsafeMutablePointer<Int32>
     let predictWeights: UnsafeMutablePointer<Float>
     /// Dense MLP and shared expert intermediates.
@@ -50,7 +50,7 @@ final class Scratch: @unchecked Sendable {
         attn = FloatBuffer(count: b * qDim)
         proj = FloatBuffer(count: b * h)
         moeOut = FloatBuffer(count: b * h)
-        router = FloatBuffer(count: b * max(c.expertCount, 1))
+        router = FloatBuffer(count: max(b, 3) * max(c.expertCount, 1))  // (also: two layers' routers stacked)
         scoreChunks = max(1, threads * 2)
         scores = FloatBuffer(count: scoreChunks * context)
         kvRow = FloatBuffer(count: scoreChunks * c.headDim)
@@ -72,8 +72,8 @@ final class Scratch: @unchecked Sendable {
         activeLevels = .allocate(capacity: max(1, c.expertCount))
         expertUnimportance = .allocate(capacity: max(1, c.expertCount))
         expertGate = .allocate(capacity: max(1, c.expertCount))
-        predictIds = .allocate(capacity: max(1, c.expertsPerToken))
-        predictWeights = .allocate(capacity: max(1, c.expertsPerToken))
+        predictIds = .allocate(capacity: 3 * max(1, c.expertsPerToken))
+        predictWeights = .allocate(capacity: 3 * max(1, c.expertsPerToken))
         let m = max(c.denseIntermediateSize, c.sharedExpertIntermediateSize, 1)
         mlpGate = FloatBuffer(count: b * m)
         mlpUp = FloatBuffer(count: b * m)

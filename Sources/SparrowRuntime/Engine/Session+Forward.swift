@@ -1,3 +1,4 @@
+import SparrowIO
 import SparrowKernels
 
 extension Session {
@@ -34,6 +35,10 @@ extension Session {
             }
             for i in 0..<(n * h) { x[i] += s.moeOut.pointer[i] }
             if n == 1 && prefetchDepth > 0 { refinePrediction(after: l) }
+            // With the lane idle (nothing predicted to read), downgraded records get their full level.
+            if n == 1, tokenPrecision?.upgradeInBackground == true, let cache = expertCache, lw.mlp == nil {
+                cache.upgradeInBackground(limit: IOLane.backgroundBatch)
+            }
         }
         position += n
 

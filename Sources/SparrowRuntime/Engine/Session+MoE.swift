@@ -157,6 +157,8 @@ extension Session {
                 end += 1
             }
             if end == start { throw .budgetTooSmall("the expert cache has no free slot (all \(cache.slotCount) pinned)") }
+            // A decode step's experts are all pinned: the layer's unused guesses are stale.
+            if n == 1 && start == 0 && end == count { cache.retirePrefetches(layer: l) }
             let wave = start..<end
             defer { for a in wave { cache.release(Int(slots[a])) } }
             cache.submit()

@@ -19,31 +19,56 @@ extension Session {
         return wanted == expertLevel ? expertLevel : max(wanted, cached)
     }
 
-    /// Applies the routers of layers 2…`prefetchDepth` ahead to this layer's MoE input (one token)
-    /// and reads their likely experts at the low level (a wrong guess costs little), highest
-    /// probability first, within an in-flight budget of `expertsPerToken × depth` slots (at most
-    /// half the cache); protected from eviction until used or `depth` layers later. The next
-    /// layer's are predicted and read by `refinePrediction`, on a sharper guess. Without a cache
-    /// (resident experts) it only predicts, for the statistics.
+    /// Applies the routers of layers 2…`prefetchDepth` ahead (stacked: one matmul) to this layer's
+    /// MoE input (one token) and reads their likely experts at the low level (a wrong guess costs
+    /// little) as background reads — they never delay a read the compute thread waits for, and
+    /// are cancelled if their layer runs without them. Candidates are scored by probability × the
+    /// share of this depth's past guesses that were right × the bytes a miss would read, and read
+    /// best first while the prefetch bytes in flight stay within `expertsPerToken × depth` slots
+    /// (at most half the cache); protected from eviction until used or stale. The next layer's are
+    /// predicted and read by `refinePrediction`, on a sharper guess. Without a cache (resident
+    /// experts) it only predicts, for the statistics.
     func prefetchAhead(layer l: Int, cache: ExpertCache?) {
-        guard prefetchDepth >= 2 else { return }
+        guard prefetchDepth >= 2, let stacked = stackedRouters, let routers = stacked.matrices[l] else { return }
         let c = config
         let s = scratch
         let k = c.expertsPerToken
+        let e = c.expertCount
+        let ahead = stacked.layers[l]
         let logits = s.router.pointer  // free once this layer is routed
-        var budget = cache.map { min(k * prefetchDepth, max(1, $0.slotCount / 2)) * $0.slotSize } ?? 0
-        for d in 2...prefetchDepth {
-            let t = l + d
-            guard t < c.layerCount, let router = model.weights.layers[t].router else { break }
-            Ops.matmul(router, s.xn.pointer, n: 1, into: logits, threads: 1)
-            Ops.softmax(logits, c.expertCount)
-            selectTopK(logits, count: c.expertCount, k: k, ids: s.predictIds, weights: s.predictWeights)
-            predictions[t][d - 1] = (0..<k).map { s.predictIds[$0] }
-            for j in 0..<k where budget > 0 {
-                budget -= cache!.prefetch(layer: t, expert: Int(s.predictIds[j]), level: lowLevel, steps: d)
-            }
+        let ids = s.predictIds
+        let score = s.predictWeights
+        Ops.matmul(routers, s.xn.pointer, n: 1, into: logits, threads: 1)
+        for (i, t) in ahead.enumerated() {
+            Ops.softmax(logits + i * e, e)
+            selectTopK(logits + i * e, count: e, k: k, ids: ids + i * k, weights: score + i * k)
+            predictions[t][t - l - 1] = (0..<k).map { ids[i * k + $0] }
         }
-        cache?.submit()
+        guard let cache else { return }
+        let candidates = ahead.count * k
+        for j in 0..<candidates {
+            let t = ahead[j / k]
+            let bytes = cache.missBytes(layer: t, expert: Int(ids[j]), level: lowLevel)
+            if bytes == 0 { cache.prefetch(layer: t, expert: Int(ids[j]), level: lowLevel, steps: t - l) }  // protect it
+            score[j] *= Float(predictionPrecision(depth: t - l)) * Float(bytes)
+        }
+        var room = min(k * prefetchDepth, max(1, cache.slotCount / 2)) * cache.slotSize - cache.prefetchBytesInFlight
+        while room > 0 {
+            var best = -1
+            for j in 0..<candidates where score[j] > 0 && (best < 0 || score[j] > score[best]) { best = j }
+            guard best >= 0 else { break }
+            score[best] = 0
+            let t = ahead[best / k]
+            room -= cache.prefetch(layer: t, expert: Int(ids[best]), level: lowLevel, steps: t - l, background: true)
+        }
+        cache.submit()
+    }
+
+    /// The share of the guesses made `depth` layers ahead that the layer then chose (1 until
+    /// there are enough to tell).
+    func predictionPrecision(depth: Int) -> Double {
+        let made = schedulerStatistics.predicted[depth - 1]
+        return made >= 8 * config.expertsPerToken ? Double(schedulerStatistics.correct[depth - 1]) / Double(made) : 1
     }
 
     /// After layer `l` (one token, its residual updated): the next layer's router applied to the

@@ -108,6 +108,9 @@ public final class Session {
     public internal(set) var schedulerStatistics = SchedulerStatistics()
     /// Experts predicted for each layer by earlier layers at this token: [layer][depth − 1] → ids.
     var predictions: [[[Int32]]] = []
+    /// The routers of the layers 2…`prefetchDepth` ahead of each layer, one matrix per layer
+    /// (nil with a prefetch depth below 2).
+    let stackedRouters: StackedRouters?
 
     /// The budgeted expert cache; nil when experts come from the mapping.
     let expertCache: ExpertCache?
@@ -179,6 +182,7 @@ public final class Session {
         schedulerStatistics.predicted = Array(repeating: 0, count: options.prefetchDepth)
         schedulerStatistics.correct = Array(repeating: 0, count: options.prefetchDepth)
         schedulerStatistics.chosen = Array(repeating: 0, count: options.prefetchDepth)
+        stackedRouters = options.prefetchDepth >= 2 ? StackedRouters(weights: model.weights, config: config, depth: options.prefetchDepth) : nil
         let kvDim = config.kvHeadCount * config.headDim
         keys = (0..<config.layerCount).map { _ in KVBuffer(rows: ctx, width: kvDim, type: options.kvType) }
         values = (0..<config.layerCount).map { _ in KVBuffer(rows: ctx, width: kvDim, type: options.kvType) }

@@ -38,6 +38,7 @@ public final class Timeline: @unchecked Sendable {
 
     /// A read into `slot` started / landed.
     func readStarted(slot: Int, kind: Kind, layer: Int) { lock.withLock { open[slot] = (kind, layer, now()) } }
+    func readCancelled(slot: Int) { lock.withLock { _ = open.removeValue(forKey: slot) } }
     func readLanded(slot: Int) {
         let end = now()
         lock.withLock {
