@@ -109,6 +109,10 @@ struct Bench: ParsableCommand {
             let pr = zip(s.precision, s.recall).enumerated().map { String(format: "+%d: %.0f %% / %.0f %%", $0 + 1, 100 * $1.0, 100 * $1.1) }
             print("prediction   precision / recall by depth: \(pr.joined(separator: ", "))")
         }
+        if let s = r.scheduler, s.plannedLayers > 0 {
+            print(String(format: "plan         %d MoE steps: predicted %.3f ms, took %.3f ms per step", s.plannedLayers,
+                         1000 * s.plannedSeconds / Double(s.plannedLayers), 1000 * s.measuredSeconds / Double(s.plannedLayers)))
+        }
         if let s = r.scheduler, r.tokenPrecision != nil {
             print("precision    \(s.downgraded) expert uses at the low level, \(s.skipped) skipped, \(r.cache?.backgroundUpgrades ?? 0) upgraded in the background")
         }
@@ -120,6 +124,7 @@ struct Bench: ParsableCommand {
         for label in sweep.split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) {
             var args = childArguments(budget: label) + ["--cache-policy", modelOptions.cachePolicy, "--prefetch", String(modelOptions.prefetch)]
             if modelOptions.tokenPrecision != "off" { args += ["--token-precision", modelOptions.tokenPrecision] + precisionArguments() }
+            if modelOptions.noPlan { args.append("--no-plan") }
             guard let r = try runChild(args, label: "budget \(label)") else { continue }
             points.append((label, r))
             if !json {
@@ -195,12 +200,14 @@ struct Bench: ParsableCommand {
         let depth = modelOptions.prefetch == 0 ? 1 : modelOptions.prefetch
         let base = modelOptions.cachePolicy
         let precise = ["--token-precision", precision] + precisionArguments()
+        // Every row but the last runs one technique alone (the others off, the plan included).
         let configs: [(String, [String])] = [
-            ("on-demand, \(base)", ["--cache-policy", base]),
-            ("policy score", ["--cache-policy", "score"]),
-            ("policy distance", ["--cache-policy", "distance"]),
-            ("prefetch \(depth), \(base)", ["--cache-policy", base, "--prefetch", String(depth)]),
-            ("token precision \(precision), \(base)", ["--cache-policy", base] + precise),
+            ("on-demand, \(base)", ["--cache-policy", base, "--no-plan"]),
+            ("intra-layer plan, \(base)", ["--cache-policy", base]),
+            ("policy score", ["--cache-policy", "score", "--no-plan"]),
+            ("policy distance", ["--cache-policy", "distance", "--no-plan"]),
+            ("prefetch \(depth), \(base)", ["--cache-policy", base, "--prefetch", String(depth), "--no-plan"]),
+            ("token precision \(precision), \(base)", ["--cache-policy", base, "--no-plan"] + precise),
             ("all: \(base), prefetch \(depth), precision", ["--cache-policy", base, "--prefetch", String(depth)] + precise),
         ]
         // Rounds of all configurations, so a slow spell of the machine hits every configuration;

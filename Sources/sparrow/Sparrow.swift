@@ -73,6 +73,9 @@ struct ModelOptions: ParsableArguments {
     @Flag(name: .customLong("allow-skip"), help: "Token-level precision may skip expert uses above T2 that miss the cache.")
     var allowSkip = false
 
+    @Flag(name: .customLong("no-plan"), help: "With --budget: run each layer's experts in the router's order, not by the intra-layer plan (cached first, then misses ordered by measured read and compute times).")
+    var noPlan = false
+
     @Flag(name: .customLong("no-background-upgrade"), help: "Token-level precision: do not read the rest of downgraded cached experts while the I/O lane is idle.")
     var noBackgroundUpgrade = false
 
@@ -134,7 +137,7 @@ struct ModelOptions: ParsableArguments {
             budget: try budgetBytes(), cachePolicy: CachePolicyKind(rawValue: cachePolicy)!,
             io: BlockReaderOptions(mode: IOMode(rawValue: io)!), kvType: KVCacheType(rawValue: kvType)!,
             tokenPrecision: try precision(), prefetchDepth: prefetch, lowPrecisionShare: lowShare,
-            profile: try ExpertProfile.load(from: ExpertProfile.path(for: model)))
+            profile: try ExpertProfile.load(from: ExpertProfile.path(for: model)), intraLayerPlan: !noPlan)
     }
 }
 

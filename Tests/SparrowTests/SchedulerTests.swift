@@ -247,3 +247,41 @@ final class TagList: @unchecked Sendable {
         }
     }
 }
+
+extension SchedulerTests {
+    /// Johnson's rule: on random read and compute times the plan's predicted finish time equals
+    /// the best over every order (two-stage flow shop), and cached experts (no read) come first.
+    @Test func layerPlanFinishesFirst() {
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            let n = Int.random(in: 1...6, using: &rng)
+            var read = (0..<n).map { _ in Bool.random(using: &rng) ? 0 : Double.random(in: 0...1, using: &rng) }
+            var compute = (0..<n).map { _ in Double.random(in: 0.01...1, using: &rng) }
+            func finish(_ order: [Int]) -> Double {
+                var readEnd = 0.0, computeEnd = 0.0
+                for a in order {
+                    readEnd += read[a]
+                    computeEnd = max(computeEnd, readEnd) + compute[a]
+                }
+                return computeEnd
+            }
+            func permutations(_ xs: [Int]) -> [[Int]] {
+                xs.count <= 1 ? [xs] : xs.indices.flatMap { i in
+                    permutations(Array(xs[..<i] + xs[(i + 1)...])).map { [xs[i]] + $0 }
+                }
+            }
+            let best = permutations(Array(0..<n)).map(finish).min()!
+            let cached = read.filter { $0 == 0 }.count
+            let planned = read.withUnsafeMutableBufferPointer { r in
+                compute.withUnsafeMutableBufferPointer { c in
+                    LayerPlanner.order(count: n, read: r.baseAddress!, compute: c.baseAddress!) { a, b in
+                        r.swapAt(a, b)
+                        c.swapAt(a, b)
+                    }
+                }
+            }
+            #expect(abs(planned - best) < 1e-9, "plan \(planned) vs best \(best)")
+            #expect(read.prefix(cached).allSatisfy { $0 == 0 })
+        }
+    }
+}

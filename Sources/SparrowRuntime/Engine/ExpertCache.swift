@@ -240,6 +240,11 @@ public final class ExpertCache: @unchecked Sendable {
         }
     }
 
+    /// Seconds per byte the lane has taken while it had work (1 GB/s until measured).
+    public var laneSecondsPerByte: Double {
+        lock.withLock { stats.ioBusySeconds > 0 && stats.bytesRead > 0 ? stats.ioBusySeconds / Double(stats.bytesRead) : 1e-9 }
+    }
+
     /// Bytes of prefetch reads queued or in flight.
     public var prefetchBytesInFlight: Int { lock.withLock { prefetchBytesPending } }
 

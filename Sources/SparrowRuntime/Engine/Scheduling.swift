@@ -49,6 +49,11 @@ public struct SchedulerStatistics: Codable, Sendable, Equatable {
     public var predicted: [Int] = []
     public var correct: [Int] = []
     public var chosen: [Int] = []
+    /// The intra-layer plan: MoE steps planned, the finish time it predicted for them in all,
+    /// and the time they took (both in seconds, from the first read queued to the last expert done).
+    public var plannedLayers = 0
+    public var plannedSeconds = 0.0
+    public var measuredSeconds = 0.0
 
     public init() {}
 

@@ -24,6 +24,9 @@ final class Scratch: @unchecked Sendable {
     /// Cache slots of the active experts (budgeted sessions) and the level each runs at.
     let activeSlots: UnsafeMutablePointer<Int32>
     let activeLevels: UnsafeMutablePointer<Int32>
+    /// The layer plan's estimates per active expert: seconds to read it, seconds to compute it.
+    let activeRead: UnsafeMutablePointer<Double>
+    let activeCompute: UnsafeMutablePointer<Double>
     /// Per expert (capacity E): its smallest unimportance over the tokens that chose it and its
     /// largest gate weight (token-level precision, cache policies).
     let expertUnimportance: UnsafeMutablePointer<Float>
@@ -70,6 +73,8 @@ final class Scratch: @unchecked Sendable {
         activeWeights = .allocate(capacity: max(1, c.expertCount))
         activeSlots = .allocate(capacity: max(1, c.expertCount))
         activeLevels = .allocate(capacity: max(1, c.expertCount))
+        activeRead = .allocate(capacity: max(1, c.expertCount))
+        activeCompute = .allocate(capacity: max(1, c.expertCount))
         expertUnimportance = .allocate(capacity: max(1, c.expertCount))
         expertGate = .allocate(capacity: max(1, c.expertCount))
         predictIds = .allocate(capacity: 3 * max(1, c.expertsPerToken))
@@ -94,6 +99,8 @@ final class Scratch: @unchecked Sendable {
         activeWeights.deallocate()
         activeSlots.deallocate()
         activeLevels.deallocate()
+        activeRead.deallocate()
+        activeCompute.deallocate()
         expertUnimportance.deallocate()
         expertGate.deallocate()
         predictIds.deallocate()

@@ -1,3 +1,4 @@
+import Foundation
 import SparrowKernels
 
 extension Session {
@@ -93,7 +94,7 @@ extension Session {
             for a in 0..<activeCount {
                 (s.activeWeights + a).initialize(to: try model.experts.weights(layer: l, expert: Int(active[a]), level: Int(levels[a])))
             }
-            runExperts(first: 0, count: activeCount, counts: counts)
+            runExperts(layer: l, first: 0, count: activeCount, counts: counts)
         }
 
         // Combine in rank order per token (deterministic whatever the thread schedule).
@@ -131,20 +132,24 @@ extension Session {
         let experts = scratch.activeWeights
         let slots = scratch.activeSlots
         let gate = scratch.expertGate
-        // A prompt (several tokens): hottest experts first (D²MoE's hottest-expert-first: the most
-        // tokens' work overlaps the rest's reads), read as transient so decode's hot set stays, in
-        // waves of at most half the cache.
         let prefill = n > 1
-        if prefill {
-            let rows = { (a: Int) in counts[Int(active[a]) + 1] - counts[Int(active[a])] }
-            for a in 1..<max(1, count) {  // insertion sort, most rows first (stable)
-                var b = a
-                while b > 0 && rows(b) > rows(b - 1) {
-                    swapActive(b, b - 1)
-                    b -= 1
-                }
+        let rows = { (a: Int) in Int(counts[Int(active[a]) + 1] - counts[Int(active[a])]) }
+        let recordBytes = { (a: Int) in self.model.file.decodedLength(level: Int(levels[a])) }
+        // The intra-layer plan: cached experts first, then the misses in the order that finishes
+        // the layer first (for a prompt: the hottest first, D²MoE's hottest-expert-first).
+        let stepStart = DispatchTime.now().uptimeNanoseconds
+        if let planner {
+            let perByte = cache.laneSecondsPerByte
+            for a in 0..<count {
+                scratch.activeRead[a] = Double(cache.missBytes(layer: l, expert: Int(active[a]), level: Int(levels[a]))) * perByte
+                scratch.activeCompute[a] = planner.computeSeconds(rows: rows(a), bytes: recordBytes(a), prefill: prefill)
             }
+            schedulerStatistics.plannedSeconds += LayerPlanner.order(
+                count: count, read: scratch.activeRead, compute: scratch.activeCompute, swap: swapActive)
         }
+        var computeNanos: UInt64 = 0
+        // A prompt's reads are transient, so that decode's hot set stays, in waves of at most
+        // half the cache.
         let waveLimit = prefill ? max(config.expertsPerToken, cache.slotCount / 2) : count
         var start = 0
         while start < count {
@@ -174,7 +179,9 @@ extension Session {
                 (experts + a).initialize(to: try cache.weights(slot: Int(slots[a]), level: Int(levels[a])))
             }
             let residentStart = timeline?.now()
-            runExperts(first: start, count: ready, counts: counts)
+            let computeStart = DispatchTime.now().uptimeNanoseconds
+            runExperts(layer: l, first: start, count: ready, counts: counts)
+            computeNanos += DispatchTime.now().uptimeNanoseconds - computeStart
             if let t = timeline, let residentStart, ready > 0 { t.add(.resident, layer: l, from: residentStart, to: t.now()) }
             // Then each miss in the order its read lands, its matmuls split over the threads.
             for a in (start + ready)..<end {
@@ -182,30 +189,44 @@ extension Session {
                 if b != a { swapActive(a, b) }
                 let m = try cache.weights(slot: Int(slots[a]), level: Int(levels[a]))
                 let awaitedStart = timeline?.now()
+                let computeStart = DispatchTime.now().uptimeNanoseconds
                 expertForward(m, expert: Int(active[a]), counts: counts, threads: threads)
+                computeNanos += DispatchTime.now().uptimeNanoseconds - computeStart
                 if let t = timeline, let awaitedStart { t.add(.awaited, layer: l, from: awaitedStart, to: t.now()) }
             }
             start = end
+        }
+        if planner != nil {
+            var rowBytes = 0.0
+            for a in 0..<count { rowBytes += Double(rows(a) * recordBytes(a)) }
+            planner!.observe(computeSeconds: Double(computeNanos) / 1e9, rowBytes: rowBytes, prefill: prefill)
+            schedulerStatistics.plannedLayers += 1
+            schedulerStatistics.measuredSeconds += Double(DispatchTime.now().uptimeNanoseconds - stepStart) / 1e9
         }
     }
 
     /// Runs active experts `first..<first + count` (weights in `activeWeights`): in parallel across
     /// experts when there are at least as many as threads, else each expert's matmuls in parallel.
-    private func runExperts(first: Int, count: Int, counts: UnsafeMutablePointer<Int32>) {
+    private func runExperts(layer l: Int, first: Int, count: Int, counts: UnsafeMutablePointer<Int32>) {
         let s = scratch
         let inner = count >= threads ? 1 : threads
+        let timeline = inner == 1 ? self.timeline : nil  // each expert on one worker: its own row
         let run: (Int) -> Void = { a in
+            let start = timeline?.now()
             self.expertForward(s.activeWeights[first + a], expert: Int(s.activeExperts[first + a]), counts: counts, threads: inner)
+            if let timeline, let start { timeline.addOnThisThread(.resident, layer: l, from: start, to: timeline.now()) }
         }
         if inner == 1 { split(count, run) } else { for a in 0..<count { run(a) } }
     }
 
-    /// Exchanges two entries of the active-expert lists (expert, level, slot).
+    /// Exchanges two entries of the active-expert lists (expert, level, slot, plan estimates).
     private func swapActive(_ a: Int, _ b: Int) {
         let s = scratch
         (s.activeExperts[a], s.activeExperts[b]) = (s.activeExperts[b], s.activeExperts[a])
         (s.activeLevels[a], s.activeLevels[b]) = (s.activeLevels[b], s.activeLevels[a])
         (s.activeSlots[a], s.activeSlots[b]) = (s.activeSlots[b], s.activeSlots[a])
+        (s.activeRead[a], s.activeRead[b]) = (s.activeRead[b], s.activeRead[a])
+        (s.activeCompute[a], s.activeCompute[b]) = (s.activeCompute[b], s.activeCompute[a])
     }
 
     /// Indices and values of the k largest of `count` values, in descending order (ties: lower index first).

@@ -37,13 +37,18 @@ public struct SessionOptions: Sendable {
     /// The model's expert profile (`sparrow profile`): sizes the low-precision share, and ranks
     /// the experts by how much their low level changes their output (`protectedShare`).
     public var profile: ExpertProfile?
+    /// Order each MoE step's reads and computation by the intra-layer plan (budgeted sessions):
+    /// cached experts first, then misses by Johnson's rule on measured read and compute times.
+    /// Off: the router's order.
+    public var intraLayerPlan: Bool
 
     public init(
         contextLength: Int? = nil, threads: Int? = nil, batchSize: Int = 64, expertBits: Int? = nil, budget: Int? = nil,
         expertCacheBytes: Int? = nil, cachePolicy: CachePolicyKind = .lfu, io: BlockReaderOptions = .init(),
         kvType: KVCacheType = .f32, tokenPrecision: TokenPrecision? = nil, prefetchDepth: Int = 0,
-        lowPrecisionShare: Double? = nil, profile: ExpertProfile? = nil
+        lowPrecisionShare: Double? = nil, profile: ExpertProfile? = nil, intraLayerPlan: Bool = true
     ) {
+        self.intraLayerPlan = intraLayerPlan
         self.profile = profile
         self.lowPrecisionShare = lowPrecisionShare
         self.tokenPrecision = tokenPrecision
@@ -111,6 +116,9 @@ public final class Session {
     /// The routers of the layers 2…`prefetchDepth` ahead of each layer, one matrix per layer
     /// (nil with a prefetch depth below 2).
     let stackedRouters: StackedRouters?
+
+    /// Orders each MoE step (nil: the router's order).
+    var planner: LayerPlanner?
 
     /// The budgeted expert cache; nil when experts come from the mapping.
     let expertCache: ExpertCache?
@@ -188,6 +196,7 @@ public final class Session {
         values = (0..<config.layerCount).map { _ in KVBuffer(rows: ctx, width: kvDim, type: options.kvType) }
         scratch = Scratch(config: config, batch: options.batchSize, context: ctx, threads: threads)
         backend = CPUBackend(scratch: scratch, config: config)
+        planner = options.intraLayerPlan ? LayerPlanner() : nil
         if options.budget != nil || options.expertCacheBytes != nil {
             embeddingRows = config.tieWordEmbeddings ? nil : EmbeddingRows(model: model)
             // Low-precision slots (token-level precision): the share given, else the profile's demand.

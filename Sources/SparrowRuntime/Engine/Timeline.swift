@@ -18,6 +18,9 @@ public final class Timeline: @unchecked Sendable {
         /// Seconds from the timeline's start.
         public var start: Double
         public var end: Double
+        /// The worker thread that ran it (rows in the order threads first recorded), nil for the
+        /// compute thread's own spans (which may use every worker) and reads.
+        public var thread: Int?
         public var isIO: Bool { [.miss, .downgrade, .prefetch, .upgrade].contains(kind) }
     }
 
@@ -26,6 +29,8 @@ public final class Timeline: @unchecked Sendable {
     private var spans: [Span] = []
     /// Per cache slot: the read in flight (kind, layer, start).
     private var open: [Int: (Kind, Int, Double)] = [:]
+    /// Worker rows by thread identity.
+    private var threadRows: [UInt: Int] = [:]
 
     public init() {}
 
@@ -34,6 +39,16 @@ public final class Timeline: @unchecked Sendable {
 
     public func add(_ kind: Kind, layer: Int, from start: Double, to end: Double) {
         lock.withLock { spans.append(Span(kind: kind, layer: layer, start: start, end: end)) }
+    }
+
+    /// Records a span the calling worker thread ran (one expert of a layer run in parallel).
+    public func addOnThisThread(_ kind: Kind, layer: Int, from start: Double, to end: Double) {
+        let id = UInt(pthread_self())
+        lock.withLock {
+            let row = threadRows[id] ?? threadRows.count
+            threadRows[id] = row
+            spans.append(Span(kind: kind, layer: layer, start: start, end: end, thread: row))
+        }
     }
 
     /// A read into `slot` started / landed.
@@ -58,8 +73,10 @@ public final class Timeline: @unchecked Sendable {
             .replacingOccurrences(of: ">", with: "&gt;")
         let t0 = all.first?.start ?? 0
         let t1 = max(t0 + 1e-6, all.map(\.end).max() ?? 1)
-        let w = 1200.0, left = 90.0, right = 20.0, rowH = 40.0, top = 50.0
-        let h = top + 2 * (rowH + 20) + 90
+        let workers = (all.compactMap(\.thread).max() ?? -1) + 1
+        let w = 1200.0, left = 90.0, right = 20.0, rowH = 40.0, workerH = 18.0, top = 50.0
+        let ioY = top + rowH + 10 + Double(workers) * (workerH + 4) + 10
+        let h = ioY + rowH + 20 + 90
         func x(_ t: Double) -> Double { left + (t - t0) / (t1 - t0) * (w - left - right) }
         let colours: [Kind: String] = [
             .attention: "#9e9e9e", .resident: "#2ca02c", .awaited: "#d62728",
@@ -70,16 +87,20 @@ public final class Timeline: @unchecked Sendable {
             <rect width="100%" height="100%" fill="white"/>
             <text x="\(w / 2)" y="22" text-anchor="middle" font-size="14">\(escaped)</text>
             <text x="10" y="\(top + rowH / 2 + 4)">compute</text>
-            <text x="10" y="\(top + rowH + 20 + rowH / 2 + 4)">I/O lane</text>
+            <text x="10" y="\(ioY + rowH / 2 + 4)">I/O lane</text>
 
             """
-        for span in all {
-            let y = span.isIO ? top + rowH + 20 : top
-            let x0 = x(span.start), width = max(0.5, x(span.end) - x0)
-            s += "<rect x=\"\(x0)\" y=\"\(y)\" width=\"\(width)\" height=\"\(rowH)\" fill=\"\(colours[span.kind]!)\" stroke=\"white\" stroke-width=\"0.3\"><title>\(span.kind.rawValue), layer \(span.layer), \(String(format: "%.3f", (span.end - span.start) * 1000)) ms</title></rect>\n"
-            if width > 14 { s += "<text x=\"\(x0 + width / 2)\" y=\"\(y + rowH / 2 + 4)\" text-anchor=\"middle\" fill=\"white\">\(span.layer)</text>\n" }
+        for k in 0..<workers {
+            s += "<text x=\"10\" y=\"\(top + rowH + 10 + Double(k) * (workerH + 4) + workerH / 2 + 4)\">thread \(k)</text>\n"
         }
-        let axisY = top + 2 * (rowH + 20)
+        for span in all {
+            let (y, height) = span.isIO ? (ioY, rowH)
+                : span.thread.map { (top + rowH + 10 + Double($0) * (workerH + 4), workerH) } ?? (top, rowH)
+            let x0 = x(span.start), width = max(0.5, x(span.end) - x0)
+            s += "<rect x=\"\(x0)\" y=\"\(y)\" width=\"\(width)\" height=\"\(height)\" fill=\"\(colours[span.kind]!)\" stroke=\"white\" stroke-width=\"0.3\"><title>\(span.kind.rawValue), layer \(span.layer), \(String(format: "%.3f", (span.end - span.start) * 1000)) ms</title></rect>\n"
+            if width > 14 { s += "<text x=\"\(x0 + width / 2)\" y=\"\(y + height / 2 + 4)\" text-anchor=\"middle\" fill=\"white\">\(span.layer)</text>\n" }
+        }
+        let axisY = ioY + rowH + 20
         s += "<line x1=\"\(left)\" y1=\"\(axisY)\" x2=\"\(w - right)\" y2=\"\(axisY)\" stroke=\"black\"/>\n"
         for i in 0...10 {
             let t = t0 + (t1 - t0) * Double(i) / 10
@@ -90,7 +111,7 @@ public final class Timeline: @unchecked Sendable {
             s += "<rect x=\"\(lx)\" y=\"\(axisY + 35)\" width=\"12\" height=\"12\" fill=\"\(colours[kind]!)\"/><text x=\"\(lx + 16)\" y=\"\(axisY + 45)\">\(kind.rawValue)</text>\n"
             lx += 110
         }
-        s += "<text x=\"\(left)\" y=\"\(axisY + 70)\">numbers: layer. compute: attention, experts already cached (resident), experts whose read was awaited; I/O: reads by kind, issue to landing.</text>\n"
+        s += "<text x=\"\(left)\" y=\"\(axisY + 70)\">numbers: layer. compute: attention, experts already cached (resident), experts whose read was awaited; thread rows: one expert each, run in parallel; I/O: reads by kind, issue to landing.</text>\n"
         return s + "</svg>\n"
     }
 }
