@@ -113,7 +113,7 @@ public enum Benchmark {
             peakRSSOverBudget: options.budget.map { Double(ProcessMemory.peakRSS) / Double($0) }, cold: cold,
             kvType: options.kvType.rawValue,
             rssTrace: rssTrace, prefetchDepth: session.expertCache == nil ? nil : options.prefetchDepth,
-            tokenPrecision: session.expertCache == nil ? nil : options.tokenPrecision, scheduler: session.schedulerStatistics)
+            tokenPrecision: session.expertCache == nil ? nil : session.tokenPrecision, scheduler: session.schedulerStatistics)
     }
 }
 

@@ -114,7 +114,9 @@ struct Bench: ParsableCommand {
                          1000 * s.plannedSeconds / Double(s.plannedLayers), 1000 * s.measuredSeconds / Double(s.plannedLayers)))
         }
         if let s = r.scheduler, r.tokenPrecision != nil {
-            print("precision    \(s.downgraded) expert uses at the low level, \(s.skipped) skipped, \(r.cache?.backgroundUpgrades ?? 0) upgraded in the background")
+            let t = r.tokenPrecision!
+            print(String(format: "precision    T1 %.2f, T2 %.2f%@: ", t.fullThreshold, t.lowThreshold, t.profileTolerance == nil ? "" : " (from the profile)")
+                  + "\(s.downgraded) expert uses at the low level, \(s.skipped) skipped, \(r.cache?.backgroundUpgrades ?? 0) upgraded in the background")
         }
     }
 

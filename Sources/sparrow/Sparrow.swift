@@ -64,7 +64,7 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "With --budget: predict the next N layers' experts (0–3) and read them ahead.")
     var prefetch: Int = 0
 
-    @Option(name: .customLong("token-precision"), help: "With --budget: token-level precision for cache misses, 'T1,T2' (HOBBIT thresholds on an expert's unimportance, e.g. 0.6,0.9), or 'off'.")
+    @Option(name: .customLong("token-precision"), help: "With --budget: token-level precision for cache misses: 'T1,T2' (HOBBIT thresholds on an expert's unimportance, e.g. 0.6,0.9), 'auto' (thresholds from the model's profile for a 5 % change of a MoE output; 0.6,0.9 without a profile), 'auto:TOLERANCE', or 'off'.")
     var tokenPrecision: String = "off"
 
     @Option(name: .customLong("low-bits"), help: "The low level token-level precision reads (default: the lowest stored).")
@@ -117,27 +117,41 @@ struct ModelOptions: ParsableArguments {
     func precision() throws -> TokenPrecision? {
         if tokenPrecision == "off" {
             if lowBits != nil || allowSkip || protectSensitive > 0 || noBackgroundUpgrade {
-                throw ValidationError("--low-bits, --allow-skip, --protect-sensitive and --no-background-upgrade need --token-precision T1,T2")
+                throw ValidationError("--low-bits, --allow-skip, --protect-sensitive and --no-background-upgrade need --token-precision")
             }
             return nil
         }
-        let parts = tokenPrecision.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
-        guard parts.count == 2, let t1 = parts[0], let t2 = parts[1], t1 >= 0, t2 >= t1, t1.isFinite, t2.isFinite else {
-            throw ValidationError("--token-precision must be 'off' or 'T1,T2' with 0 ≤ T1 ≤ T2, e.g. 0.6,0.9 (got '\(tokenPrecision)')")
+        let bad = ValidationError(
+            "--token-precision must be 'off', 'auto', 'auto:TOLERANCE' (0 < TOLERANCE ≤ 1) or 'T1,T2' with 0 ≤ T1 ≤ T2, e.g. 0.6,0.9 (got '\(tokenPrecision)')")
+        var t1: Float = 0.6, t2: Float = 0.9  // HOBBIT's, where auto finds no profile
+        var tolerance: Double?
+        if tokenPrecision == "auto" || tokenPrecision.hasPrefix("auto:") {
+            tolerance = tokenPrecision == "auto" ? TokenPrecision.defaultTolerance : Double(tokenPrecision.dropFirst(5))
+            guard let t = tolerance, t > 0, t <= 1 else { throw bad }
+        } else {
+            let parts = tokenPrecision.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
+            guard parts.count == 2, let a = parts[0], let b = parts[1], a >= 0, b >= a, a.isFinite, b.isFinite else { throw bad }
+            (t1, t2) = (a, b)
         }
         return TokenPrecision(
             fullThreshold: t1, lowThreshold: t2, lowBits: lowBits, allowSkip: allowSkip, protectedShare: protectSensitive,
-            upgradeInBackground: !noBackgroundUpgrade)
+            upgradeInBackground: !noBackgroundUpgrade, profileTolerance: tolerance)
     }
 
     /// Session options from the shared flags.
     func session(contextLength: Int? = nil, batchSize: Int = 64) throws -> SessionOptions {
-        SessionOptions(
+        let profile = try ExpertProfile.load(from: ExpertProfile.path(for: model))
+        let precision = try precision()
+        if precision?.profileTolerance != nil && profile?.gateMassCDF == nil {
+            FileHandle.standardError.write(Data(
+                "note: --token-precision auto found no current profile of \(model) (run `sparrow profile`); using 0.6,0.9\n".utf8))
+        }
+        return SessionOptions(
             contextLength: contextLength, threads: threads, batchSize: batchSize, expertBits: expertBits,
             budget: try budgetBytes(), cachePolicy: CachePolicyKind(rawValue: cachePolicy)!,
             io: BlockReaderOptions(mode: IOMode(rawValue: io)!), kvType: KVCacheType(rawValue: kvType)!,
-            tokenPrecision: try precision(), prefetchDepth: prefetch, lowPrecisionShare: lowShare,
-            profile: try ExpertProfile.load(from: ExpertProfile.path(for: model)), intraLayerPlan: !noPlan)
+            tokenPrecision: precision, prefetchDepth: prefetch, lowPrecisionShare: lowShare,
+            profile: profile, intraLayerPlan: !noPlan)
     }
 }
 

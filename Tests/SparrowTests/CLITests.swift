@@ -77,9 +77,11 @@ import Testing
         r = try runCLI(["bench", "-m", "x.spw", "--prefetch", "5"])
         #expect(r.status != 0 && r.stderr.contains("--prefetch must be 0…3"))
         r = try runCLI(["bench", "-m", "x.spw", "--token-precision", "0.9,0.2"])
-        #expect(r.status != 0 && r.stderr.contains("--token-precision must be 'off' or 'T1,T2'"))
+        #expect(r.status != 0 && r.stderr.contains("--token-precision must be 'off', 'auto'"))
+        r = try runCLI(["bench", "-m", "x.spw", "--token-precision", "auto:2"])
+        #expect(r.status != 0 && r.stderr.contains("--token-precision must be 'off', 'auto'"))
         r = try runCLI(["bench", "-m", "x.spw", "--allow-skip"])
-        #expect(r.status != 0 && r.stderr.contains("need --token-precision T1,T2"))
+        #expect(r.status != 0 && r.stderr.contains("need --token-precision"))
         r = try runCLI(["bench", "-m", "x.spw", "--token-precision", "0.6,0.9", "--low-share", "2"])
         #expect(r.status != 0 && r.stderr.contains("--low-share must be in 0…1"))
         r = try runCLI(["bench", "-m", "x.spw", "--token-precision", "0.6,0.9", "--protect-sensitive", "1.5"])
@@ -118,6 +120,10 @@ import Testing
         r = try runCLI(["bench", "-m", copy, "--prompt-len", "16", "-n", "8", "--budget", "80MiB", "--token-precision", "0.6,0.9",
                         "--protect-sensitive", "0.25", "--json"])
         #expect(r.status == 0, "\(r.stderr)")
+        r = try runCLI(["bench", "-m", copy, "--prompt-len", "16", "-n", "8", "--budget", "80MiB", "--token-precision", "auto"])
+        #expect(r.status == 0 && r.stdout.contains("(from the profile)"), "\(r.stderr)")
+        r = try runCLI(["bench", "-m", path, "--prompt-len", "16", "-n", "8", "--budget", "80MiB", "--token-precision", "auto"])
+        #expect(r.status == 0 && r.stderr.contains("found no current profile") && r.stdout.contains("T1 0.60, T2 0.90:"))
         let timeline = Paths.temporaryDirectory() + "/timeline.svg"
         r = try runCLI(["bench", "-m", copy, "--prompt-len", "16", "-n", "8", "--budget", "80MiB", "--prefetch", "1",
                         "--timeline", timeline])

@@ -70,4 +70,36 @@ import Testing
         _ = try SchedulerTests.run(ignored, tokens)
         #expect(ignored.schedulerStatistics.downgraded > 0)
     }
+
+    /// `--token-precision auto`: thresholds from the calibration's gate-weight distribution and
+    /// level errors — the smallest T1 whose estimated output change stays within the tolerance,
+    /// looser tolerances never raise it; a session given a profile uses them, one without keeps
+    /// the thresholds given; a profile written before the distribution existed still loads.
+    @Test func thresholdsFromTheProfile() throws {
+        let p = try Self.profile()
+        let mass = try #require(p.gateMassCDF)
+        #expect(mass.count == 21 && abs(mass.last! - 1) < 1e-9 && zip(mass, mass.dropFirst()).allSatisfy { $0 <= $1 })
+        #expect(mass[0] > 0.25)  // the top expert carries more than its 1-in-4 share of the weight
+        let tight = try #require(p.thresholds(lowLevel: 0, tolerance: 0.01))
+        let loose = try #require(p.thresholds(lowLevel: 0, tolerance: 0.1))
+        #expect(loose.full <= tight.full && tight.full <= tight.low && loose.full <= loose.low)
+        #expect(p.thresholds(lowLevel: 2, tolerance: 0.01)!.full == 0)  // the top level changes nothing
+        // The estimate: gate weight above T1 × mean 2-bit error ≤ tolerance, and not at the step below.
+        var weighted = 0.0, total = 0.0
+        for layer in p.experts { for x in layer { weighted += x.frequency * Double(x.levelError[0]); total += x.frequency } }
+        let i = Int((tight.full / 0.05).rounded())
+        #expect((1 - mass[i]) * weighted / total <= 0.01)
+        if i > 0 { #expect((1 - mass[i - 1]) * weighted / total > 0.01) }
+
+        let model = try ExpertCacheTests.demo()
+        var o = try SchedulerTests.cached(slots: 8, precision: TokenPrecision(profileTolerance: 0.01))
+        o.profile = p
+        let derived = try Session(model: model, options: o).tokenPrecision!
+        #expect(derived.fullThreshold == tight.full && derived.lowThreshold == tight.low && derived.profileTolerance == 0.01)
+        var old = p
+        old.gateMassCDF = nil
+        o.profile = try JSONDecoder().decode(ExpertProfile.self, from: try JSONEncoder().encode(old))
+        let given = try Session(model: model, options: o).tokenPrecision!
+        #expect(given.fullThreshold == 0.6 && given.lowThreshold == 0.9 && given.profileTolerance == nil)
+    }
 }

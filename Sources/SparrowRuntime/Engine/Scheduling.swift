@@ -18,11 +18,19 @@ public struct TokenPrecision: Sendable, Equatable, Codable {
     /// Read the missing suffix of downgraded records cached in full slots while the I/O lane is
     /// otherwise idle, so that their next use runs at full precision.
     public var upgradeInBackground: Bool
+    /// With a profile of the model: replace the thresholds by the ones its calibration gives for
+    /// this relative change of a MoE output (`ExpertProfile.thresholds`); without one the
+    /// thresholds above stay. nil: use them as given.
+    public var profileTolerance: Double?
+
+    /// The relative MoE-output change `--token-precision auto` allows.
+    public static let defaultTolerance = 0.05
 
     public init(
         fullThreshold: Float = 0.6, lowThreshold: Float = 0.9, lowBits: Int? = nil, allowSkip: Bool = false,
-        protectedShare: Double = 0, upgradeInBackground: Bool = true
+        protectedShare: Double = 0, upgradeInBackground: Bool = true, profileTolerance: Double? = nil
     ) {
+        self.profileTolerance = profileTolerance
         self.upgradeInBackground = upgradeInBackground
         self.fullThreshold = fullThreshold
         self.lowThreshold = lowThreshold

@@ -156,7 +156,6 @@ public final class Session {
         } else {
             expertLevel = max(0, stored.count - 1)
         }
-        tokenPrecision = options.tokenPrecision
         if let tp = options.tokenPrecision {
             guard tp.fullThreshold >= 0, tp.lowThreshold >= tp.fullThreshold else {
                 throw .invalidArgument("token precision thresholds must satisfy 0 ≤ full ≤ low (got \(tp.fullThreshold), \(tp.lowThreshold))")
@@ -178,6 +177,16 @@ public final class Session {
         let profile = options.profile.flatMap {
             $0.modelBytes == model.file.file.count && $0.expertBits == stored && $0.experts.count == model.config.layerCount ? $0 : nil
         }
+        var precision = options.tokenPrecision
+        if let tolerance = precision?.profileTolerance {
+            if let t = profile?.thresholds(lowLevel: lowLevel, tolerance: tolerance) {
+                precision!.fullThreshold = t.full
+                precision!.lowThreshold = t.low
+            } else {
+                precision!.profileTolerance = nil  // no usable profile: the thresholds as given
+            }
+        }
+        tokenPrecision = precision
         if let share = options.tokenPrecision?.protectedShare, share > 0, let p = profile {
             sensitiveExperts = p.mostSensitive(level: lowLevel, share: share, expertCount: model.config.expertCount)
         } else {

@@ -26,6 +26,9 @@ public struct ExpertProfile: Codable, Sendable, Equatable {
     /// Share of expert uses whose unimportance (the gate weight ranked above them) is ≤ 0, 0.05,
     /// 0.10, …, 1.0 (21 points).
     public var unimportanceCDF: [Double]
+    /// Share of the gate weight (renormalised per token) carried by expert uses whose
+    /// unimportance is ≤ 0, 0.05, …, 1.0 (21 points); nil in profiles written before it existed.
+    public var gateMassCDF: [Double]?
 
     /// Where the profile of `modelPath` lives.
     public static func path(for modelPath: String) -> String { modelPath + ".profile.json" }
@@ -69,6 +72,28 @@ public struct ExpertProfile: Codable, Sendable, Equatable {
     public func lowUseShare(fullThreshold: Float) -> Double {
         let i = min(max(Int((Double(fullThreshold) / 0.05 + 1e-9).rounded(.down)), 0), unimportanceCDF.count - 1)
         return 1 - unimportanceCDF[i]
+    }
+
+    /// Token-level precision thresholds derived from the calibration (`--token-precision auto`):
+    /// the smallest T1 on the 0.05 grid at which reading the uses above it at `lowLevel` changes a
+    /// MoE output by at most `tolerance` (relative; estimated as the gate weight above T1 × the
+    /// frequency-weighted mean output error of that level), and the smallest T2 ≥ T1 at which
+    /// dropping the uses above it (`allowSkip`) would change it by at most as much (the gate
+    /// weight above T2). nil when the profile predates the gate-weight distribution.
+    public func thresholds(lowLevel: Int, tolerance: Double) -> (full: Float, low: Float)? {
+        guard let mass = gateMassCDF, mass.count == 21 else { return nil }
+        var weighted = 0.0
+        var total = 0.0
+        for layer in experts {
+            for x in layer where lowLevel < x.levelError.count {
+                weighted += x.frequency * Double(x.levelError[lowLevel])
+                total += x.frequency
+            }
+        }
+        let error = total > 0 ? weighted / total : 1
+        let full = mass.indices.first { (1 - mass[$0]) * error <= tolerance } ?? 20
+        let low = mass.indices.first { $0 >= full && 1 - mass[$0] <= tolerance } ?? 20
+        return (Float(full) * 0.05, Float(low) * 0.05)
     }
 
     /// Per layer, the `share` of experts whose output `level` changes most (keys layer × experts +

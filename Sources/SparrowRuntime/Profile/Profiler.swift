@@ -23,6 +23,7 @@ public enum Profiler {
         var gates = Array(repeating: Array(repeating: [Float](), count: e), count: layers)
         var co = Array(repeating: Array(repeating: Array(repeating: 0, count: e), count: e), count: layers)
         var unimportance = Array(repeating: 0, count: 21)
+        var mass = Array(repeating: 0.0, count: 21)
         var uses = 0
         var samples = Array(repeating: Array(repeating: [Float](), count: e), count: layers)
         var previous: [Int: [Int]] = [:]  // position → experts chosen by the previous MoE layer
@@ -40,7 +41,9 @@ public enum Profiler {
                 counts[layer][x] += 1
                 gates[layer][x].append(total > 0 ? weights[j] / total : 0)
                 let u = total > 0 ? above / total : 0
-                unimportance[min(20, Int((Double(u) / 0.05).rounded(.up)))] += 1
+                let bin = min(20, Int((Double(u) / 0.05).rounded(.up)))
+                unimportance[bin] += 1
+                mass[bin] += Double(total > 0 ? weights[j] / total : 0)
                 uses += 1
                 above += weights[j]
                 if let before = previous[position] { for p in before { co[layer][p][x] += 1 } }
@@ -88,9 +91,16 @@ public enum Profiler {
             running += b
             cdf.append(Double(running) / Double(max(1, uses)))
         }
+        let totalMass = max(mass.reduce(0, +), .leastNormalMagnitude)
+        var massCDF: [Double] = []
+        var carried = 0.0
+        for m in mass {
+            carried += m
+            massCDF.append(carried / totalMass)
+        }
         return ExpertProfile(
             modelBytes: model.file.file.count, calibrationTokens: ids.count, expertBits: model.expertBits, experts: experts,
-            coActivation: co, unimportanceCDF: cdf)
+            coActivation: co, unimportanceCDF: cdf, gateMassCDF: massCDF)
     }
 
     /// ‖y_level − y_top‖ / ‖y_top‖ of one expert on `inputs` (rows of the hidden size), per level.
