@@ -159,6 +159,16 @@ typedef struct sparrow_session_params {
     float token_low_threshold;
     int32_t low_bits;
     bool allow_skip;
+    /** SPARROW_PRECISION_TOKEN: > 0 replaces both thresholds by those the model's profile
+     *  (MODEL.spw.profile.json, from `sparrow profile`) gives for this relative change of a MoE
+     *  output (0.05 is the CLI's `auto`); without a profile the thresholds above stay. 0: off. */
+    float token_profile_tolerance;
+    /** SPARROW_PRECISION_TOKEN: complete downgraded cached experts while the I/O lane is idle
+     *  (default true). */
+    bool background_upgrades;
+    /** Under a budget: order each layer's reads and compute by the intra-layer plan (measured
+     *  bandwidth and compute rate; default true). false: the router's order. */
+    bool intra_layer_plan;
 } sparrow_session_params;
 
 /** Options for choosing a token from logits. Defaults: greedy. */

@@ -63,6 +63,9 @@ sparrow_session_params sparrow_session_default_params(void) {
     p.token_low_threshold = 0.9f;
     p.low_bits = 0;
     p.allow_skip = false;
+    p.token_profile_tolerance = 0;
+    p.background_upgrades = true;
+    p.intra_layer_plan = true;
     return p;
 }
 

@@ -4,8 +4,9 @@ import Sparrow
 
 // The C interface's session calls (Include/sparrow.h). Each checks every pointer first.
 
-/// Session options from C params (zero fields: defaults).
-private func sessionOptions(_ p: sparrow_session_params) throws(CFailure) -> SessionOptions {
+/// Session options from C params (zero fields: defaults); with token-level precision, the
+/// profile beside the model file when there is one.
+private func sessionOptions(_ p: sparrow_session_params, modelPath: String) throws(CFailure) -> SessionOptions {
     guard p.threads >= 0, p.context_length >= 0, p.batch_size >= 0, p.expert_bits >= 0 else {
         throw CFailure(SPARROW_ERR_INVALID_ARGUMENT, "threads, context_length, batch_size and expert_bits must be ≥ 0 (0: default)")
     }
@@ -29,9 +30,13 @@ private func sessionOptions(_ p: sparrow_session_params) throws(CFailure) -> Ses
     case SPARROW_PRECISION_FIXED: precision = nil
     case SPARROW_PRECISION_TOKEN:
         guard p.low_bits >= 0 else { throw CFailure(SPARROW_ERR_INVALID_ARGUMENT, "low_bits must be ≥ 0 (0: the lowest stored level)") }
+        guard p.token_profile_tolerance >= 0, p.token_profile_tolerance <= 1 else {
+            throw CFailure(SPARROW_ERR_INVALID_ARGUMENT, "token_profile_tolerance must be in 0…1 (0: off)")
+        }
         precision = TokenPrecision(
             fullThreshold: p.token_full_threshold, lowThreshold: p.token_low_threshold,
-            lowBits: p.low_bits > 0 ? Int(p.low_bits) : nil, allowSkip: p.allow_skip)
+            lowBits: p.low_bits > 0 ? Int(p.low_bits) : nil, allowSkip: p.allow_skip, upgradeInBackground: p.background_upgrades,
+            profileTolerance: p.token_profile_tolerance > 0 ? Double(p.token_profile_tolerance) : nil)
     default: throw CFailure(SPARROW_ERR_INVALID_ARGUMENT, "precision_policy \(p.precision_policy.rawValue) is not a sparrow_precision_policy")
     }
     let kv: KVCacheType
@@ -45,7 +50,9 @@ private func sessionOptions(_ p: sparrow_session_params) throws(CFailure) -> Ses
         contextLength: p.context_length > 0 ? Int(p.context_length) : nil, threads: p.threads > 0 ? Int(p.threads) : nil,
         batchSize: p.batch_size > 0 ? Int(p.batch_size) : 64, expertBits: p.expert_bits > 0 ? Int(p.expert_bits) : nil,
         budget: p.memory_budget > 0 ? Int(p.memory_budget) : nil, cachePolicy: policy, io: BlockReaderOptions(mode: io),
-        kvType: kv, tokenPrecision: precision, prefetchDepth: Int(p.prefetch_depth))
+        kvType: kv, tokenPrecision: precision, prefetchDepth: Int(p.prefetch_depth),
+        profile: precision == nil ? nil : try runtime { () throws(SparrowError) in try ExpertProfile.load(from: ExpertProfile.path(for: modelPath)) },
+        intraLayerPlan: p.intra_layer_plan)
 }
 
 /// Sampling options from C params, checked.
@@ -79,7 +86,7 @@ public func sparrow_session_create_impl(
             try checkSize(params.pointee.struct_size, of: sparrow_session_params.self, "sparrow_session_params")
             p = params.pointee
         }
-        let options = try sessionOptions(p)
+        let options = try sessionOptions(p, modelPath: m.model.file.path)
         let session = try runtime { () throws(SparrowError) in try Session(model: m.model, options: options) }
         Handles.lock.withLock { m.sessions += 1 }
         out.pointee = Handles.add(SessionHandle(session: session, owner: m))

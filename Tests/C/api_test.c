@@ -213,6 +213,12 @@ static void test_session(sparrow_model *m, sparrow_model *other) {
     sp.token_low_threshold = 0.1f;
     EXPECT_FAIL(sparrow_session_create(m, &sp, &s), SPARROW_ERR_INVALID_ARGUMENT);
     sp = sparrow_session_default_params();
+    sp.precision_policy = SPARROW_PRECISION_TOKEN;
+    sp.token_profile_tolerance = 2.0f;
+    EXPECT_FAIL(sparrow_session_create(m, &sp, &s), SPARROW_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(sparrow_last_error(), "token_profile_tolerance") != NULL);
+    sp = sparrow_session_default_params();
+    CHECK(sp.background_upgrades && sp.intra_layer_plan && sp.token_profile_tolerance == 0);
     sp.expert_bits = 5;
     EXPECT_FAIL(sparrow_session_create(m, &sp, &s), SPARROW_ERR_INVALID_ARGUMENT);
     sp = sparrow_session_default_params();
