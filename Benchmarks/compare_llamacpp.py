@@ -279,7 +279,7 @@ def main():
                    "(of the Q4_0 GGUF's size) or 300MiB: llama.cpp in a memory cgroup, Sparrow with --budget, cold starts")
     p.add_argument("--budget-prompt-len", type=int, default=64)
     p.add_argument("--budget-n", type=int, default=32)
-    p.add_argument("--cache-policy", default="lfu")
+    p.add_argument("--cache-policy", default="score")
     p.add_argument("--sparrow-args", default="", help="more flags for Sparrow's budgeted runs, e.g. '--prefetch 1 --token-precision 0.6,0.9'")
     a = p.parse_args()
     work = a.work or os.path.join(os.path.dirname(os.path.abspath(__file__)), ".work", os.path.basename(os.path.normpath(a.hf)))

@@ -103,8 +103,8 @@ typedef enum sparrow_io_backend {
 /** Which cached expert is evicted when the expert cache is full. */
 typedef enum sparrow_cache_policy {
     SPARROW_CACHE_LRU = 0,
-    SPARROW_CACHE_LFU = 1,      /**< the default (best measured on real text) */
-    SPARROW_CACHE_SCORE = 2,    /**< HybriMoE: decaying sum of routing weights */
+    SPARROW_CACHE_LFU = 1,      /**< counts per expert over the session */
+    SPARROW_CACHE_SCORE = 2,    /**< HybriMoE: decaying sum of routing weights; the default (best measured) */
     SPARROW_CACHE_DISTANCE = 3  /**< HOBBIT-style: frequency over layer distance */
 } sparrow_cache_policy;
 

@@ -55,7 +55,7 @@ sparrow_session_params sparrow_session_default_params(void) {
     sparrow_session_params p = {0};
     p.struct_size = sizeof p;
     p.io_backend = SPARROW_IO_AUTO;
-    p.cache_policy = SPARROW_CACHE_LFU;
+    p.cache_policy = SPARROW_CACHE_SCORE;
     p.precision_policy = SPARROW_PRECISION_FIXED;
     p.kv_type = SPARROW_KV_F32;
     p.prefetch_depth = 0;

@@ -197,20 +197,22 @@ struct Bench: ParsableCommand {
     }
 
     /// The techniques off, one at a time, and together, at the one --budget; a table (or JSON).
+    /// The baseline is the on-demand loader with its best policy of LRU and LFU in each round;
+    /// single techniques run beside LFU, and "all" with --cache-policy.
     private func runAblation() throws {
         let precision = modelOptions.tokenPrecision == "off" ? "0.6,0.9" : modelOptions.tokenPrecision
         let depth = modelOptions.prefetch == 0 ? 1 : modelOptions.prefetch
-        let base = modelOptions.cachePolicy
+        let chosen = modelOptions.cachePolicy
         let precise = ["--token-precision", precision] + precisionArguments()
-        // Every row but the last runs one technique alone (the others off, the plan included).
         let configs: [(String, [String])] = [
-            ("on-demand, \(base)", ["--cache-policy", base, "--no-plan"]),
-            ("intra-layer plan, \(base)", ["--cache-policy", base]),
+            ("on-demand, lru", ["--cache-policy", "lru", "--no-plan"]),
+            ("on-demand, lfu", ["--cache-policy", "lfu", "--no-plan"]),
+            ("intra-layer plan, lfu", ["--cache-policy", "lfu"]),
             ("policy score", ["--cache-policy", "score", "--no-plan"]),
             ("policy distance", ["--cache-policy", "distance", "--no-plan"]),
-            ("prefetch \(depth), \(base)", ["--cache-policy", base, "--prefetch", String(depth), "--no-plan"]),
-            ("token precision \(precision), \(base)", ["--cache-policy", base, "--no-plan"] + precise),
-            ("all: \(base), prefetch \(depth), precision", ["--cache-policy", base, "--prefetch", String(depth)] + precise),
+            ("prefetch \(depth), lfu", ["--cache-policy", "lfu", "--prefetch", String(depth), "--no-plan"]),
+            ("token precision \(precision), lfu", ["--cache-policy", "lfu", "--no-plan"] + precise),
+            ("all: \(chosen), plan, prefetch \(depth), precision", ["--cache-policy", chosen, "--prefetch", String(depth)] + precise),
         ]
         // Rounds of all configurations, so a slow spell of the machine hits every configuration;
         // each configuration's ratio is the median of its per-round ratios to the round's on-demand run.
@@ -226,19 +228,20 @@ struct Bench: ParsableCommand {
             return s.isEmpty ? 0 : (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2)
         }
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
-        print(pad("configuration", 46) + "decode t/s   × base   hit rate        read   stall s   next-layer recall"
+        print(pad("configuration", 46) + "decode t/s   × best on-demand   hit rate        read   stall s   next-layer recall"
               + (reps > 1 ? "   (medians of \(reps) rounds)" : ""))
         var printed = 0
         for (i, (label, _)) in configs.enumerated() {
             let done = runs[i].compactMap { $0 }
             guard let r = done.last else { continue }
-            let ratios = zip(runs[i], runs[0]).compactMap { a, b -> Double? in
-                guard let a, let b, b.decodeTokensPerSecond > 0 else { return nil }
-                return a.decodeTokensPerSecond / b.decodeTokensPerSecond
+            let ratios = runs[i].indices.compactMap { round -> Double? in
+                let base = max(runs[0][round]?.decodeTokensPerSecond ?? 0, runs[1][round]?.decodeTokensPerSecond ?? 0)
+                guard let a = runs[i][round], base > 0 else { return nil }
+                return a.decodeTokensPerSecond / base
             }
             let c = r.cache ?? CacheStatistics()
             let recall = r.scheduler?.recall.first.map { String(format: "%.0f %%", 100 * $0) } ?? "—"
-            print(pad(label, 46) + String(format: "%10.1f %8.2f %9.1f%% %11@ %9.2f   %@", median(done.map(\.decodeTokensPerSecond)),
+            print(pad(label, 46) + String(format: "%10.1f %18.2f %9.1f%% %11@ %9.2f   %@", median(done.map(\.decodeTokensPerSecond)),
                          median(ratios), 100 * Double(c.hits) / Double(max(1, c.hits + c.misses)),
                          formatBytes(c.bytesRead), median(done.map { $0.cache?.stallSeconds ?? 0 }), recall))
             printed += 1

@@ -53,7 +53,7 @@ struct ModelOptions: ParsableArguments {
     var budget: String?
 
     @Option(name: .customLong("cache-policy"), help: "Expert cache eviction with --budget: \(CachePolicyKind.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var cachePolicy: String = "lfu"
+    var cachePolicy: String = "score"
 
     @Option(name: .long, help: "How experts are read with --budget: auto (io_uring when available), uring or pread.")
     var io: String = "auto"

@@ -137,13 +137,13 @@ import Testing
         #expect(r.status != 0 && r.stderr.contains("cannot read --prompt-file"))
         r = try runCLI(["profile", "-m", copy, "--text", "/nonexistent.txt"])
         #expect(r.status != 0 && r.stderr.contains("cannot read"))
-        // The scheduler's ablation on real text: seven configurations, each measured.
+        // The scheduler's ablation on real text: eight configurations, each measured.
         // (Precision refinements apply to the precision rows only: the others still run.)
         r = try runCLI(["bench", "-m", path, "--prompt-len", "16", "-n", "8", "--budget", "80MiB", "--ablate",
                         "--prompt-file", Paths.demo + "/eval-text.txt", "--token-precision", "0.6,0.9", "--allow-skip"])
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(r.stdout.contains("on-demand, lfu") && r.stdout.contains("all: lfu, prefetch 1, precision"))
+        #expect(r.stdout.contains("on-demand, lfu") && r.stdout.contains("all: score, plan, prefetch 1, precision"))
         #expect(r.stdout.contains("intra-layer plan, lfu"))
-        #expect(r.stdout.split(separator: "\n").count == 8)
+        #expect(r.stdout.contains("on-demand, lru") && r.stdout.split(separator: "\n").count == 9)
     }
 }

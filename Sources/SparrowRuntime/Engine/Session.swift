@@ -44,7 +44,7 @@ public struct SessionOptions: Sendable {
 
     public init(
         contextLength: Int? = nil, threads: Int? = nil, batchSize: Int = 64, expertBits: Int? = nil, budget: Int? = nil,
-        expertCacheBytes: Int? = nil, cachePolicy: CachePolicyKind = .lfu, io: BlockReaderOptions = .init(),
+        expertCacheBytes: Int? = nil, cachePolicy: CachePolicyKind = .score, io: BlockReaderOptions = .init(),
         kvType: KVCacheType = .f32, tokenPrecision: TokenPrecision? = nil, prefetchDepth: Int = 0,
         lowPrecisionShare: Double? = nil, profile: ExpertProfile? = nil, intraLayerPlan: Bool = true
     ) {
