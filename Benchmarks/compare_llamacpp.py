@@ -240,7 +240,8 @@ def budget_comparison(a, gguf, pairs, vocab):
     rows = []
     print(f"\nunder memory limits (cold, prompt {a.budget_prompt_len}, {a.budget_n} tokens, limits relative to "
           f"{os.path.basename(g)} = {reference / 2**20:.0f} MiB)")
-    print(f"{'limit':<16} {'llama decode':>13} {'sparrow decode':>15} {'ratio':>7} {'sparrow peak RSS':>17}")
+    print(f"{'limit':<16} {'llama prefill':>14} {'sparrow prefill':>16} {'ratio':>7} "
+          f"{'llama decode':>13} {'sparrow decode':>15} {'ratio':>7} {'sparrow peak RSS':>17}")
     for text in a.budgets.split(","):
         limit = parse_size(text, reference)
         evict(g)
@@ -253,12 +254,17 @@ def budget_comparison(a, gguf, pairs, vocab):
         row = {"limit_text": text, "limit": limit, "llama": ll, "sparrow": sp}
         if "decode" in ll and "decode" in sp:
             row["decode_ratio"] = sp["decode"] / ll["decode"]
+            row["prefill_ratio"] = sp["prefill"] / ll["prefill"]
         rows.append(row)
+        lp = f"{ll['prefill']:.1f}" if "prefill" in ll else "-"
+        spp = f"{sp['prefill']:.1f}" if "prefill" in sp else "-"
+        pratio = f"{row['prefill_ratio']:.2f}" if "prefill_ratio" in row else "-"
         lt = f"{ll['decode']:.2f}" if "decode" in ll else ll.get("error", "?")[:13]
         st = f"{sp['decode']:.2f}" if "decode" in sp else sp.get("error", "?")[:15]
         ratio = f"{row['decode_ratio']:.2f}" if "decode_ratio" in row else "-"
         rss = f"{sp['peak_rss'] / 2**20:.0f} MiB" if "peak_rss" in sp else "-"
-        print(f"{text + ' (' + str(limit // 2**20) + ' MiB)':<16} {lt:>13} {st:>15} {ratio:>7} {rss:>17}", flush=True)
+        print(f"{text + ' (' + str(limit // 2**20) + ' MiB)':<16} {lp:>14} {spp:>16} {pratio:>7} "
+              f"{lt:>13} {st:>15} {ratio:>7} {rss:>17}", flush=True)
     return rows
 
 

@@ -331,15 +331,19 @@ public final class ExpertCache: @unchecked Sendable {
         return best.map { ($0, bestRank.2) }
     }
 
-    /// Drops `key`'s copy in the low-precision `slot` (waiting for its read, if one is in flight)
-    /// so that it can be read into a full slot; throws `Full` when that copy is pinned.
+    /// Moves `key`'s copy in the low-precision `slot` (once its read, if one is in flight, has
+    /// landed) to a full slot, so that only the missing suffix is read; drops it when no full
+    /// slot can be had (the use then reads the whole record). Throws `Full` when the copy is pinned.
     private func move(key: Int, from slot: Int) throws {
         guard pins[slot] == 0 else { throw Full() }
-        if slotPending[slot] >= 0 {
-            _ = awaitLanding(slot)
-            slotPending[slot] = -1
+        if slotPending[slot] >= 0 { _ = awaitLanding(slot) }  // (a failed read forgets the record)
+        guard index[key] == slot, slotPending[slot] < 0 else { return }
+        if let (target, _) = victim(in: 0..<(slotCount - lowSlotCount), sparingProtected: false) {
+            if slotKey[target] >= 0 { evict(target) }
+            relocate(slot, into: target)
+        } else {
+            evict(slot)
         }
-        evict(slot)
     }
 
     /// Drops the record in `s` (idle, unpinned).
@@ -439,7 +443,7 @@ public final class ExpertCache: @unchecked Sendable {
         slotKey[victim] < 0 || (tick - lastUse[victim] > UInt64(clock.layerCount * usesPerLayer) && value > rank)
     }
 
-    /// Moves the verified, idle record of slot `from` to the empty slot `to` (its bytes copied).
+    /// Moves the verified, idle record of slot `from` to the empty slot `to` (its bytes and state).
     private func relocate(_ from: Int, into to: Int) {
         let key = slotKey[from]
         let entry = file.expert(layer: key / expertCount, expert: key % expertCount)!
@@ -449,9 +453,13 @@ public final class ExpertCache: @unchecked Sendable {
         slotKey[to] = key
         slotLevel[to] = slotLevel[from]
         lastUse[to] = lastUse[from]
+        protectedUntil[to] = protectedUntil[from]
+        slotPrefetched[to] = slotPrefetched[from]
+        slotTransient[to] = slotTransient[from]
         slotKey[from] = -1
         slotLevel[from] = -1
         protectedUntil[from] = -1
+        slotPrefetched[from] = false
         slotTransient[from] = false
     }
 
