@@ -527,8 +527,9 @@ public final class ExpertCache: @unchecked Sendable {
         lane.submit()
     }
 
-    /// Whether `slot`'s record is usable without waiting.
-    public func isReady(_ slot: Int) -> Bool { lock.withLock { usable(slot) } }
+    /// Whether `slot`'s record is usable at `level` without waiting (an upgrade in flight above
+    /// a verified `level` does not make it wait).
+    public func isReady(_ slot: Int, level: Int) -> Bool { lock.withLock { usable(slot) || slotLevel[slot] >= level } }
 
     /// No read in flight into `slot`, or it has landed and been checked (lock held).
     private func usable(_ slot: Int) -> Bool { slotPending[slot] < 0 || slotLanded[slot] }

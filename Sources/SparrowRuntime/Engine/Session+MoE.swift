@@ -171,7 +171,7 @@ extension Session {
             if start == 0 && n == 1 { prefetchAhead(layer: l, cache: cache) }
             // Resident first, in parallel across experts.
             var ready = 0
-            for a in start..<end where cache.isReady(Int(slots[a])) {
+            for a in start..<end where cache.isReady(Int(slots[a]), level: Int(levels[a])) {
                 swapActive(a, start + ready)
                 ready += 1
             }
