@@ -230,13 +230,12 @@ public final class ExpertCache: @unchecked Sendable {
     /// higher one) is cached or being read, the missing suffix when a lower one is.
     public func missBytes(layer: Int, expert: Int, level: Int) -> Int {
         let entry = file.expert(layer: layer, expert: expert)!
-        let a = BlockReaderOptions.alignment
-        let to = (Int(entry.levels[level].end) + a - 1) / a * a
+        let to = readEnd(entry, level: level)
         return lock.withLock {
             guard let slot = index[layer * expertCount + expert] else { return to }
             let have = max(slotLevel[slot], slotPending[slot])
             if have >= level { return 0 }
-            return have < 0 ? to : to - (Int(entry.levels[have].end) + a - 1) / a * a
+            return have < 0 ? to : to - readEnd(entry, level: have)
         }
     }
 
@@ -339,7 +338,6 @@ public final class ExpertCache: @unchecked Sendable {
         if slotPending[slot] >= 0 { _ = awaitLanding(slot) }  // (a failed read forgets the record)
         guard index[key] == slot, slotPending[slot] < 0 else { return }
         if let (target, _) = victim(in: 0..<(slotCount - lowSlotCount), sparingProtected: false) {
-            if slotKey[target] >= 0 { evict(target) }
             relocate(slot, into: target)
         } else {
             evict(slot)
@@ -372,9 +370,8 @@ public final class ExpertCache: @unchecked Sendable {
             return
         }
         let entry = file.expert(layer: layer, expert: expert)!
-        let a = BlockReaderOptions.alignment
-        let from = (Int(entry.levels[slotLevel[slot]].end) + a - 1) / a * a
-        let to = (Int(entry.levels[level].end) + a - 1) / a * a
+        let from = readEnd(entry, level: slotLevel[slot])
+        let to = readEnd(entry, level: level)
         if background { stats.backgroundUpgrades += 1 } else { stats.upgrades += 1 }
         guard from < to else {
             // Every byte is here already: check the levels now.
@@ -419,7 +416,6 @@ public final class ExpertCache: @unchecked Sendable {
             var slot = best.inPlace
             if best.moved >= 0 && (slot < 0 || value.moved > value.inPlace) {
                 if let (target, rank) = victim(in: 0..<full, sparingProtected: true), mayGiveWay(target, rank: rank, to: value.moved) {
-                    if slotKey[target] >= 0 { evict(target) }
                     relocate(best.moved, into: target)
                     slot = target
                 } else {
@@ -443,12 +439,13 @@ public final class ExpertCache: @unchecked Sendable {
         slotKey[victim] < 0 || (tick - lastUse[victim] > UInt64(clock.layerCount * usesPerLayer) && value > rank)
     }
 
-    /// Moves the verified, idle record of slot `from` to the empty slot `to` (its bytes and state).
+    /// Moves the verified, idle record of slot `from` to the idle slot `to` (its bytes and state),
+    /// evicting what `to` held.
     private func relocate(_ from: Int, into to: Int) {
         let key = slotKey[from]
         let entry = file.expert(layer: key / expertCount, expert: key % expertCount)!
-        let a = BlockReaderOptions.alignment
-        slotAddress(to).copyMemory(from: slotAddress(from), byteCount: (Int(entry.levels[slotLevel[from]].end) + a - 1) / a * a)
+        if slotKey[to] >= 0 { evict(to) }
+        slotAddress(to).copyMemory(from: slotAddress(from), byteCount: readEnd(entry, level: slotLevel[from]))
         index[key] = to
         slotKey[to] = key
         slotLevel[to] = slotLevel[from]
@@ -487,8 +484,7 @@ public final class ExpertCache: @unchecked Sendable {
     /// Queues the read of levels 0…level of a record into `slot` (to its tail when compressed).
     private func load(slot: Int, layer: Int, expert: Int, level: Int, kind: Timeline.Kind? = nil, background: Bool = false) {
         let entry = file.expert(layer: layer, expert: expert)!
-        let a = BlockReaderOptions.alignment
-        let stored = (Int(entry.levels[level].end) + a - 1) / a * a
+        let stored = readEnd(entry, level: level)
         issue(slot: slot, offset: Int(entry.offset), length: stored, into: compressed ? slotBytes[slot] - stored : 0,
               kind: kind ?? (level < slotCapacity[0] ? .downgrade : .miss), background: background)
         slotBase[slot] = -1
@@ -521,6 +517,13 @@ public final class ExpertCache: @unchecked Sendable {
     }
 
     private func slotAddress(_ slot: Int) -> UnsafeMutableRawPointer { arena.baseAddress! + slotOffset[slot] }
+
+    /// Stored bytes of `entry`'s levels 0…level rounded up to the read alignment: what a read
+    /// through that level brings (and so what a slot holding it has of the record).
+    private func readEnd(_ entry: ExpertRecordEntry, level: Int) -> Int {
+        let a = BlockReaderOptions.alignment
+        return (Int(entry.levels[level].end) + a - 1) / a * a
+    }
 
     /// Starts the queued reads.
     public func submit() {
@@ -650,10 +653,9 @@ public final class ExpertCache: @unchecked Sendable {
     private func check(slot: Int, key: Int, below: Int, target: Int) -> String? {
         let entry = file.expert(layer: key / expertCount, expert: key % expertCount)!
         let base = slotAddress(slot)
-        let a = BlockReaderOptions.alignment
         do {
             if compressed {
-                let stored = (Int(entry.levels[target].end) + a - 1) / a * a
+                let stored = readEnd(entry, level: target)
                 try file.decodeExpert(
                     entry, levels: 0...target, stored: UnsafeRawBufferPointer(start: base + slotBytes[slot] - stored, count: stored),
                     into: UnsafeMutableRawBufferPointer(start: base, count: slotBytes[slot]))

@@ -35,12 +35,13 @@ extension Session {
             }
             for i in 0..<(n * h) { x[i] += s.moeOut.pointer[i] }
             if n == 1 && prefetchDepth > 0 { refinePrediction(after: l) }
-            // With the lane idle (nothing predicted to read), downgraded records get their full level.
-            if n == 1, tokenPrecision?.upgradeInBackground == true, let cache = expertCache, lw.mlp == nil {
-                cache.upgradeInBackground(limit: IOLane.backgroundBatch)
-            }
         }
         position += n
+        // The lane is usually idle now (output head, sampling, the next embedding): downgraded
+        // records get their full level in the background (a scan of the slots: once a token).
+        if n == 1, tokenPrecision?.upgradeInBackground == true, let cache = expertCache {
+            cache.upgradeInBackground(limit: IOLane.backgroundBatch)
+        }
 
         guard let dest else { return }
         let rows = allRows ? n : 1
