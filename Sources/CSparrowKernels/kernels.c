@@ -165,75 +165,33 @@ DEFINE_GEMM(f16_scalar, TARGET_SCALAR, _Float16, LOAD_F16)
 DEFINE_GEMM(bf16_scalar, TARGET_SCALAR, uint16_t, LOAD_BF16)
 
 // ---------------------------------------------------------------------------
-// Dispatch
-
-enum { ISA_SCALAR = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
-
-static int best_isa(void) {
-#if defined(__x86_64__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("f16c"))
-        return ISA_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
-        return ISA_AVX2;
-#endif
-    return ISA_SCALAR;
-}
-
-static int best_resolved = -1;          // the CPU's best, resolved lazily (relaxed atomics)
-static __thread int forced_isa = -1;    // a variant forced on this thread only (tests)
-
-static int current_isa(void) {
-    if (forced_isa >= 0) return forced_isa;
-    int v = __atomic_load_n(&best_resolved, __ATOMIC_RELAXED);
-    if (v < 0) {
-        v = best_isa();
-        __atomic_store_n(&best_resolved, v, __ATOMIC_RELAXED);
-    }
-    return v;
-}
-
-int spk_current_isa(void) { return current_isa(); }
-
-int spk_force_isa(int isa) {
-    int best = best_isa();
-    forced_isa = (isa < 0 || isa > best) ? -1 : isa;
-    return forced_isa < 0 ? best : forced_isa;
-}
-
-const char *spk_isa_name(void) {
-    switch (current_isa()) {
-    case ISA_AVX512: return "avx512";
-    case ISA_AVX2: return "avx2";
-    default: return "scalar";
-    }
-}
+// Dispatch (float weights: the x86 variants; every other path runs the plain C loops, which the
+// compiler vectorises for the target's baseline, NEON on aarch64)
 
 void spk_gemm(const float *x, size_t n, size_t ldx, size_t k,
               const void *w, spk_dtype wt, size_t ldw,
               size_t row0, size_t row1, float *y, size_t ldy) {
-    int isa = current_isa();
+    int isa = spk_current_isa();
+    (void)isa;
     switch (wt) {
     case SPK_F32:
 #if defined(__x86_64__)
-        if (isa == ISA_AVX512) { gemm_f32_avx512(x, n, ldx, k, w, ldw, row0, row1, y, ldy); return; }
-        if (isa == ISA_AVX2) { gemm_f32_avx2(x, n, ldx, k, w, ldw, row0, row1, y, ldy); return; }
+        if (isa == SPK_ISA_AVX512) { gemm_f32_avx512(x, n, ldx, k, w, ldw, row0, row1, y, ldy); return; }
+        if (isa == SPK_ISA_AVX2) { gemm_f32_avx2(x, n, ldx, k, w, ldw, row0, row1, y, ldy); return; }
 #endif
         gemm_f32_scalar(x, n, ldx, k, w, ldw, row0, row1, y, ldy);
         return;
     case SPK_F16:
 #if defined(__x86_64__)
-        if (isa == ISA_AVX512) { gemm_f16_avx512(x, n, ldx, k, w, ldw, row0, row1, y, ldy); return; }
-        if (isa == ISA_AVX2) { gemm_f16_avx2(x, n, ldx, k, w, ldw, row0, row1, y, ldy); return; }
+        if (isa == SPK_ISA_AVX512) { gemm_f16_avx512(x, n, ldx, k, w, ldw, row0, row1, y, ldy); return; }
+        if (isa == SPK_ISA_AVX2) { gemm_f16_avx2(x, n, ldx, k, w, ldw, row0, row1, y, ldy); return; }
 #endif
         gemm_f16_scalar(x, n, ldx, k, w, ldw, row0, row1, y, ldy);
         return;
     case SPK_BF16:
 #if defined(__x86_64__)
-        if (isa == ISA_AVX512) { gemm_bf16_avx512(x, n, ldx, k, w, ldw, row0, row1, y, ldy); return; }
-        if (isa == ISA_AVX2) { gemm_bf16_avx2(x, n, ldx, k, w, ldw, row0, row1, y, ldy); return; }
+        if (isa == SPK_ISA_AVX512) { gemm_bf16_avx512(x, n, ldx, k, w, ldw, row0, row1, y, ldy); return; }
+        if (isa == SPK_ISA_AVX2) { gemm_bf16_avx2(x, n, ldx, k, w, ldw, row0, row1, y, ldy); return; }
 #endif
         gemm_bf16_scalar(x, n, ldx, k, w, ldw, row0, row1, y, ldy);
         return;

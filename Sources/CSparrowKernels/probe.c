@@ -26,13 +26,29 @@ __attribute__((target("avx512f"))) static uint64_t read_sum_avx512(const uint64_
     uint64_t s = (uint64_t)_mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_add_epi64(a, b), _mm512_add_epi64(c, d)));
     return s + read_sum_scalar(p + i, n - i);
 }
+
+__attribute__((target("avx2"))) static uint64_t read_sum_avx2(const uint64_t *p, size_t n) {
+    __m256i a = _mm256_setzero_si256(), b = a, c = a, d = a;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a = _mm256_add_epi64(a, _mm256_loadu_si256((const __m256i *)(p + i)));
+        b = _mm256_add_epi64(b, _mm256_loadu_si256((const __m256i *)(p + i + 4)));
+        c = _mm256_add_epi64(c, _mm256_loadu_si256((const __m256i *)(p + i + 8)));
+        d = _mm256_add_epi64(d, _mm256_loadu_si256((const __m256i *)(p + i + 12)));
+    }
+    __m256i s = _mm256_add_epi64(_mm256_add_epi64(a, b), _mm256_add_epi64(c, d));
+    uint64_t lanes[4];
+    _mm256_storeu_si256((__m256i *)lanes, s);
+    return lanes[0] + lanes[1] + lanes[2] + lanes[3] + read_sum_scalar(p + i, n - i);
+}
 #endif
 
 uint64_t spk_read_sum(const void *data, size_t bytes) {
     const uint64_t *p = (const uint64_t *)data;
     size_t n = bytes / 8;
 #if defined(__x86_64__)
-    if (spk_current_isa() >= 2) return read_sum_avx512(p, n);
+    if (spk_current_isa() == SPK_ISA_AVX512) return read_sum_avx512(p, n);
+    if (spk_current_isa() == SPK_ISA_AVX2) return read_sum_avx2(p, n);
 #endif
     return read_sum_scalar(p, n);
 }

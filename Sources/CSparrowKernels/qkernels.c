@@ -1,55 +1,45 @@
-#include "sparrow_kernels.h"
+// Matryoshka-quantized matrices: the references, the activation quantizer, and the dispatch to
+// each path (qportable.c, qavx2.c, qavx512.c, qneon.c).
+#include "qinternal.h"
 #include <math.h>
-#include <string.h>
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
 
-// Matryoshka-quantized matrix kernels: a portable float path and an AVX-512 VNNI integer path.
-
-static inline float half_to_float(uint16_t h) { _Float16 f; memcpy(&f, &h, 2); return (float)f; }
-
-static inline size_t block_of(const spk_qmatrix *w) { return (w->group % 64 == 0) ? 64 : w->group; }
-
-/// The b-bit code t of weight `c` of row `r` (b = sum of the used plane widths).
-static inline unsigned code_at(const spk_qmatrix *w, size_t r, size_t c, unsigned *bits_out) {
-    size_t P = block_of(w);
+/// The b-bit code of weight `c` of row `r`, gathered bit plane by bit plane (the references only:
+/// independent of the block unpacking the kernels use).
+static inline unsigned code_at(const spk_qmatrix *w, size_t r, size_t c) {
+    size_t P = qm_block(w);
     size_t blk = c / P, i = c % P;
-    unsigned t = 0, bits = 0;
+    unsigned t = 0;
     for (unsigned k = 0; k < w->nplanes; k++) {
         unsigned W = w->widths[k];
         size_t bytes_per_block = P * W / 8;
-        size_t stride = bytes_per_block;            // P / (8 / W)
-        const uint8_t *row = w->planes[k] + r * (w->cols * W / 8);
-        uint8_t byte = row[blk * bytes_per_block + i % stride];
-        unsigned slot = (unsigned)(i / stride);
-        unsigned v = (byte >> (slot * W)) & ((1u << W) - 1);
-        t = (t << W) | v;
-        bits += W;
+        uint8_t byte = qm_plane_row(w, k, r)[blk * bytes_per_block + i % bytes_per_block];
+        unsigned slot = (unsigned)(i / bytes_per_block);
+        t = (t << W) | ((byte >> (slot * W)) & ((1u << W) - 1));
     }
-    *bits_out = bits;
     return t;
 }
 
-/// Scale and offset of group g of row r at `bits`: w = o + s * t.
-static inline void group_affine(const spk_qmatrix *w, size_t r, size_t g, unsigned bits, float *s, float *o) {
+/// Scale and offset of group g of row r: w = o + s * t.
+static inline void group_affine(const spk_qmatrix *w, size_t r, size_t g, float *s, float *o) {
     const uint16_t *sc = w->scales + (r * (w->cols / w->group) + g) * 2;
-    float m = half_to_float(sc[0]), d = half_to_float(sc[1]);
-    float step = (float)(1u << (8 - bits));
+    float m = spk_half_to_float(sc[0]), d = spk_half_to_float(sc[1]);
+    float step = (float)(1u << (8 - qm_bits(w)));
     *s = d * step;
     *o = m + d * (step - 1) * 0.5f;
 }
 
 void spk_qrow(const spk_qmatrix *w, size_t r, float *out) {
-    size_t groups = w->cols / w->group;
+    size_t G = w->group, groups = w->cols / G, P = qm_block(w);
+    const uint8_t *rp[4];
+    for (unsigned k = 0; k < w->nplanes; k++) rp[k] = qm_plane_row(w, k, r);
+    uint8_t codes[4096];
     for (size_t g = 0; g < groups; g++) {
-        unsigned bits = 0;
-        (void)code_at(w, r, g * w->group, &bits);
         float s, o;
-        group_affine(w, r, g, bits, &s, &o);
-        for (size_t i = 0; i < w->group; i++) {
-            size_t c = g * w->group + i;
-            out[c] = o + s * (float)code_at(w, r, c, &bits);
+        group_affine(w, r, g, &s, &o);
+        for (size_t b = 0; b < G / P; b++) {
+            size_t blk = g * (G / P) + b;
+            qm_unpack_block(rp, w->widths, w->nplanes, P, blk, codes);
+            for (size_t i = 0; i < P; i++) out[blk * P + i] = o + s * (float)codes[i];
         }
     }
 }
@@ -61,19 +51,36 @@ void spk_qgemm_ref(const spk_qmatrix *w, const float *x, size_t n, size_t ldx,
         for (size_t i = 0; i < n; i++) {
             float acc = 0;
             for (size_t g = 0; g < groups; g++) {
-                unsigned bits;
-                (void)code_at(w, j, g * G, &bits);
                 float s, o;
-                group_affine(w, j, g, bits, &s, &o);
+                group_affine(w, j, g, &s, &o);
                 for (size_t t = 0; t < G; t++)
-                    acc += x[i * ldx + g * G + t] * (o + s * (float)code_at(w, j, g * G + t, &bits));
+                    acc += x[i * ldx + g * G + t] * (o + s * (float)code_at(w, j, g * G + t));
             }
             y[i * ldy + j] = acc;
         }
     }
 }
 
-static void quantize_act_scalar(const float *x, size_t n, size_t ldx, spk_qact *a) {
+void spk_qgemm_ref_int(const spk_qmatrix *w, const spk_qact *a, size_t row0, size_t row1, float *y, size_t ldy) {
+    size_t G = w->group, groups = w->cols / G;
+    for (size_t j = row0; j < row1; j++) {
+        for (size_t i = 0; i < a->n; i++) {
+            double acc = 0;
+            for (size_t g = 0; g < groups; g++) {
+                float s, o;
+                group_affine(w, j, g, &s, &o);
+                int64_t dot = 0;
+                for (size_t t = 0; t < G; t++)
+                    dot += (int64_t)code_at(w, j, g * G + t) * a->q[i * a->cols + g * G + t];
+                double xs = a->scale[i * groups + g];
+                acc += xs * ((double)s * (double)dot + (double)o * (double)a->sum[i * groups + g]);
+            }
+            y[i * ldy + j] = (float)acc;
+        }
+    }
+}
+
+void spk_quantize_act_portable(const float *x, size_t n, size_t ldx, spk_qact *a) {
     size_t G = a->group, groups = a->cols / G;
     for (size_t i = 0; i < n; i++) {
         for (size_t g = 0; g < groups; g++) {
@@ -85,7 +92,7 @@ static void quantize_act_scalar(const float *x, size_t n, size_t ldx, spk_qact *
             int8_t *q = a->q + i * a->cols + g * G;
             int32_t sum = 0;
             for (size_t t = 0; t < G; t++) {
-                int v = (int)lrintf(xg[t] * inv);
+                int v = (int)lrintf(xg[t] * inv);  // nearest even, as the SIMD converts
                 q[t] = (int8_t)v;
                 sum += v;
             }
@@ -95,325 +102,53 @@ static void quantize_act_scalar(const float *x, size_t n, size_t ldx, spk_qact *
     }
 }
 
-#if defined(__x86_64__)
-/// The same, 16 values per step (groups are multiples of 16); rounding to nearest even as lrintf.
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) static void quantize_act_avx512(const float *x, size_t n,
-                                                                                   size_t ldx, spk_qact *a) {
-    size_t G = a->group, groups = a->cols / G;
-    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
-    for (size_t i = 0; i < n; i++) {
-        for (size_t g = 0; g < groups; g++) {
-            const float *xg = x + i * ldx + g * G;
-            __m512 mx = _mm512_setzero_ps();
-            for (size_t t = 0; t < G; t += 16) mx = _mm512_max_ps(mx, _mm512_and_ps(_mm512_loadu_ps(xg + t), absmask));
-            float amax = _mm512_reduce_max_ps(mx);
-            float scale = amax / 127.0f;
-            __m512 inv = _mm512_set1_ps(scale > 0 ? 1.0f / scale : 0);
-            int8_t *q = a->q + i * a->cols + g * G;
-            __m512i sum = _mm512_setzero_si512();
-            for (size_t t = 0; t < G; t += 16) {
-                __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xg + t), inv));  // MXCSR: nearest even
-                sum = _mm512_add_epi32(sum, v);
-                _mm_storeu_si128((__m128i *)(q + t), _mm512_cvtsepi32_epi8(v));
-            }
-            a->scale[i * groups + g] = scale;
-            a->sum[i * groups + g] = _mm512_reduce_add_epi32(sum);
-        }
-    }
-}
-#endif
-
-
 void spk_quantize_act(const float *x, size_t n, size_t ldx, spk_qact *a) {
+    int isa = spk_current_isa();
+    if (a->group % 16 == 0) {
 #if defined(__x86_64__)
-    if (a->group % 16 == 0 && spk_current_isa() >= 2) {
-        quantize_act_avx512(x, n, ldx, a);
-        return;
-    }
+        if (isa == SPK_ISA_AVX512) { spk_quantize_act_avx512(x, n, ldx, a); return; }
+        if (isa == SPK_ISA_AVX2) { spk_quantize_act_avx2(x, n, ldx, a); return; }
 #endif
-    quantize_act_scalar(x, n, ldx, a);
-}
-
-// ---------------------------------------------------------------------------
-// Portable float path: unpack a group's codes to floats, then an FMA-friendly dot product.
-
-#define QLANES 16
-#define DEFINE_QGEMM_FLOAT(SUFFIX, TARGET)                                                          \
-    TARGET static void qgemm_float_##SUFFIX(const spk_qmatrix *w, const float *x, size_t n,         \
-                                            size_t ldx, size_t row0, size_t row1, float *y,         \
-                                            size_t ldy) {                                           \
-        size_t G = w->group, groups = w->cols / G;                                                  \
-        float wf[256] __attribute__((aligned(64)));                                                 \
-        for (size_t j = row0; j < row1; j++) {                                                      \
-            for (size_t i = 0; i < n; i++) y[i * ldy + j] = 0;                                      \
-            for (size_t g = 0; g < groups; g++) {                                                   \
-                for (size_t c0 = 0; c0 < G; c0 += 256) {                                            \
-                    size_t len = G - c0 < 256 ? G - c0 : 256;                                       \
-                    unsigned bits;                                                                  \
-                    (void)code_at(w, j, g * G, &bits);                                              \
-                    float s, o;                                                                     \
-                    group_affine(w, j, g, bits, &s, &o);                                            \
-                    for (size_t t = 0; t < len; t++)                                                \
-                        wf[t] = o + s * (float)code_at(w, j, g * G + c0 + t, &bits);                \
-                    for (size_t i = 0; i < n; i++) {                                                \
-                        const float *xi = x + i * ldx + g * G + c0;                                 \
-                        float acc[QLANES] = {0};                                                    \
-                        size_t t = 0;                                                               \
-                        for (; t + QLANES <= len; t += QLANES)                                      \
-                            for (int l = 0; l < QLANES; l++) acc[l] += xi[t + l] * wf[t + l];       \
-                        float sum = 0;                                                              \
-                        for (int l = 0; l < QLANES; l++) sum += acc[l];                             \
-                        for (; t < len; t++) sum += xi[t] * wf[t];                                  \
-                        y[i * ldy + j] += sum;                                                      \
-                    }                                                                               \
-                }                                                                                   \
-            }                                                                                       \
-        }                                                                                           \
-    }
-
-DEFINE_QGEMM_FLOAT(scalar, )
-#if defined(__x86_64__)
-DEFINE_QGEMM_FLOAT(avx2, __attribute__((target("avx2,fma,f16c"))))
+#if defined(__aarch64__)
+        if (isa >= SPK_ISA_NEON) { spk_quantize_act_neon(x, n, ldx, a); return; }
 #endif
-
-// ---------------------------------------------------------------------------
-// AVX-512 VNNI integer path (group % 64 == 0): rebuild 64 codes as bytes from the planes,
-// u8 × s8 dot products with vpdpbusd, float accumulation per group.
-
-#if defined(__x86_64__)
-#define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma")))
-
-/// The 64 codes of block `blk` of one row, as bytes.
-VNNI_TARGET __attribute__((always_inline)) static inline __m512i load_codes(const uint8_t *const *rowplanes, const uint8_t *widths,
-                                             unsigned nplanes, size_t blk) {
-    __m512i t = _mm512_setzero_si512();
-    const __m512i shift2 = _mm512_set_epi64(0x0006000600060006LL, 0x0006000600060006LL, 0x0004000400040004LL,
-                                            0x0004000400040004LL, 0x0002000200020002LL, 0x0002000200020002LL, 0, 0);
-    const __m512i shift4 = _mm512_set_epi64(0x0004000400040004LL, 0x0004000400040004LL, 0x0004000400040004LL,
-                                            0x0004000400040004LL, 0, 0, 0, 0);
-    for (unsigned k = 0; k < nplanes; k++) {
-        unsigned W = widths[k];
-        __m512i p;
-        if (W == 2) {
-            __m128i v = _mm_loadu_si128((const __m128i *)(rowplanes[k] + blk * 16));
-            p = _mm512_and_si512(_mm512_srlv_epi16(_mm512_broadcast_i32x4(v), shift2), _mm512_set1_epi8(3));
-        } else if (W == 4) {
-            __m256i v = _mm256_loadu_si256((const __m256i *)(rowplanes[k] + blk * 32));
-            __m512i vv = _mm512_inserti64x4(_mm512_castsi256_si512(v), v, 1);
-            p = _mm512_and_si512(_mm512_srlv_epi16(vv, shift4), _mm512_set1_epi8(15));
-        } else {
-            p = _mm512_loadu_si512((const void *)(rowplanes[k] + blk * 64));
-        }
-        // t < 2^(8-W) here, so a 16-bit shift cannot carry into the neighbouring byte.
-        t = k == 0 ? p : _mm512_or_si512(_mm512_slli_epi16(t, W), p);
     }
-    return t;
+    (void)isa;
+    spk_quantize_act_portable(x, n, ldx, a);
 }
 
-#define TOKEN_CHUNK 8
-
-/// Per-group factors of one row for groups [g0, g0 + ng), 16 groups per vector step:
-/// sv[g] = x_scale · d · 2^(8-b) (multiplies the integer dot product), and the row's offset term
-/// Σ x_scale · Σx_q · (m + d · half) accumulated into *off.
-VNNI_TARGET static inline void group_factors(const uint16_t *sc, const spk_qact *a, size_t g0, size_t ng,
-                                             float step, float half, float *sv, __m512 *off) {
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    for (size_t g = 0; g < ng; g += 16) {
-        size_t cnt = ng - g < 16 ? ng - g : 16;
-        __mmask16 m16 = (__mmask16)((1u << cnt) - 1);
-        __mmask32 m32 = (__mmask32)(cnt == 16 ? 0xFFFFFFFFu : ((1u << (2 * cnt)) - 1));
-        __m512i h = _mm512_maskz_loadu_epi16(m32, sc + 2 * (g0 + g));
-        __m512 lo = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
-        __m512 hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1));
-        __m512 m = _mm512_permutex2var_ps(lo, even, hi);
-        __m512 d = _mm512_permutex2var_ps(lo, odd, hi);
-        __m512 xs = _mm512_maskz_loadu_ps(m16, a->scale + g0 + g);
-        __m512 xsum = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(m16, a->sum + g0 + g));
-        _mm512_storeu_ps(sv + g, _mm512_mul_ps(_mm512_mul_ps(xs, d), _mm512_set1_ps(step)));
-        *off = _mm512_fmadd_ps(_mm512_fmadd_ps(d, _mm512_set1_ps(half), m), _mm512_mul_ps(xs, xsum), *off);
-    }
+static int widths_supported(const spk_qmatrix *w) {
+    if (w->nplanes < 1 || w->nplanes > 4 || qm_bits(w) > 8) return 0;
+    for (unsigned k = 0; k < w->nplanes; k++)
+        if (w->widths[k] != 2 && w->widths[k] != 4 && w->widths[k] != 8) return 0;
+    return 1;
 }
-
-/// Decode (one token): rows [j0, j1). Group factors are computed 16 groups per vector step; the
-/// inner loop per 64 weights is: rebuild codes, one vpdpbusd, one convert, one FMA.
-VNNI_TARGET __attribute__((always_inline)) static inline void decode_rows_impl(
-    const spk_qmatrix *w, const spk_qact *a, size_t j0, size_t j1, float *y, float step, float half,
-    const unsigned nplanes, const uint8_t *widths, const size_t fixed_bpg) {
-    size_t G = w->group, groups = w->cols / G, bpg = fixed_bpg ? fixed_bpg : G / 64;
-    float sv[256 + 16] __attribute__((aligned(64)));
-    for (size_t j = j0; j < j1; j++) {
-        const uint8_t *rowplanes[4];
-        for (unsigned k = 0; k < nplanes; k++) rowplanes[k] = w->planes[k] + j * (w->cols * widths[k] / 8);
-        const uint16_t *sc = w->scales + j * groups * 2;
-        __m512 acc = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(), off = _mm512_setzero_ps();
-        for (size_t g0 = 0; g0 < groups; g0 += 256) {
-            size_t ng = groups - g0 < 256 ? groups - g0 : 256;
-            group_factors(sc, a, g0, ng, step, half, sv, &off);
-            size_t g = 0;
-            for (; g + 2 <= ng; g += 2) {  // two groups per step, two accumulators: no FMA chain stall
-                __m512i isum0 = _mm512_setzero_si512(), isum1 = _mm512_setzero_si512();
-                for (size_t b = 0; b < bpg; b++) {
-                    size_t blk0 = (g0 + g) * bpg + b, blk1 = blk0 + bpg;
-                    __m512i t0 = load_codes(rowplanes, widths, nplanes, blk0);
-                    __m512i t1 = load_codes(rowplanes, widths, nplanes, blk1);
-                    isum0 = _mm512_dpbusd_epi32(isum0, t0, _mm512_loadu_si512((const void *)(a->q + blk0 * 64)));
-                    isum1 = _mm512_dpbusd_epi32(isum1, t1, _mm512_loadu_si512((const void *)(a->q + blk1 * 64)));
-                }
-                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum0), _mm512_set1_ps(sv[g]), acc);
-                acc2 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum1), _mm512_set1_ps(sv[g + 1]), acc2);
-            }
-            for (; g < ng; g++) {
-                __m512i isum = _mm512_setzero_si512();
-                for (size_t b = 0; b < bpg; b++) {
-                    size_t blk = (g0 + g) * bpg + b;
-                    __m512i t = load_codes(rowplanes, widths, nplanes, blk);
-                    isum = _mm512_dpbusd_epi32(isum, t, _mm512_loadu_si512((const void *)(a->q + blk * 64)));
-                }
-                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(sv[g]), acc);
-            }
-        }
-        y[j] = _mm512_reduce_add_ps(_mm512_add_ps(acc, acc2)) + _mm512_reduce_add_ps(off);
-    }
-}
-
-/// Σ codes·x_q for `cn` tokens over groups [g0, g0 + ng) of one row, scaled into acc[i].
-VNNI_TARGET __attribute__((always_inline)) static inline void token_chunk_dots(
-    const uint8_t *const *rowplanes, const uint8_t *widths, const unsigned nplanes, const int8_t *xq0, size_t ldq,
-    float (*xsd)[256 + 16], size_t g0, size_t ng, size_t bpg, const size_t cn, __m512 *acc, __m512i *codes) {
-    size_t G = bpg * 64;
-    for (size_t g = 0; g < ng; g++) {
-        for (size_t b = 0; b < bpg; b++) codes[b] = load_codes(rowplanes, widths, nplanes, (g0 + g) * bpg + b);
-        for (size_t i = 0; i < cn; i++) {
-            const int8_t *xq = xq0 + i * ldq + g * G;
-            __m512i isum = _mm512_setzero_si512();
-            for (size_t b = 0; b < bpg; b++)
-                isum = _mm512_dpbusd_epi32(isum, codes[b], _mm512_loadu_si512((const void *)(xq + b * 64)));
-            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(xsd[i][g]), acc[i]);
-        }
-    }
-}
-
-VNNI_TARGET __attribute__((always_inline)) static inline void qgemm_vnni_impl(
-    const spk_qmatrix *w, const spk_qact *a, size_t n, size_t row0, size_t row1, float *y, size_t ldy,
-    const unsigned nplanes, const uint8_t *widths, const size_t fixed_bpg) {
-    // fixed_bpg: blocks of 64 per group known at compile time (1 for the default group of 64), else 0.
-    size_t G = w->group, groups = w->cols / G, bpg = fixed_bpg ? fixed_bpg : G / 64;
-    unsigned bits = 0;
-    for (unsigned k = 0; k < nplanes; k++) bits += widths[k];
-    float step = (float)(1u << (8 - bits)), half = (step - 1) * 0.5f;
-    __m512i codes[64];  // one group's codes (group <= 4096)
-    float xsd[TOKEN_CHUNK][256 + 16] __attribute__((aligned(64)));  // per token: x_scale · d · step per group
-    if (n == 1) {
-        decode_rows_impl(w, a, row0, row1, y, step, half, nplanes, widths, fixed_bpg);
-        return;
-    }
-    for (size_t j = row0; j < row1; j++) {
-        const uint8_t *rowplanes[4];
-        for (unsigned k = 0; k < nplanes; k++) rowplanes[k] = w->planes[k] + j * (w->cols * widths[k] / 8);
-        const uint16_t *sc = w->scales + j * groups * 2;
-        // Tokens in chunks: a group's codes are unpacked once per chunk and reused by every token.
-        // Per-(token, group) factors are computed 16 groups per vector step beforehand, so the inner
-        // loop per token and 64 weights is one load, one vpdpbusd, one convert and one FMA.
-        for (size_t i0 = 0; i0 < n; i0 += TOKEN_CHUNK) {
-            size_t cn = n - i0 < TOKEN_CHUNK ? n - i0 : TOKEN_CHUNK;
-            __m512 acc[TOKEN_CHUNK], off[TOKEN_CHUNK];
-            for (size_t i = 0; i < cn; i++) { acc[i] = _mm512_setzero_ps(); off[i] = _mm512_setzero_ps(); }
-            for (size_t g0 = 0; g0 < groups; g0 += 256) {
-                size_t ng = groups - g0 < 256 ? groups - g0 : 256;
-                for (size_t i = 0; i < cn; i++) {
-                    spk_qact one = *a;
-                    one.scale = a->scale + (i0 + i) * groups;
-                    one.sum = a->sum + (i0 + i) * groups;
-                    group_factors(sc, &one, g0, ng, step, half, xsd[i], &off[i]);
-                }
-                const int8_t *xq0 = a->q + i0 * a->cols + g0 * G;
-                if (cn == TOKEN_CHUNK)  // constant trip count: accumulators stay in registers
-                    token_chunk_dots(rowplanes, widths, nplanes, xq0, a->cols, xsd, g0, ng, bpg, TOKEN_CHUNK, acc, codes);
-                else
-                    token_chunk_dots(rowplanes, widths, nplanes, xq0, a->cols, xsd, g0, ng, bpg, cn, acc, codes);
-            }
-            for (size_t i = 0; i < cn; i++)
-                y[(i0 + i) * ldy + j] = _mm512_reduce_add_ps(acc[i]) + _mm512_reduce_add_ps(off[i]);
-        }
-    }
-}
-
-/// qgemm_vnni_impl specialised for the usual plane patterns, so rebuilding codes is straight-line
-/// code (the generic loop over planes ran at half the speed).
-#define QGEMM_PATTERN(NAME, NP, ...)                                                                  \
-    VNNI_TARGET static void NAME(const spk_qmatrix *w, const spk_qact *a, size_t n, size_t row0, size_t row1, \
-                                 float *y, size_t ldy) {                                              \
-        static const uint8_t widths[4] = {__VA_ARGS__};                                               \
-        if (w->group == 64)                                                                           \
-            qgemm_vnni_impl(w, a, n, row0, row1, y, ldy, NP, widths, 1);                              \
-        else                                                                                          \
-            qgemm_vnni_impl(w, a, n, row0, row1, y, ldy, NP, widths, 0);                              \
-    }
-QGEMM_PATTERN(qgemm_2, 1, 2)
-QGEMM_PATTERN(qgemm_22, 2, 2, 2)
-QGEMM_PATTERN(qgemm_224, 3, 2, 2, 4)
-QGEMM_PATTERN(qgemm_4, 1, 4)
-QGEMM_PATTERN(qgemm_44, 2, 4, 4)
-QGEMM_PATTERN(qgemm_8, 1, 8)
-QGEMM_PATTERN(qgemm_222, 3, 2, 2, 2)
-QGEMM_PATTERN(qgemm_2222, 4, 2, 2, 2, 2)
-
-VNNI_TARGET static void qgemm_vnni(const spk_qmatrix *w, const spk_qact *a, size_t n, size_t row0, size_t row1,
-                                   float *y, size_t ldy) {
-    unsigned key = 0;
-    for (unsigned k = 0; k < w->nplanes; k++) key = key * 10 + w->widths[k];
-    switch (key) {
-    case 2: qgemm_2(w, a, n, row0, row1, y, ldy); return;
-    case 22: qgemm_22(w, a, n, row0, row1, y, ldy); return;
-    case 224: qgemm_224(w, a, n, row0, row1, y, ldy); return;
-    case 4: qgemm_4(w, a, n, row0, row1, y, ldy); return;
-    case 44: qgemm_44(w, a, n, row0, row1, y, ldy); return;
-    case 8: qgemm_8(w, a, n, row0, row1, y, ldy); return;
-    case 222: qgemm_222(w, a, n, row0, row1, y, ldy); return;
-    case 2222: qgemm_2222(w, a, n, row0, row1, y, ldy); return;
-    default: qgemm_vnni_impl(w, a, n, row0, row1, y, ldy, w->nplanes, w->widths, 0); return;
-    }
-}
-
-static int has_vnni(void) {
-    static int v = -1;
-    int c = __atomic_load_n(&v, __ATOMIC_RELAXED);
-    if (c < 0) {
-        __builtin_cpu_init();
-        c = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
-            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("f16c");
-        __atomic_store_n(&v, c, __ATOMIC_RELAXED);
-    }
-    return c;
-}
-#endif
-
-int spk_current_isa(void);
 
 int spk_qgemm_is_integer(const spk_qmatrix *w) {
-#if defined(__x86_64__)
-    int widths_ok = 1;
-    for (unsigned k = 0; k < w->nplanes; k++)
-        if (w->widths[k] != 2 && w->widths[k] != 4 && w->widths[k] != 8) widths_ok = 0;
-    return w->group % 64 == 0 && widths_ok && spk_current_isa() >= 2 && has_vnni();
-#else
-    (void)w;
-    return 0;
-#endif
+    return spk_current_isa() != SPK_ISA_SCALAR && widths_supported(w);
 }
 
 void spk_qgemm(const spk_qmatrix *w, const float *x, size_t n, size_t ldx, const spk_qact *a,
                size_t row0, size_t row1, float *y, size_t ldy) {
+    if (row0 >= row1 || n == 0) return;
+    if (!a || !spk_qgemm_is_integer(w)) {
+        spk_qgemm_float_scalar(w, x, n, ldx, row0, row1, y, ldy);
+        return;
+    }
+    int isa = spk_current_isa();
+    if (w->group % 64 == 0) {  // the SIMD paths work on whole 64-weight blocks
+        switch (isa) {
 #if defined(__x86_64__)
-    if (a && spk_qgemm_is_integer(w)) {
-        qgemm_vnni(w, a, n, row0, row1, y, ldy);
-        return;
-    }
-    if (spk_current_isa() >= 1) {
-        qgemm_float_avx2(w, x, n, ldx, row0, row1, y, ldy);
-        return;
-    }
+        case SPK_ISA_AVX512: spk_qgemm_avx512(w, a, n, row0, row1, y, ldy); return;
+        case SPK_ISA_AVX2: spk_qgemm_avx2(w, a, n, row0, row1, y, ldy); return;
 #endif
-    qgemm_float_scalar(w, x, n, ldx, row0, row1, y, ldy);
+#if defined(__aarch64__)
+        case SPK_ISA_I8MM: spk_qgemm_i8mm(w, a, n, row0, row1, y, ldy); return;
+        case SPK_ISA_DOTPROD: spk_qgemm_dotprod(w, a, n, row0, row1, y, ldy); return;
+        case SPK_ISA_NEON: spk_qgemm_neon(w, a, n, row0, row1, y, ldy); return;
+#endif
+        default: break;
+        }
+    }
+    spk_qgemm_portable(w, a, n, row0, row1, y, ldy);
 }

@@ -142,6 +142,16 @@ public enum Ops {
     @inlinable
     public static func sigmoid(_ x: Float) -> Float { 1 / (1 + exp(-x)) }
 
-    /// Name of the instruction set the kernels dispatched to on this CPU.
+    /// Name of the kernel path in use ("avx512", "avx2", "portable", "neon", "dotprod", "i8mm", ...):
+    /// the best this CPU can run, or the one `SPARROW_ISA` names.
     public static var isa: String { String(cString: spk_isa_name()) }
+
+    /// Why `SPARROW_ISA` cannot be honoured (not a path's name, or a path this CPU cannot run); nil
+    /// when it is unset or usable. Opening a model refuses to run with such a setting.
+    public static var isaEnvironmentError: String? { spk_isa_env_error().map { String(cString: $0) } }
+
+    /// The kernel paths this CPU can run, slowest first (what the tests force one by one).
+    public static var availableISAs: [Int32] {
+        (0..<Int32(SPK_ISA_COUNT.rawValue)).filter { spk_isa_available($0) != 0 }
+    }
 }

@@ -25,8 +25,9 @@ import Testing
         }
         var want = [Float](repeating: 0, count: shape.n * shape.rows)
         spk_gemm_ref(x, shape.n, shape.k, shape.k, w, type.kernelType, shape.k, 0, shape.rows, &want, shape.rows)
-        for isa: Int32 in [0, 1, 2] {
+        for isa in Ops.availableISAs {
             let used = spk_force_isa(isa)
+            #expect(used == isa)
             var got = [Float](repeating: .nan, count: shape.n * shape.rows)
             spk_gemm(x, shape.n, shape.k, shape.k, w, type.kernelType, shape.k, 0, shape.rows, &got, shape.rows)
             let tol = Float(shape.k).squareRoot() * 1e-6 * 4

@@ -124,8 +124,9 @@ import Testing
         KernelCase(rows: 3, cols: 1024, group: 128, n: 9, levels: [2, 4, 8]),  // two token chunks
     ]
 
-    /// The dispatched kernels (VNNI integer path with int8 activations where the group allows,
-    /// float path otherwise) against the float reference.
+    /// The dispatched kernels on every path this CPU can run: the integer paths (int8 activations)
+    /// against the integer reference up to float rounding, and within int8 activation rounding of
+    /// the float reference; the scalar (float) path against the float reference.
     @Test(arguments: kernelCases)
     func qgemmMatchesReference(c: KernelCase) {
         let w = Self.randomMatrix(rows: c.rows, cols: c.cols, seed: 11)
@@ -139,21 +140,35 @@ import Testing
             var m = Self.view(q, level: level, keep: &keep, scales: &scales)
             var want = [Float](repeating: 0, count: c.n * c.rows)
             spk_qgemm_ref(&m, x, c.n, c.cols, 0, c.rows, &want, c.rows)
+            var wantInt = [Float](repeating: 0, count: c.n * c.rows)
+            var reference = act.view(row: 0, n: c.n, cols: c.cols, group: c.group)
+            spk_force_isa(Int32(SPK_ISA_PORTABLE.rawValue))
+            spk_quantize_act(x, c.n, c.cols, &reference)
+            let referenceQ = Array(UnsafeBufferPointer(start: reference.q, count: c.n * c.cols))
+            spk_qgemm_ref_int(&m, &reference, 0, c.rows, &wantInt, c.rows)
             let deq = Self.dequantize(q, level: level)
-            for isa: Int32 in [0, 1, 2] {
-                spk_force_isa(isa)
+            for isa in Ops.availableISAs {
+                #expect(spk_force_isa(isa) == isa)
                 let integer = spk_qgemm_is_integer(&m) != 0
+                #expect(integer == (isa != Int32(SPK_ISA_SCALAR.rawValue)))
                 var got = [Float](repeating: .nan, count: c.n * c.rows)
                 var a = act.view(row: 0, n: c.n, cols: c.cols, group: c.group)
                 spk_quantize_act(x, c.n, c.cols, &a)
+                #expect(Array(UnsafeBufferPointer(start: a.q, count: c.n * c.cols)) == referenceQ, "isa \(isa) quantizer")
                 spk_qgemm(&m, x, c.n, c.cols, &a, 0, c.rows, &got, c.rows)
                 for i in 0..<c.n {
                     for j in 0..<c.rows {
                         var mag: Float = 0
                         for t in 0..<c.cols { mag += abs(deq[j * c.cols + t] * x[i * c.cols + t]) }
-                        // int8 activations: at most half a step of 1/127 of each group's max per value.
-                        let tol = integer ? mag * 0.01 + 1e-4 : mag * 1e-5 + 1e-5
-                        #expect(abs(got[i * c.rows + j] - want[i * c.rows + j]) <= tol, "isa \(isa) integer \(integer) level \(level)")
+                        let k = i * c.rows + j
+                        if integer {
+                            // Float rounding only (the integer sums are exact); int8 activations move the
+                            // result by at most half a step of 1/127 of each group's max per value.
+                            #expect(abs(got[k] - wantInt[k]) <= mag * 2e-5 + 1e-5, "isa \(isa) level \(level)")
+                            #expect(abs(wantInt[k] - want[k]) <= mag * 0.01 + 1e-4, "level \(level)")
+                        } else {
+                            #expect(abs(got[k] - want[k]) <= mag * 1e-5 + 1e-5, "isa \(isa) level \(level)")
+                        }
                     }
                 }
             }

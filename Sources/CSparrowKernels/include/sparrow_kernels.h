@@ -21,16 +21,59 @@ typedef enum spk_dtype {
 /// Bytes per element of `t`.
 size_t spk_dtype_size(spk_dtype t);
 
-/// Name of the instruction set the dispatched kernels use ("avx512", "avx2", "scalar").
+/// The kernel paths. x86-64 has scalar < portable < avx2 < avx512; aarch64 has scalar < portable <
+/// neon < dotprod < i8mm. `scalar`: plain C, quantized matrices through a float path (no activation
+/// quantization). `portable`: plain C, quantized matrices through the integer path (int8
+/// activations, codes unpacked a block at a time with word operations): what a CPU without a
+/// dedicated path gets. The others are the integer path with that instruction set's dot products.
+typedef enum spk_isa {
+    SPK_ISA_SCALAR = 0,
+    SPK_ISA_PORTABLE = 1,
+    SPK_ISA_AVX2 = 2,      // AVX2 + FMA + F16C, OS-enabled YMM state
+    SPK_ISA_AVX512 = 3,    // AVX-512 F/BW/VL/DQ + VNNI, OS-enabled ZMM state
+    SPK_ISA_NEON = 4,      // ARMv8 Advanced SIMD
+    SPK_ISA_DOTPROD = 5,   // + SDOT (ARMv8.2 dotprod)
+    SPK_ISA_I8MM = 6,      // + SMMLA (ARMv8.6 i8mm) for the prefill GEMM
+    SPK_ISA_COUNT = 7,
+} spk_isa;
+
+/// Name of the path the calling thread's kernels use ("avx512", "avx2", "portable", "neon", ...).
 const char *spk_isa_name(void);
 
-/// Forces a variant on the calling thread only (tests, benchmarks): 0 scalar, 1 avx2, 2 avx512,
-/// -1 best available. Returns the variant in force (a request the CPU cannot run falls back to the
-/// best one). Other threads, pool workers included, keep the best variant.
+/// Name of any path (NULL for a value out of range).
+const char *spk_isa_label(int isa);
+
+/// The path named `name` (as spk_isa_label spells it), or -1.
+int spk_isa_parse(const char *name);
+
+/// Whether this CPU (and its OS) can run path `isa`.
+int spk_isa_available(int isa);
+
+/// The fastest path this CPU can run.
+int spk_best_isa(void);
+
+/// The path used by every thread that has not forced one: the environment variable SPARROW_ISA if
+/// it names a path this CPU can run, else the best one.
+int spk_process_isa(void);
+
+/// NULL when SPARROW_ISA is unset or usable; otherwise why it was ignored ("unknown ..." or
+/// "not available ..."), for the caller to report as an error.
+const char *spk_isa_env_error(void);
+
+/// Forces path `isa` on the calling thread only (tests): -1 returns to the process path. Returns
+/// the path now in force, or -1 (and changes nothing) when the CPU cannot run `isa`. Other threads,
+/// pool workers included, keep the process path.
 int spk_force_isa(int isa);
 
-/// The variant in force: 0 scalar, 1 avx2, 2 avx512.
+/// The path in force on the calling thread.
 int spk_current_isa(void);
+
+/// The best x86 path for the given CPUID and XCR0 values (cpuid(1).ecx, cpuid(7,0).ebx,
+/// cpuid(7,0).ecx, xgetbv(0)); exposed so the dispatch rules can be tested with any CPU.
+int spk_x86_isa_from_cpuid(uint32_t leaf1_ecx, uint32_t leaf7_ebx, uint32_t leaf7_ecx, uint64_t xcr0);
+
+/// The best aarch64 path for Linux's AT_HWCAP and AT_HWCAP2 bits (tested like the above).
+int spk_arm_isa_from_hwcap(uint64_t hwcap, uint64_t hwcap2);
 
 /// Sums `bytes` (a multiple of 8) of memory as 64-bit words with the widest loads the CPU has:
 /// the memory read bandwidth probe of the benchmarks.
@@ -105,7 +148,12 @@ void spk_qgemm_ref(const spk_qmatrix *w, const float *x, size_t n, size_t ldx,
 /// Dequantizes row r of w into out[cols] (reference and embedding lookup).
 void spk_qrow(const spk_qmatrix *w, size_t r, float *out);
 
-/// Whether spk_qgemm uses the integer (VNNI) kernel for this matrix on this CPU.
+/// Reference of the integer path: the exact sum, in double, that every integer kernel computes up to
+/// float rounding, y = Σ_g x_scale[i,g] · (s[j,g] · Σ_t code·x_q + o[j,g] · Σ_t x_q).
+void spk_qgemm_ref_int(const spk_qmatrix *w, const spk_qact *a, size_t row0, size_t row1, float *y, size_t ldy);
+
+/// Whether spk_qgemm uses an integer kernel (int8 activations from spk_quantize_act) for this
+/// matrix on the calling thread's path.
 int spk_qgemm_is_integer(const spk_qmatrix *w);
 
 /// CRC-32C (Castagnoli) of `len` bytes, continuing from `crc` (start with 0).

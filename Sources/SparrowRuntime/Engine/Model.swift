@@ -1,6 +1,7 @@
 import CSparrowKernels
 import Foundation
 import SparrowFormat
+import SparrowKernels
 
 /// A converted model, opened from a `.spw` file. Immutable after open: one model may be shared by
 /// many sessions on many threads.
@@ -19,6 +20,7 @@ public final class Model: @unchecked Sendable {
     /// Opens and validates `path`. Dense tensors are checked against their checksums unless
     /// `verifyDense` is false; expert records are checked when first used.
     public init(path: String, verifyDense: Bool = true) throws(SparrowError) {
+        if let problem = Ops.isaEnvironmentError { throw .invalidArgument(problem) }
         do { file = try SPWFile(path: path) } catch { throw .format(error) }
         meta = try ModelMeta.decode(file.meta, path: path)
         guard meta.format == "sparrow" else { throw .format(.corrupt(path: path, what: "meta format '\(meta.format)'")) }

@@ -1,0 +1,161 @@
+#ifndef SPARROW_QINTERNAL_H
+#define SPARROW_QINTERNAL_H
+// Shared by the quantized-matrix kernels (not part of the public header): the layout helpers, the
+// integer path's arithmetic, and each path's entry point.
+#include "sparrow_kernels.h"
+#include <string.h>
+
+/// An IEEE half (bits) as float, with integer operations: exact for every value, and no call into
+/// a soft-float helper on CPUs without a conversion instruction.
+static inline float spk_half_to_float(uint16_t h) {
+    uint32_t em = h & 0x7fffu, sign = (uint32_t)(h & 0x8000u) << 16, u;
+    float f;
+    if (em >= 0x7c00u) {
+        u = sign | 0x7f800000u | ((em & 0x3ffu) << 13);  // inf, NaN
+    } else {
+        u = em << 13;  // the half's exponent and mantissa in a float's low bits: 2^-112 of the value
+        memcpy(&f, &u, 4);
+        f *= 0x1p112f;  // exact, subnormal halves included
+        memcpy(&u, &f, 4);
+        u |= sign;
+    }
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/// Weights per packing block: 64 when the group allows it, else the group.
+static inline size_t qm_block(const spk_qmatrix *w) { return (w->group % 64 == 0) ? 64 : w->group; }
+
+/// Bits of the level in use (sum of the used plane widths).
+static inline unsigned qm_bits(const spk_qmatrix *w) {
+    unsigned b = 0;
+    for (unsigned k = 0; k < w->nplanes; k++) b += w->widths[k];
+    return b;
+}
+
+/// Row r of plane k.
+static inline const uint8_t *qm_plane_row(const spk_qmatrix *w, unsigned k, size_t r) {
+    return w->planes[k] + r * (w->cols * w->widths[k] / 8);
+}
+
+// The integer path. With x quantized per group to x_q (int8) and x_scale, and the weights of a
+// group at `bits` being w = o + s · t (t the code, s = d · 2^(8-bits), o = m + d · (2^(8-bits) - 1)/2):
+//   Σ_t w·x = x_scale · (s · Σ t·x_q + o · Σ x_q).
+// Paths whose dot product is signed × signed store 8-bit codes centred, t - 128 (xor 0x80), and
+// fold the centre into the offset: o' = o + 128 · s. Codes below 8 bits are < 128: never centred.
+
+/// The code centre a signed-dot path uses at `bits`.
+static inline float qm_centre(unsigned bits, int signed_dot) { return (signed_dot && bits == 8) ? 128.0f : 0.0f; }
+
+/// 64 codes of block `blk` of a row (planes `rp`), one byte each, with 64-bit word operations.
+/// Within a block a plane of width W has byte j holding weights j + s·8W at bits [sW, sW + W).
+static inline void qm_unpack64(const uint8_t *const *rp, const uint8_t *widths, unsigned np, size_t blk,
+                               uint8_t out[64]) {
+    uint64_t t[8] = {0};
+    for (unsigned k = 0; k < np; k++) {
+        unsigned W = widths[k];
+        const uint8_t *p = rp[k] + blk * 8 * W;
+        uint64_t v[8];
+        if (W == 2) {
+            for (int i = 0; i < 2; i++) {
+                uint64_t u;
+                memcpy(&u, p + 8 * i, 8);
+                for (int s = 0; s < 4; s++) v[2 * s + i] = (u >> (2 * s)) & 0x0303030303030303ull;
+            }
+        } else if (W == 4) {
+            for (int i = 0; i < 4; i++) {
+                uint64_t u;
+                memcpy(&u, p + 8 * i, 8);
+                v[i] = u & 0x0F0F0F0F0F0F0F0Full;
+                v[4 + i] = (u >> 4) & 0x0F0F0F0F0F0F0F0Full;
+            }
+        } else {
+            memcpy(v, p, 64);
+        }
+        // t < 2^(8-W) in every byte, so shifting the word by W moves no bit into the next byte.
+        for (int i = 0; i < 8; i++) t[i] = W == 8 ? v[i] : (t[i] << W) | v[i];
+    }
+    memcpy(out, t, 64);
+}
+
+/// The codes of a block of P weights (any block size), a byte at a time.
+static inline void qm_unpack_block(const uint8_t *const *rp, const uint8_t *widths, unsigned np, size_t P,
+                                   size_t blk, uint8_t *out) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (P == 64) {
+        qm_unpack64(rp, widths, np, blk, out);
+        return;
+    }
+#endif
+    memset(out, 0, P);
+    for (unsigned k = 0; k < np; k++) {
+        unsigned W = widths[k], per = 8 / W, mask = (1u << W) - 1;
+        size_t bytes = P * W / 8;
+        const uint8_t *p = rp[k] + blk * bytes;
+        for (size_t j = 0; j < bytes; j++)
+            for (unsigned s = 0; s < per; s++)
+                out[j + s * bytes] = (uint8_t)((out[j + s * bytes] << W) | ((p[j] >> (s * W)) & mask));
+    }
+}
+
+// Each path's entry points (the dispatch in qkernels.c checks the CPU and the matrix first).
+void spk_qgemm_float_scalar(const spk_qmatrix *w, const float *x, size_t n, size_t ldx, size_t row0, size_t row1,
+                            float *y, size_t ldy);
+void spk_qgemm_portable(const spk_qmatrix *w, const spk_qact *a, size_t n, size_t row0, size_t row1, float *y,
+                        size_t ldy);
+void spk_quantize_act_portable(const float *x, size_t n, size_t ldx, spk_qact *a);
+#if defined(__x86_64__)
+void spk_qgemm_avx2(const spk_qmatrix *w, const spk_qact *a, size_t n, size_t row0, size_t row1, float *y, size_t ldy);
+void spk_quantize_act_avx2(const float *x, size_t n, size_t ldx, spk_qact *a);
+void spk_qgemm_avx512(const spk_qmatrix *w, const spk_qact *a, size_t n, size_t row0, size_t row1, float *y,
+                      size_t ldy);
+void spk_quantize_act_avx512(const float *x, size_t n, size_t ldx, spk_qact *a);
+#endif
+#if defined(__aarch64__)
+void spk_qgemm_neon(const spk_qmatrix *w, const spk_qact *a, size_t n, size_t row0, size_t row1, float *y, size_t ldy);
+void spk_qgemm_dotprod(const spk_qmatrix *w, const spk_qact *a, size_t n, size_t row0, size_t row1, float *y,
+                       size_t ldy);
+void spk_qgemm_i8mm(const spk_qmatrix *w, const spk_qact *a, size_t n, size_t row0, size_t row1, float *y, size_t ldy);
+void spk_quantize_act_neon(const float *x, size_t n, size_t ldx, spk_qact *a);
+#endif
+
+/// Defines PREFIX_dispatch(w, a, n, row0, row1, y, ldy): IMPL(w, a, n, row0, row1, y, ldy, nplanes,
+/// widths, fixed_bpg) specialised for the usual plane patterns and the group of 64, so that
+/// rebuilding codes is straight-line code (a loop over planes ran at half the speed); the generic
+/// call for any other pattern. IMPL must be always_inline.
+#define SPK_PATTERN_FN(PREFIX, TARGET, IMPL, NAME, NP, ...)                                                     \
+    TARGET static void PREFIX##_##NAME(const spk_qmatrix *w, const spk_qact *a, size_t n, size_t row0,          \
+                                       size_t row1, float *y, size_t ldy) {                                     \
+        static const uint8_t widths[4] = {__VA_ARGS__};                                                         \
+        if (w->group == 64)                                                                                     \
+            IMPL(w, a, n, row0, row1, y, ldy, NP, widths, 1);                                                   \
+        else                                                                                                    \
+            IMPL(w, a, n, row0, row1, y, ldy, NP, widths, 0);                                                   \
+    }
+#define SPK_DEFINE_PATTERNS(PREFIX, TARGET, IMPL)                                                               \
+    SPK_PATTERN_FN(PREFIX, TARGET, IMPL, 2, 1, 2)                                                               \
+    SPK_PATTERN_FN(PREFIX, TARGET, IMPL, 22, 2, 2, 2)                                                           \
+    SPK_PATTERN_FN(PREFIX, TARGET, IMPL, 224, 3, 2, 2, 4)                                                       \
+    SPK_PATTERN_FN(PREFIX, TARGET, IMPL, 4, 1, 4)                                                               \
+    SPK_PATTERN_FN(PREFIX, TARGET, IMPL, 44, 2, 4, 4)                                                           \
+    SPK_PATTERN_FN(PREFIX, TARGET, IMPL, 8, 1, 8)                                                               \
+    SPK_PATTERN_FN(PREFIX, TARGET, IMPL, 222, 3, 2, 2, 2)                                                       \
+    SPK_PATTERN_FN(PREFIX, TARGET, IMPL, 2222, 4, 2, 2, 2, 2)                                                   \
+    TARGET static void PREFIX##_dispatch(const spk_qmatrix *w, const spk_qact *a, size_t n, size_t row0,        \
+                                         size_t row1, float *y, size_t ldy) {                                   \
+        unsigned key = 0;                                                                                       \
+        for (unsigned k = 0; k < w->nplanes; k++) key = key * 10 + w->widths[k];                                \
+        switch (key) {                                                                                          \
+        case 2: PREFIX##_2(w, a, n, row0, row1, y, ldy); return;                                                \
+        case 22: PREFIX##_22(w, a, n, row0, row1, y, ldy); return;                                              \
+        case 224: PREFIX##_224(w, a, n, row0, row1, y, ldy); return;                                            \
+        case 4: PREFIX##_4(w, a, n, row0, row1, y, ldy); return;                                                \
+        case 44: PREFIX##_44(w, a, n, row0, row1, y, ldy); return;                                              \
+        case 8: PREFIX##_8(w, a, n, row0, row1, y, ldy); return;                                                \
+        case 222: PREFIX##_222(w, a, n, row0, row1, y, ldy); return;                                            \
+        case 2222: PREFIX##_2222(w, a, n, row0, row1, y, ldy); return;                                          \
+        default: IMPL(w, a, n, row0, row1, y, ldy, w->nplanes, w->widths, 0); return;                           \
+        }                                                                                                       \
+    }
+
+#endif
