@@ -24,17 +24,12 @@ def converter_script(work):
     script = os.path.join(dest, "convert_hf_to_gguf.py")
     if os.path.exists(script):
         return script, os.path.join(dest, "gguf-py")
-    # The sdist straight from the package index (pip download would build its build dependencies).
-    import re
-    import urllib.parse
-    import urllib.request
-    index = "https://pypi.org/simple/llama-cpp-python/"
-    page = urllib.request.urlopen(index).read().decode()
-    href = re.search(r'href="([^"]*llama_cpp_python-0\.3\.36\.tar\.gz[^"]*)"', page).group(1)
-    url = urllib.parse.urljoin(index, href.split("#")[0])
-    tgz = os.path.join(tempfile.mkdtemp(), "llama-cpp-python.tar.gz")
-    print("+ download", url, file=sys.stderr)
-    urllib.request.urlretrieve(url, tgz)
+    # The sdist through pip (by name, as the package was installed); only its Python files are used.
+    import glob
+    d = tempfile.mkdtemp()
+    sh([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
+        "llama-cpp-python==0.3.36", "-d", d])
+    tgz = glob.glob(os.path.join(d, "*.tar.gz"))[0]
     with tarfile.open(tgz) as t:
         members = [m for m in t.getmembers() if "/vendor/llama.cpp/" in m.name and
                    (m.name.endswith(".py") or "/gguf-py/" in m.name or "/conversion/" in m.name)]
@@ -166,21 +161,27 @@ def evict(path):
         os.close(fd)
 
 
+def sparrow_env(a):
+    """Sparrow's environment: SPARROW_ISA=a.isa when both engines are pinned to one ISA."""
+    return {**os.environ, "SPARROW_ISA": a.isa} if a.isa else None
+
+
 def run_sparrow(sparrow, path, bits, a, budget=None, plen=None, n=None):
     cmd = [sparrow, "bench", "-m", path, "--prompt-len", str(plen or a.prompt_len), "-n", str(n or a.n),
            "--threads", str(a.threads), "--expert-bits", str(bits), "--json"]
     if budget is None:
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=sparrow_env(a)).stdout
     else:
         cmd += ["--budget", str(budget), "--cold", "--cache-policy", a.cache_policy] + a.sparrow_args.split()
         # Inside the same cgroup as llama.cpp when there is one: the budget must hold there too.
-        r = in_cgroup(cmd, budget) if cgroup_available() else subprocess.run(cmd, capture_output=True, text=True)
+        r = (in_cgroup(cmd, budget, env=sparrow_env(a)) if cgroup_available()
+             else subprocess.run(cmd, capture_output=True, text=True, env=sparrow_env(a)))
         if r.returncode != 0:
             return {"error": "killed by the memory cgroup (OOM)" if r.returncode in (-9, 137) else r.stderr.strip()[-300:]}
         out = r.stdout
     r = json.loads(out)
     return {"prefill": r["prefillTokensPerSecond"], "decode": r["decodeTokensPerSecond"], "peak_rss": r["peakRSS"],
-            "cache": r.get("cache")}
+            "cache": r.get("cache"), "isa": r.get("isa")}
 
 
 def llama_perplexity(path, tokens, window, windows, threads):
@@ -286,6 +287,8 @@ def main():
     p.add_argument("--budget-prompt-len", type=int, default=64)
     p.add_argument("--budget-n", type=int, default=32)
     p.add_argument("--cache-policy", default="score")
+    p.add_argument("--isa", default=None, help="pin Sparrow to this kernel path (SPARROW_ISA); the wrapper picks the "
+                   "llama.cpp build for the same ISA")
     p.add_argument("--sparrow-args", default="", help="more flags for Sparrow's budgeted runs, e.g. '--prefetch 1 --token-precision 0.6,0.9'")
     a = p.parse_args()
     work = a.work or os.path.join(os.path.dirname(os.path.abspath(__file__)), ".work", os.path.basename(os.path.normpath(a.hf)))
@@ -311,8 +314,12 @@ def main():
             results[label]["sparrow"].append(run_sparrow(a.sparrow, s, bits, a))
             print(f"rep {rep + 1}: {label}: llama {results[label]['llama'][-1]}, sparrow {results[label]['sparrow'][-1]}",
                   file=sys.stderr)
+    import llama_cpp
+    llama_info = llama_cpp.llama_print_system_info().decode()
+    print(f"llama.cpp: {llama_info.strip()}", file=sys.stderr)
     summary = {"date": time.strftime("%Y-%m-%d"), "checkpoint": a.hf, "threads": a.threads,
-               "prompt_len": a.prompt_len, "n": a.n, "reps": a.reps, "rows": []}
+               "prompt_len": a.prompt_len, "n": a.n, "reps": a.reps, "isa": a.isa, "llama_system_info": llama_info,
+               "rows": []}
     if a.reps > 0:
         print_resident(results, pairs, summary)
     if a.budgets:

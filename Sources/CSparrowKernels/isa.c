@@ -124,12 +124,19 @@ static void resolve_process_isa(void) {
         else
             v = want;
     }
-    process_isa = v;
+    __atomic_store_n(&process_isa, v, __ATOMIC_RELAXED);
 }
 
 int spk_process_isa(void) {
     pthread_once(&process_once, resolve_process_isa);
-    return process_isa;
+    return __atomic_load_n(&process_isa, __ATOMIC_RELAXED);
+}
+
+int spk_set_process_isa(int isa) {
+    (void)spk_process_isa();  // resolved first, so SPARROW_ISA cannot overwrite this later
+    if (isa < 0 || isa >= SPK_ISA_COUNT || !spk_isa_available(isa)) return -1;
+    __atomic_store_n(&process_isa, isa, __ATOMIC_RELAXED);
+    return isa;
 }
 
 const char *spk_isa_env_error(void) {

@@ -47,8 +47,8 @@ uint64_t spk_read_sum(const void *data, size_t bytes) {
     const uint64_t *p = (const uint64_t *)data;
     size_t n = bytes / 8;
 #if defined(__x86_64__)
-    if (spk_current_isa() == SPK_ISA_AVX512) return read_sum_avx512(p, n);
-    if (spk_current_isa() == SPK_ISA_AVX2) return read_sum_avx2(p, n);
+    if (spk_best_isa() == SPK_ISA_AVX512) return read_sum_avx512(p, n);  // a probe: always the widest loads
+    if (spk_best_isa() == SPK_ISA_AVX2) return read_sum_avx2(p, n);
 #endif
     return read_sum_scalar(p, n);
 }

@@ -49,7 +49,7 @@ static inline float qm_centre(unsigned bits, int signed_dot) { return (signed_do
 
 /// 64 codes of block `blk` of a row (planes `rp`), one byte each, with 64-bit word operations.
 /// Within a block a plane of width W has byte j holding weights j + s·8W at bits [sW, sW + W).
-static inline void qm_unpack64(const uint8_t *const *rp, const uint8_t *widths, unsigned np, size_t blk,
+__attribute__((always_inline)) static inline void qm_unpack64(const uint8_t *const *rp, const uint8_t *widths, unsigned np, size_t blk,
                                uint8_t out[64]) {
     uint64_t t[8] = {0};
     for (unsigned k = 0; k < np; k++) {

@@ -5,6 +5,14 @@
 
 enum { TOKEN_CHUNK = 8 };
 
+// clang's cost model picks 4 lanes for a u8 × s8 → int32 reduction (a 4-byte load per step); 16
+// lanes (whole 16-byte loads) measured 2.4× faster. gcc vectorises it well on its own.
+#if defined(__clang__)
+#define VECTORIZE_16 _Pragma("clang loop vectorize_width(16) interleave_count(1)")
+#else
+#define VECTORIZE_16
+#endif
+
 void spk_qgemm_float_scalar(const spk_qmatrix *w, const float *x, size_t n, size_t ldx, size_t row0, size_t row1,
                             float *y, size_t ldy) {
     size_t G = w->group, groups = w->cols / G, P = qm_block(w), bpg = G / P;
@@ -42,6 +50,7 @@ void spk_qgemm_float_scalar(const spk_qmatrix *w, const float *x, size_t n, size
 /// Σ c[t]·x[t] over 64 values: widening multiplies the compiler turns into vector code.
 static inline int32_t dot64_u8s8(const uint8_t *c, const int8_t *x) {
     int32_t s = 0;
+    VECTORIZE_16
     for (int t = 0; t < 64; t++) s += (int32_t)c[t] * (int32_t)x[t];
     return s;
 }
@@ -52,8 +61,9 @@ static inline int32_t dot_u8s8(const uint8_t *c, const int8_t *x, size_t len) {
     return s;
 }
 
-void spk_qgemm_portable(const spk_qmatrix *w, const spk_qact *a, size_t n, size_t row0, size_t row1, float *y,
-                        size_t ldy) {
+/// Any block size (groups that are not multiples of 64): a byte at a time.
+static void qgemm_portable_any(const spk_qmatrix *w, const spk_qact *a, size_t n, size_t row0, size_t row1, float *y,
+                               size_t ldy) {
     size_t G = w->group, groups = w->cols / G, P = qm_block(w), bpg = G / P;
     float step = (float)(1u << (8 - qm_bits(w))), half = (step - 1) * 0.5f;
     uint8_t codes[4096] __attribute__((aligned(64)));
@@ -85,4 +95,98 @@ void spk_qgemm_portable(const spk_qmatrix *w, const spk_qact *a, size_t n, size_
             for (size_t i = 0; i < cn; i++) y[(i0 + i) * ldy + j] = acc[i];
         }
     }
+}
+
+/// The 64 codes of block `blk` into t[64]: qm_unpack64's 64-bit word operations, straight-line
+/// code once the widths are constants (measured 2× faster than byte loops, which clang widens to
+/// 32-bit lanes for the shifts).
+__attribute__((always_inline)) static inline void unpack64(const uint8_t *const *rp, const uint8_t *widths,
+                                                           const unsigned np, size_t blk, uint8_t *restrict t) {
+    qm_unpack64(rp, widths, np, blk, t);
+}
+
+/// Σ t·x_q over one group (bpg blocks of 64, codes unpacked).
+__attribute__((always_inline)) static inline int32_t group_dot(const uint8_t *codes, const int8_t *xq, size_t bpg) {
+    int32_t isum = 0;
+    for (size_t b = 0; b < bpg; b++) isum += dot64_u8s8(codes + 64 * b, xq + 64 * b);
+    return isum;
+}
+
+/// One row for `cn` tokens (a constant for full chunks, so the accumulators stay in registers).
+__attribute__((always_inline)) static inline void portable_row_tokens(const uint8_t *const *rp, const uint16_t *sc,
+                                                                      const spk_qact *a, size_t i0, const size_t cn,
+                                                                      size_t groups, size_t bpg, float step,
+                                                                      float half, const unsigned np,
+                                                                      const uint8_t *widths, uint8_t *codes,
+                                                                      float *out) {
+    size_t G = bpg * 64;
+    float acc[TOKEN_CHUNK] = {0};
+    for (size_t g = 0; g < groups; g++) {
+        for (size_t b = 0; b < bpg; b++) unpack64(rp, widths, np, g * bpg + b, codes + 64 * b);
+        float d = spk_half_to_float(sc[2 * g + 1]);
+        float s = d * step, o = spk_half_to_float(sc[2 * g]) + d * half;
+        for (size_t i = 0; i < cn; i++) {
+            size_t f = (i0 + i) * groups + g;
+            int32_t isum = group_dot(codes, a->q + (i0 + i) * a->cols + g * G, bpg);
+            acc[i] += a->scale[f] * (s * (float)isum + o * (float)a->sum[f]);
+        }
+    }
+    for (size_t i = 0; i < cn; i++) out[i] = acc[i];
+}
+
+/// Groups of whole 64-weight blocks, specialised per plane pattern (SPK_DEFINE_PATTERNS).
+__attribute__((always_inline)) static inline void qgemm_portable_impl(const spk_qmatrix *w, const spk_qact *a,
+                                                                      size_t n, size_t row0, size_t row1, float *y,
+                                                                      size_t ldy, const unsigned np,
+                                                                      const uint8_t *widths, const size_t fixed_bpg) {
+    size_t G = w->group, groups = w->cols / G, bpg = fixed_bpg ? fixed_bpg : G / 64;
+    unsigned bits = 0;
+    for (unsigned k = 0; k < np; k++) bits += widths[k];
+    float step = (float)(1u << (8 - bits)), half = (step - 1) * 0.5f;
+    uint8_t codes[2 * 4096] __attribute__((aligned(16)));  // two groups' codes
+    for (size_t j = row0; j < row1; j++) {
+        const uint8_t *rp[4];
+        for (unsigned k = 0; k < np; k++) rp[k] = w->planes[k] + j * (w->cols * widths[k] / 8);
+        const uint16_t *sc = w->scales + j * groups * 2;
+        if (n == 1) {  // decode: two groups per step into two accumulators (no chain through one sum)
+            float acc0 = 0, acc1 = 0;
+            size_t g = 0;
+            for (; g + 2 <= groups; g += 2) {
+                for (size_t b = 0; b < 2 * bpg; b++) unpack64(rp, widths, np, g * bpg + b, codes + 64 * b);
+                int32_t i0 = group_dot(codes, a->q + g * G, bpg), i1 = group_dot(codes + G, a->q + (g + 1) * G, bpg);
+                float d0 = spk_half_to_float(sc[2 * g + 1]), d1 = spk_half_to_float(sc[2 * g + 3]);
+                float o0 = spk_half_to_float(sc[2 * g]) + d0 * half, o1 = spk_half_to_float(sc[2 * g + 2]) + d1 * half;
+                acc0 += a->scale[g] * (d0 * step * (float)i0 + o0 * (float)a->sum[g]);
+                acc1 += a->scale[g + 1] * (d1 * step * (float)i1 + o1 * (float)a->sum[g + 1]);
+            }
+            for (; g < groups; g++) {
+                for (size_t b = 0; b < bpg; b++) unpack64(rp, widths, np, g * bpg + b, codes + 64 * b);
+                int32_t i0 = group_dot(codes, a->q + g * G, bpg);
+                float d0 = spk_half_to_float(sc[2 * g + 1]), o0 = spk_half_to_float(sc[2 * g]) + d0 * half;
+                acc0 += a->scale[g] * (d0 * step * (float)i0 + o0 * (float)a->sum[g]);
+            }
+            y[j] = acc0 + acc1;
+            continue;
+        }
+        // Tokens in chunks: a group's codes are unpacked once per chunk and used by each token.
+        for (size_t i0 = 0; i0 < n; i0 += TOKEN_CHUNK) {
+            size_t cn = n - i0 < TOKEN_CHUNK ? n - i0 : TOKEN_CHUNK;
+            float out[TOKEN_CHUNK];
+            if (cn == TOKEN_CHUNK)
+                portable_row_tokens(rp, sc, a, i0, TOKEN_CHUNK, groups, bpg, step, half, np, widths, codes, out);
+            else
+                portable_row_tokens(rp, sc, a, i0, cn, groups, bpg, step, half, np, widths, codes, out);
+            for (size_t i = 0; i < cn; i++) y[(i0 + i) * ldy + j] = out[i];
+        }
+    }
+}
+
+SPK_DEFINE_PATTERNS(portable, , qgemm_portable_impl)
+
+void spk_qgemm_portable(const spk_qmatrix *w, const spk_qact *a, size_t n, size_t row0, size_t row1, float *y,
+                        size_t ldy) {
+    if (w->group % 64 == 0)
+        portable_dispatch(w, a, n, row0, row1, y, ldy);
+    else
+        qgemm_portable_any(w, a, n, row0, row1, y, ldy);
 }

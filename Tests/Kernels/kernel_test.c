@@ -346,6 +346,12 @@ static void test_dispatch_rules(void) {
         spk_force_isa(-1);
     }
     CHECK(spk_force_isa(99) == -1 && spk_force_isa(-1) == spk_process_isa(), "force out of range");
+    int process = spk_process_isa();
+    CHECK(spk_set_process_isa(SPK_ISA_PORTABLE) == SPK_ISA_PORTABLE && spk_current_isa() == SPK_ISA_PORTABLE,
+          "set the process path");
+    CHECK(spk_set_process_isa(-1) == -1 && spk_set_process_isa(SPK_ISA_COUNT) == -1 && spk_process_isa() == SPK_ISA_PORTABLE,
+          "bad process paths change nothing");
+    CHECK(spk_set_process_isa(process) == process, "restore the process path");
 #if defined(__x86_64__)
     CHECK(!spk_isa_available(SPK_ISA_NEON) && !spk_isa_available(SPK_ISA_I8MM), "no ARM path on x86");
 #elif defined(__aarch64__)

@@ -97,17 +97,25 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     // This VM's bandwidth drifts by 2× between benchmarks (other tenants): the fair figure is the
-    // ratio of a kernel to the probe run right before it, pair by pair.
-    for (level, bits) in [2, 4, 8].enumerated() {
-        Benchmark("matvec q\(bits) ÷ probe, interleaved (‰)", configuration: config) { benchmark in
-            let w = matrix(level: level)
-            for _ in benchmark.scaledIterations {
-                let probe = probeOnce()
-                let start = BenchmarkClock.now
-                x.withUnsafeBufferPointer { Ops.matmul(w, $0.baseAddress!, n: 1, into: y, threads: threads, act: act) }
-                let ns = Double((BenchmarkClock.now - start).nanoseconds())
-                let kernel = Double(w.byteCount) / ns * 1e9
-                benchmark.measurement(.custom("MB/s", polarity: .prefersLarger, useScalingFactor: false), Int(kernel / probe * 1000))
+    // ratio of a kernel to the probe run right before it, pair by pair. Every integer path this CPU
+    // runs (spk_set_process_isa switches the pool's workers too), so paths compare in one run.
+    let paths = Ops.availableISAs.filter { $0 != Int32(SPK_ISA_SCALAR.rawValue) }
+    for isa in paths {
+        let name = String(cString: spk_isa_label(isa))
+        for (level, bits) in [2, 4, 8].enumerated() {
+            Benchmark("matvec q\(bits) \(name) ÷ probe, interleaved (‰)", configuration: config) { benchmark in
+                let w = matrix(level: level)
+                let previous = spk_process_isa()
+                spk_set_process_isa(isa)
+                defer { spk_set_process_isa(previous) }
+                for _ in benchmark.scaledIterations {
+                    let probe = probeOnce()
+                    let start = BenchmarkClock.now
+                    x.withUnsafeBufferPointer { Ops.matmul(w, $0.baseAddress!, n: 1, into: y, threads: threads, act: act) }
+                    let ns = Double((BenchmarkClock.now - start).nanoseconds())
+                    let kernel = Double(w.byteCount) / ns * 1e9
+                    benchmark.measurement(.custom("MB/s", polarity: .prefersLarger, useScalingFactor: false), Int(kernel / probe * 1000))
+                }
             }
         }
     }

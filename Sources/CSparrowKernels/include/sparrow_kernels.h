@@ -56,6 +56,10 @@ int spk_best_isa(void);
 /// it names a path this CPU can run, else the best one.
 int spk_process_isa(void);
 
+/// Changes the process path (benchmarks comparing paths in one run; call it while no kernel runs).
+/// Returns `isa`, or -1 (and changes nothing) when the CPU cannot run it.
+int spk_set_process_isa(int isa);
+
 /// NULL when SPARROW_ISA is unset or usable; otherwise why it was ignored ("unknown ..." or
 /// "not available ..."), for the caller to report as an error.
 const char *spk_isa_env_error(void);
