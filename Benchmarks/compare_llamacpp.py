@@ -27,7 +27,7 @@ def converter_script(work):
     # The sdist through pip (by name, as the package was installed); only its Python files are used.
     import glob
     d = tempfile.mkdtemp()
-    sh([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
+    sh([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", "llama-cpp-python",
         "llama-cpp-python==0.3.36", "-d", d])
     tgz = glob.glob(os.path.join(d, "*.tar.gz"))[0]
     with tarfile.open(tgz) as t:

@@ -171,18 +171,39 @@ AVX2_INLINE void decode_rows(const spk_qmatrix *w, const spk_qact *a, size_t j0,
     }
 }
 
+/// Σ t·x_q over one block of centred 8-bit codes prepared once for many tokens: `s*` the centred
+/// codes (signs), `a*` their magnitudes.
+AVX2_INLINE __m256i dot64_prepared(__m256i al, __m256i sl, __m256i ah, __m256i sh, const int8_t *xq) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i x0 = _mm256_loadu_si256((const __m256i *)xq), x1 = _mm256_loadu_si256((const __m256i *)(xq + 32));
+    __m256i pl = _mm256_maddubs_epi16(al, _mm256_sign_epi8(x0, sl));
+    __m256i ph = _mm256_maddubs_epi16(ah, _mm256_sign_epi8(x1, sh));
+    return _mm256_add_epi32(_mm256_madd_epi16(pl, ones), _mm256_madd_epi16(ph, ones));
+}
+
 /// A tile of one row × `cn` tokens over groups [g0, g0 + ng): each group's codes are rebuilt once
-/// and used by every token of the tile.
+/// (8-bit codes also centred and split into sign and magnitude once) and used by every token.
 AVX2_INLINE void tile_dots(const uint8_t *const *rp, const uint8_t *widths, const unsigned np, const int8_t *xq0,
                            size_t ldq, float (*xsd)[FACTOR_CHUNK], size_t g0, size_t ng, size_t bpg, const size_t cn,
-                           __m256 *acc, __m256i *lo, __m256i *hi, const int eight) {
+                           __m256 *acc, __m256i *lo, __m256i *hi, __m256i *alo, __m256i *ahi, const int eight) {
     size_t G = bpg * 64;
+    const __m256i c80 = _mm256_set1_epi8((char)0x80);
     for (size_t g = 0; g < ng; g++) {
-        for (size_t b = 0; b < bpg; b++) codes64(rp, widths, np, (g0 + g) * bpg + b, &lo[b], &hi[b]);
+        for (size_t b = 0; b < bpg; b++) {
+            codes64(rp, widths, np, (g0 + g) * bpg + b, &lo[b], &hi[b]);
+            if (eight) {
+                lo[b] = _mm256_xor_si256(lo[b], c80);
+                hi[b] = _mm256_xor_si256(hi[b], c80);
+                alo[b] = _mm256_abs_epi8(lo[b]);  // |-128| stays 0x80: 128 as the unsigned operand
+                ahi[b] = _mm256_abs_epi8(hi[b]);
+            }
+        }
         for (size_t i = 0; i < cn; i++) {
             const int8_t *xq = xq0 + i * ldq + g * G;
-            __m256i isum = dot64(lo[0], hi[0], xq, eight);
-            for (size_t b = 1; b < bpg; b++) isum = _mm256_add_epi32(isum, dot64(lo[b], hi[b], xq + b * 64, eight));
+            __m256i isum = eight ? dot64_prepared(alo[0], lo[0], ahi[0], hi[0], xq) : dot64(lo[0], hi[0], xq, 0);
+            for (size_t b = 1; b < bpg; b++)
+                isum = _mm256_add_epi32(isum, eight ? dot64_prepared(alo[b], lo[b], ahi[b], hi[b], xq + b * 64)
+                                                    : dot64(lo[b], hi[b], xq + b * 64, 0));
             acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(xsd[i][g]), acc[i]);
         }
     }
@@ -200,14 +221,16 @@ AVX2_INLINE void qgemm_avx2_impl(const spk_qmatrix *w, const spk_qact *a, size_t
         decode_rows(w, a, row0, row1, y, step, offc, np, widths, bpg, eight);
         return;
     }
-    __m256i lo[64], hi[64];  // one group's codes (group <= 4096)
+    __m256i lo[64], hi[64], alo[64], ahi[64];  // one group's codes (group <= 4096)
     float xsd[TOKEN_CHUNK][FACTOR_CHUNK] __attribute__((aligned(32)));
     for (size_t j = row0; j < row1; j++) {
         const uint8_t *rp[4];
         for (unsigned k = 0; k < np; k++) rp[k] = w->planes[k] + j * (w->cols * widths[k] / 8);
         const uint16_t *sc = w->scales + j * groups * 2;
-        for (size_t i0 = 0; i0 < n; i0 += TOKEN_CHUNK) {
-            size_t cn = n - i0 < TOKEN_CHUNK ? n - i0 : TOKEN_CHUNK;
+        // Tokens in tiles of 8, then 4, 2, 1: a constant tile width keeps the accumulators in
+        // registers (an expert at prefill sees a dozen tokens or so, so the tail tile matters).
+        for (size_t i0 = 0; i0 < n;) {
+            size_t left = n - i0, cn = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
             __m256 acc[TOKEN_CHUNK], off[TOKEN_CHUNK];
             float offs[TOKEN_CHUNK];
             for (size_t i = 0; i < cn; i++) {
@@ -221,12 +244,15 @@ AVX2_INLINE void qgemm_avx2_impl(const spk_qmatrix *w, const spk_qact *a, size_t
                     group_factors(sc + 2 * g0, a->scale + f, a->sum + f, ng, step, offc, xsd[i], &off[i], &offs[i]);
                 }
                 const int8_t *xq0 = a->q + i0 * a->cols + g0 * G;
-                if (cn == TOKEN_CHUNK)  // constant trip count: the accumulators stay in registers
-                    tile_dots(rp, widths, np, xq0, a->cols, xsd, g0, ng, bpg, TOKEN_CHUNK, acc, lo, hi, eight);
-                else
-                    tile_dots(rp, widths, np, xq0, a->cols, xsd, g0, ng, bpg, cn, acc, lo, hi, eight);
+                switch (cn) {
+                case 8: tile_dots(rp, widths, np, xq0, a->cols, xsd, g0, ng, bpg, 8, acc, lo, hi, alo, ahi, eight); break;
+                case 4: tile_dots(rp, widths, np, xq0, a->cols, xsd, g0, ng, bpg, 4, acc, lo, hi, alo, ahi, eight); break;
+                case 2: tile_dots(rp, widths, np, xq0, a->cols, xsd, g0, ng, bpg, 2, acc, lo, hi, alo, ahi, eight); break;
+                default: tile_dots(rp, widths, np, xq0, a->cols, xsd, g0, ng, bpg, 1, acc, lo, hi, alo, ahi, eight); break;
+                }
             }
             for (size_t i = 0; i < cn; i++) y[(i0 + i) * ldy + j] = hsum_ps(acc[i]) + hsum_ps(off[i]) + offs[i];
+            i0 += cn;
         }
     }
 }

@@ -1,5 +1,7 @@
+import CSparrowKernels
 import Foundation
 import SparrowFormat
+import SparrowKernels
 import SparrowRuntime
 import Testing
 
@@ -43,6 +45,26 @@ import Testing
         let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
         let ppl = json["perplexity"] as! Double
         #expect(abs(ppl / 82.2735 - 1) < 0.005, "perplexity \(ppl)")
+    }
+
+    /// SPARROW_ISA: a name that is no kernel path, or a path this CPU lacks, is a clear error; each
+    /// path the CPU has runs and is the one `bench --json` reports.
+    @Test func kernelPathFromTheEnvironment() throws {
+        let path = try Converted.path(of: Paths.demo)
+        let args = ["bench", "-m", path, "--prompt-len", "8", "-n", "4", "--json"]
+        var r = try runCLI(args, environment: ["SPARROW_ISA": "avx3"])
+        #expect(r.status == 1 && r.stderr.contains("SPARROW_ISA=avx3 is not a kernel path"), "\(r.stderr)")
+        let labels = (0..<Int32(SPK_ISA_COUNT.rawValue)).map { String(cString: spk_isa_label($0)) }
+        if let lacking = labels.indices.first(where: { !Ops.availableISAs.contains(Int32($0)) }) {
+            r = try runCLI(args, environment: ["SPARROW_ISA": labels[lacking]])
+            #expect(r.status == 1 && r.stderr.contains("is not available on this CPU"), "\(r.stderr)")
+        }
+        for isa in Ops.availableISAs {
+            r = try runCLI(args, environment: ["SPARROW_ISA": labels[Int(isa)]])
+            #expect(r.status == 0, "\(r.stderr)")
+            let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+            #expect(json?["isa"] as? String == labels[Int(isa)])
+        }
     }
 
     @Test func badArguments() throws {

@@ -68,10 +68,11 @@ struct CLIResult {
 }
 
 /// Runs the `sparrow` executable with arguments.
-func runCLI(_ args: [String]) throws -> CLIResult {
+func runCLI(_ args: [String], environment: [String: String] = [:]) throws -> CLIResult {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: Paths.cli)
     p.arguments = args
+    if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     let out = Pipe()
     let err = Pipe()
     p.standardOutput = out
