@@ -47,33 +47,40 @@ static inline const uint8_t *qm_plane_row(const spk_qmatrix *w, unsigned k, size
 /// The code centre a signed-dot path uses at `bits`.
 static inline float qm_centre(unsigned bits, int signed_dot) { return (signed_dot && bits == 8) ? 128.0f : 0.0f; }
 
-/// 64 codes of block `blk` of a row (planes `rp`), one byte each, with 64-bit word operations.
-/// Within a block a plane of width W has byte j holding weights j + s·8W at bits [sW, sW + W).
-__attribute__((always_inline)) static inline void qm_unpack64(const uint8_t *const *rp, const uint8_t *widths, unsigned np, size_t blk,
-                               uint8_t out[64]) {
-    uint64_t t[8] = {0};
+/// 16 bytes as two 64-bit lanes (GNU C vector extension: SSE2 on x86-64, NEON on aarch64, pairs of
+/// scalar words elsewhere).
+typedef uint64_t qm_u64x2 __attribute__((vector_size(16)));
+
+/// 64 codes of block `blk` of a row (planes `rp`), one byte each, with 64-bit lane operations on
+/// 16-byte vectors. Within a block a plane of width W has byte j holding weights j + s·8W at bits
+/// [sW, sW + W). Whole 16-byte stores: the dot product that loads them right after gets them
+/// forwarded (narrower scalar stores stalled every load, measured 1.8× slower).
+__attribute__((always_inline)) static inline void qm_unpack64(const uint8_t *const *rp, const uint8_t *widths,
+                                                              unsigned np, size_t blk, uint8_t out[64]) {
+    const qm_u64x2 m2 = {0x0303030303030303ull, 0x0303030303030303ull};
+    const qm_u64x2 m4 = {0x0F0F0F0F0F0F0F0Full, 0x0F0F0F0F0F0F0F0Full};
+    qm_u64x2 t[4] = {{0, 0}, {0, 0}, {0, 0}, {0, 0}};
     for (unsigned k = 0; k < np; k++) {
         unsigned W = widths[k];
         const uint8_t *p = rp[k] + blk * 8 * W;
-        uint64_t v[8];
-        if (W == 2) {
-            for (int i = 0; i < 2; i++) {
-                uint64_t u;
-                memcpy(&u, p + 8 * i, 8);
-                for (int s = 0; s < 4; s++) v[2 * s + i] = (u >> (2 * s)) & 0x0303030303030303ull;
-            }
-        } else if (W == 4) {
-            for (int i = 0; i < 4; i++) {
-                uint64_t u;
-                memcpy(&u, p + 8 * i, 8);
-                v[i] = u & 0x0F0F0F0F0F0F0F0Full;
-                v[4 + i] = (u >> 4) & 0x0F0F0F0F0F0F0F0Full;
-            }
+        qm_u64x2 v[4];
+        if (W == 2) {  // 16 bytes: weights j, j+16, j+32, j+48 at bits 0, 2, 4, 6 of byte j
+            qm_u64x2 u;
+            memcpy(&u, p, 16);
+            for (int s = 0; s < 4; s++) v[s] = (u >> (2 * s)) & m2;
+        } else if (W == 4) {  // 32 bytes: weights j, j+32 at bits 0, 4 of byte j
+            qm_u64x2 u0, u1;
+            memcpy(&u0, p, 16);
+            memcpy(&u1, p + 16, 16);
+            v[0] = u0 & m4;
+            v[1] = u1 & m4;
+            v[2] = (u0 >> 4) & m4;
+            v[3] = (u1 >> 4) & m4;
         } else {
             memcpy(v, p, 64);
         }
-        // t < 2^(8-W) in every byte, so shifting the word by W moves no bit into the next byte.
-        for (int i = 0; i < 8; i++) t[i] = W == 8 ? v[i] : (t[i] << W) | v[i];
+        // t < 2^(8-W) in every byte, so shifting a 64-bit lane by W moves no bit into the next byte.
+        for (int i = 0; i < 4; i++) t[i] = W == 8 ? v[i] : (t[i] << W) | v[i];
     }
     memcpy(out, t, 64);
 }

@@ -3,7 +3,7 @@
 // time with word operations, dot products the compiler vectorises). Any group size.
 #include "qinternal.h"
 
-enum { TOKEN_CHUNK = 8, FACTOR_CHUNK = 256 };
+enum { TOKEN_CHUNK = 8, X_CHUNK = 4096 };
 
 // clang's cost model picks 4 lanes for a u8 × s8 → int32 reduction (a 4-byte load per step); 16
 // lanes (whole 16-byte loads) measured 2.4× faster. gcc vectorises it well on its own.
@@ -134,6 +134,64 @@ __attribute__((always_inline)) static inline void portable_row_tokens(const uint
     for (size_t i = 0; i < cn; i++) out[i] = acc[i];
 }
 
+/// Σ c·x over 64 codes and activations already widened to int16 (one multiply-add per pair).
+static inline int32_t dot64_u8s16(const uint8_t *c, const int16_t *x) {
+    int32_t s = 0;
+    VECTORIZE_16
+    for (int t = 0; t < 64; t++) s += (int32_t)c[t] * (int32_t)x[t];
+    return s;
+}
+
+/// Decode (one token), rows [row0, row1): the activations are widened to int16 once per chunk of
+/// X_CHUNK values and shared by every row (widening them inside each dot product cost a third of
+/// it); per chunk and row, the group factors first (a loop the compiler vectorises), then two
+/// groups per step into two accumulators.
+__attribute__((always_inline)) static inline void portable_decode(const spk_qmatrix *w, const spk_qact *a,
+                                                                  size_t row0, size_t row1, float *y,
+                                                                  const unsigned np, const uint8_t *widths,
+                                                                  size_t bpg, float step, float half) {
+    size_t G = bpg * 64, groups = w->cols / G, per = X_CHUNK / G;  // groups per chunk (G <= 4096)
+    int16_t x16[X_CHUNK] __attribute__((aligned(16)));
+    uint8_t codes[2 * 4096] __attribute__((aligned(16)));
+    float sv[X_CHUNK / 64], ov[X_CHUNK / 64];
+    for (size_t j = row0; j < row1; j++) y[j] = 0;
+    for (size_t g0 = 0; g0 < groups; g0 += per) {
+        size_t ng = groups - g0 < per ? groups - g0 : per;
+        for (size_t t = 0; t < ng * G; t++) x16[t] = a->q[g0 * G + t];
+        for (size_t j = row0; j < row1; j++) {
+            const uint8_t *rp[4];
+            for (unsigned k = 0; k < np; k++) rp[k] = w->planes[k] + j * (w->cols * widths[k] / 8);
+            const uint16_t *sc = w->scales + (j * groups + g0) * 2;
+            for (size_t g = 0; g < ng; g++) {
+                float d = spk_half_to_float(sc[2 * g + 1]), m = spk_half_to_float(sc[2 * g]);
+                float xs = a->scale[g0 + g];
+                sv[g] = xs * d * step;
+                ov[g] = (m + d * half) * (xs * (float)a->sum[g0 + g]);
+            }
+            float acc0 = 0, acc1 = 0, off = 0;
+            for (size_t g = 0; g < ng; g++) off += ov[g];
+            size_t g = 0;
+            for (; g + 2 <= ng; g += 2) {
+                for (size_t b = 0; b < 2 * bpg; b++) unpack64(rp, widths, np, (g0 + g) * bpg + b, codes + 64 * b);
+                int32_t i0 = 0, i1 = 0;
+                for (size_t b = 0; b < bpg; b++) {
+                    i0 += dot64_u8s16(codes + 64 * b, x16 + g * G + 64 * b);
+                    i1 += dot64_u8s16(codes + G + 64 * b, x16 + (g + 1) * G + 64 * b);
+                }
+                acc0 += sv[g] * (float)i0;
+                acc1 += sv[g + 1] * (float)i1;
+            }
+            for (; g < ng; g++) {
+                for (size_t b = 0; b < bpg; b++) unpack64(rp, widths, np, (g0 + g) * bpg + b, codes + 64 * b);
+                int32_t i0 = 0;
+                for (size_t b = 0; b < bpg; b++) i0 += dot64_u8s16(codes + 64 * b, x16 + g * G + 64 * b);
+                acc0 += sv[g] * (float)i0;
+            }
+            y[j] += acc0 + acc1 + off;
+        }
+    }
+}
+
 /// Groups of whole 64-weight blocks, specialised per plane pattern (SPK_DEFINE_PATTERNS).
 __attribute__((always_inline)) static inline void qgemm_portable_impl(const spk_qmatrix *w, const spk_qact *a,
                                                                       size_t n, size_t row0, size_t row1, float *y,
@@ -143,40 +201,15 @@ __attribute__((always_inline)) static inline void qgemm_portable_impl(const spk_
     unsigned bits = 0;
     for (unsigned k = 0; k < np; k++) bits += widths[k];
     float step = (float)(1u << (8 - bits)), half = (step - 1) * 0.5f;
-    uint8_t codes[2 * 4096] __attribute__((aligned(16)));  // two groups' codes
+    if (n == 1) {
+        portable_decode(w, a, row0, row1, y, np, widths, bpg, step, half);
+        return;
+    }
+    uint8_t codes[4096] __attribute__((aligned(16)));  // one group's codes
     for (size_t j = row0; j < row1; j++) {
         const uint8_t *rp[4];
         for (unsigned k = 0; k < np; k++) rp[k] = w->planes[k] + j * (w->cols * widths[k] / 8);
         const uint16_t *sc = w->scales + j * groups * 2;
-        if (n == 1) {  // decode: factors for a chunk of groups first (a loop the compiler vectorises),
-                       // then two groups per step into two accumulators
-            float acc0 = 0, acc1 = 0, off = 0;
-            for (size_t g0 = 0; g0 < groups; g0 += FACTOR_CHUNK) {
-                size_t ng = groups - g0 < FACTOR_CHUNK ? groups - g0 : FACTOR_CHUNK;
-                float sv[FACTOR_CHUNK], ov[FACTOR_CHUNK];
-                for (size_t g = 0; g < ng; g++) {
-                    float d = spk_half_to_float(sc[2 * (g0 + g) + 1]), m = spk_half_to_float(sc[2 * (g0 + g)]);
-                    float xs = a->scale[g0 + g];
-                    sv[g] = xs * d * step;
-                    ov[g] = (m + d * half) * (xs * (float)a->sum[g0 + g]);
-                }
-                for (size_t g = 0; g < ng; g++) off += ov[g];
-                size_t g = 0;
-                for (; g + 2 <= ng; g += 2) {
-                    size_t ga = g0 + g;
-                    for (size_t b = 0; b < 2 * bpg; b++) unpack64(rp, widths, np, ga * bpg + b, codes + 64 * b);
-                    acc0 += sv[g] * (float)group_dot(codes, a->q + ga * G, bpg);
-                    acc1 += sv[g + 1] * (float)group_dot(codes + G, a->q + (ga + 1) * G, bpg);
-                }
-                for (; g < ng; g++) {
-                    size_t ga = g0 + g;
-                    for (size_t b = 0; b < bpg; b++) unpack64(rp, widths, np, ga * bpg + b, codes + 64 * b);
-                    acc0 += sv[g] * (float)group_dot(codes, a->q + ga * G, bpg);
-                }
-            }
-            y[j] = acc0 + acc1 + off;
-            continue;
-        }
         // Tokens in chunks: a group's codes are unpacked once per chunk and used by each token.
         for (size_t i0 = 0; i0 < n; i0 += TOKEN_CHUNK) {
             size_t cn = n - i0 < TOKEN_CHUNK ? n - i0 : TOKEN_CHUNK;
