@@ -105,26 +105,39 @@ AVX2_INLINE __m256i dot64(__m256i lo, __m256i hi, const int8_t *xq, const int ei
     return _mm256_add_epi32(_mm256_madd_epi16(pl, ones), _mm256_madd_epi16(ph, ones));
 }
 
-/// Per-group factors of one row and one token for `ng` groups (sc, xs, xsum start at the first):
-/// sv[g] = x_scale · d · step (multiplies the integer dot product); the offset term
-/// Σ x_scale · Σx_q · (m + d · offc) accumulated into *off (8 groups per step) and *offs (the rest).
-AVX2_INLINE void group_factors(const uint16_t *sc, const float *xs, const int32_t *xsum, size_t ng, float step,
-                               float offc, float *sv, __m256 *off, float *offs) {
+/// The per-group factors of one row that no token changes, for `ng` groups (sc starts at the first),
+/// 8 groups per step: ds[g] = d · step and mo[g] = m + d · offc.
+AVX2_INLINE void row_factors(const uint16_t *sc, size_t ng, float step, float offc, float *ds, float *mo) {
     size_t g = 0;
     for (; g + 8 <= ng; g += 8) {
         __m256i h = _mm256_loadu_si256((const __m256i *)(sc + 2 * g));  // (m, d) × 8
         __m256 p0 = _mm256_cvtph_ps(_mm256_castsi256_si128(h)), p1 = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
         __m256 m = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(p0, p1, 0x88)), 0xD8));
         __m256 d = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(p0, p1, 0xDD)), 0xD8));
-        __m256 x = _mm256_loadu_ps(xs + g);
-        __m256 xx = _mm256_mul_ps(x, _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(xsum + g))));
-        _mm256_storeu_ps(sv + g, _mm256_mul_ps(_mm256_mul_ps(x, d), _mm256_set1_ps(step)));
-        *off = _mm256_fmadd_ps(_mm256_fmadd_ps(d, _mm256_set1_ps(offc), m), xx, *off);
+        _mm256_storeu_ps(ds + g, _mm256_mul_ps(d, _mm256_set1_ps(step)));
+        _mm256_storeu_ps(mo + g, _mm256_fmadd_ps(d, _mm256_set1_ps(offc), m));
     }
     for (; g < ng; g++) {
         float m = _cvtsh_ss(sc[2 * g]), d = _cvtsh_ss(sc[2 * g + 1]);
-        sv[g] = xs[g] * d * step;
-        *offs += (m + d * offc) * (xs[g] * (float)xsum[g]);
+        ds[g] = d * step;
+        mo[g] = m + d * offc;
+    }
+}
+
+/// One token's factors from its row's: sv[g] = x_scale · ds[g] (multiplies the integer dot product);
+/// the offset term Σ x_scale · Σx_q · mo[g] accumulated into *off (8 groups per step) and *offs.
+AVX2_INLINE void token_factors(const float *ds, const float *mo, const float *xs, const int32_t *xsum, size_t ng,
+                               float *sv, __m256 *off, float *offs) {
+    size_t g = 0;
+    for (; g + 8 <= ng; g += 8) {
+        __m256 x = _mm256_loadu_ps(xs + g);
+        __m256 xx = _mm256_mul_ps(x, _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(xsum + g))));
+        _mm256_storeu_ps(sv + g, _mm256_mul_ps(x, _mm256_loadu_ps(ds + g)));
+        *off = _mm256_fmadd_ps(_mm256_loadu_ps(mo + g), xx, *off);
+    }
+    for (; g < ng; g++) {
+        sv[g] = xs[g] * ds[g];
+        *offs += mo[g] * (xs[g] * (float)xsum[g]);
     }
 }
 
@@ -132,7 +145,7 @@ AVX2_INLINE void group_factors(const uint16_t *sc, const float *xs, const int32_
 AVX2_INLINE void decode_rows(const spk_qmatrix *w, const spk_qact *a, size_t j0, size_t j1, float *y, float step,
                              float offc, const unsigned np, const uint8_t *widths, const size_t bpg, const int eight) {
     size_t groups = w->cols / w->group;
-    float sv[FACTOR_CHUNK] __attribute__((aligned(32)));
+    float sv[FACTOR_CHUNK], ds[FACTOR_CHUNK], mo[FACTOR_CHUNK];
     for (size_t j = j0; j < j1; j++) {
         const uint8_t *rp[4];
         for (unsigned k = 0; k < np; k++) rp[k] = w->planes[k] + j * (w->cols * widths[k] / 8);
@@ -141,7 +154,8 @@ AVX2_INLINE void decode_rows(const spk_qmatrix *w, const spk_qact *a, size_t j0,
         float offs = 0;
         for (size_t g0 = 0; g0 < groups; g0 += FACTOR_CHUNK) {
             size_t ng = groups - g0 < FACTOR_CHUNK ? groups - g0 : FACTOR_CHUNK;
-            group_factors(sc + 2 * g0, a->scale + g0, a->sum + g0, ng, step, offc, sv, &off, &offs);
+            row_factors(sc + 2 * g0, ng, step, offc, ds, mo);
+            token_factors(ds, mo, a->scale + g0, a->sum + g0, ng, sv, &off, &offs);
             size_t g = 0;
             for (; g + 2 <= ng; g += 2) {
                 __m256i i0 = _mm256_setzero_si256(), i1 = i0;
@@ -222,7 +236,7 @@ AVX2_INLINE void qgemm_avx2_impl(const spk_qmatrix *w, const spk_qact *a, size_t
         return;
     }
     __m256i lo[64], hi[64], alo[64], ahi[64];  // one group's codes (group <= 4096)
-    float xsd[TOKEN_CHUNK][FACTOR_CHUNK] __attribute__((aligned(32)));
+    float xsd[TOKEN_CHUNK][FACTOR_CHUNK] __attribute__((aligned(32))), ds[FACTOR_CHUNK], mo[FACTOR_CHUNK];
     for (size_t j = row0; j < row1; j++) {
         const uint8_t *rp[4];
         for (unsigned k = 0; k < np; k++) rp[k] = w->planes[k] + j * (w->cols * widths[k] / 8);
@@ -239,9 +253,10 @@ AVX2_INLINE void qgemm_avx2_impl(const spk_qmatrix *w, const spk_qact *a, size_t
             }
             for (size_t g0 = 0; g0 < groups; g0 += FACTOR_CHUNK) {
                 size_t ng = groups - g0 < FACTOR_CHUNK ? groups - g0 : FACTOR_CHUNK;
+                row_factors(sc + 2 * g0, ng, step, offc, ds, mo);  // once per tile, not per token
                 for (size_t i = 0; i < cn; i++) {
                     size_t f = (i0 + i) * groups + g0;
-                    group_factors(sc + 2 * g0, a->scale + f, a->sum + f, ng, step, offc, xsd[i], &off[i], &offs[i]);
+                    token_factors(ds, mo, a->scale + f, a->sum + f, ng, xsd[i], &off[i], &offs[i]);
                 }
                 const int8_t *xq0 = a->q + i0 * a->cols + g0 * G;
                 switch (cn) {
