@@ -230,7 +230,7 @@ AVX2_INLINE void qgemm_avx2_impl(const spk_qmatrix *w, const spk_qact *a, size_t
     unsigned bits = 0;
     for (unsigned k = 0; k < np; k++) bits += widths[k];
     const int eight = bits == 8;
-    float step = (float)(1u << (8 - bits)), offc = (step - 1) * 0.5f + qm_centre(bits, 1) * step;
+    float step = (float)(1u << (8 - bits)), offc = qm_signed_offc(bits);
     if (n == 1) {
         decode_rows(w, a, row0, row1, y, step, offc, np, widths, bpg, eight);
         return;

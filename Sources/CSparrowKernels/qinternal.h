@@ -44,8 +44,12 @@ static inline const uint8_t *qm_plane_row(const spk_qmatrix *w, unsigned k, size
 // Paths whose dot product is signed × signed store 8-bit codes centred, t - 128 (xor 0x80), and
 // fold the centre into the offset: o' = o + 128 · s. Codes below 8 bits are < 128: never centred.
 
-/// The code centre a signed-dot path uses at `bits`.
-static inline float qm_centre(unsigned bits, int signed_dot) { return (signed_dot && bits == 8) ? 128.0f : 0.0f; }
+/// The offset factor of a signed-dot path at `bits`: w = m + d · (offc + step · t'), with t' the
+/// code as such path multiplies it (8-bit codes centred: t' = t - 128).
+static inline float qm_signed_offc(unsigned bits) {
+    float step = (float)(1u << (8 - bits));
+    return (step - 1) * 0.5f + (bits == 8 ? 128.0f * step : 0.0f);
+}
 
 /// 16 bytes as two 64-bit lanes (GNU C vector extension: SSE2 on x86-64, NEON on aarch64, pairs of
 /// scalar words elsewhere).

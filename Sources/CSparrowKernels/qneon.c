@@ -116,7 +116,7 @@ I8MM_TARGET __attribute__((always_inline)) static inline void qn_i8mm_impl(const
     unsigned bits = 0;
     for (unsigned k = 0; k < np; k++) bits += widths[k];
     const int eight = bits == 8;
-    float step = (float)(1u << (8 - bits)), offc = (step - 1) * 0.5f + qm_centre(bits, 1) * step;
+    float step = (float)(1u << (8 - bits)), offc = qm_signed_offc(bits);
     size_t j = row0;
     for (; j + 2 <= row1; j += 2) {
         const uint8_t *rp0[4], *rp1[4];

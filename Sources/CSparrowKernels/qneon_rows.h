@@ -16,11 +16,11 @@ QN_TARGET __attribute__((always_inline)) static inline void QN_FN(_impl)(const s
                                                                         size_t n, size_t row0, size_t row1, float *y,
                                                                         size_t ldy, const unsigned np,
                                                                         const uint8_t *widths, const size_t fixed_bpg) {
-    size_t G = w->group, groups = G ? w->cols / G : 0, bpg = fixed_bpg ? fixed_bpg : G / 64;
+    size_t G = w->group, groups = w->cols / G, bpg = fixed_bpg ? fixed_bpg : G / 64;
     unsigned bits = 0;
     for (unsigned k = 0; k < np; k++) bits += widths[k];
     const int eight = bits == 8;
-    float step = (float)(1u << (8 - bits)), offc = (step - 1) * 0.5f + qm_centre(bits, 1) * step;
+    float step = (float)(1u << (8 - bits)), offc = qm_signed_offc(bits);
     qn_codes codes[64];  // one group's codes (group <= 4096)
     float xsd[QN_TOKENS][QN_FACTOR_CHUNK];
     for (size_t j = row0; j < row1; j++) {
