@@ -19,11 +19,41 @@ public struct WeightMatrix: @unchecked Sendable {
         self.cols = cols
     }
 
+    /// A matryoshka-quantized matrix viewed at the level its planes select (docs/QUANT.md):
+    /// `scales` holds `[rows][cols / group][2]` f16 (min, step); `planes[k]` the bytes of plane k
+    /// (`rows × cols × widths[k] / 8`), most significant plane first. Widths are 2, 4 or 8 bits and add
+    /// up to at most 8; `group` divides `cols`. Callers validate what they read from a file first.
+    public init(scales: UnsafeRawPointer, planes: [UnsafeRawPointer], widths: [Int], rows: Int, cols: Int, group: Int) {
+        precondition((1...4).contains(planes.count) && planes.count == widths.count, "1 to 4 planes, one width each")
+        precondition(widths.allSatisfy { [2, 4, 8].contains($0) } && widths.reduce(0, +) <= 8, "plane widths \(widths)")
+        precondition(group > 0 && cols % group == 0, "group \(group) does not divide \(cols) columns")
+        var q = spk_qmatrix()
+        q.rows = rows
+        q.cols = cols
+        q.group = group
+        q.scales = scales.assumingMemoryBound(to: UInt16.self)
+        q.nplanes = UInt8(planes.count)
+        withUnsafeMutableBytes(of: &q.planes) { slots in
+            let p = slots.bindMemory(to: UnsafePointer<UInt8>?.self)
+            for (k, plane) in planes.enumerated() { p[k] = plane.assumingMemoryBound(to: UInt8.self) }
+        }
+        withUnsafeMutableBytes(of: &q.widths) { w in
+            for (k, width) in widths.enumerated() { w[k] = UInt8(width) }
+        }
+        self.init(quantized: q)
+    }
+
     /// A quantized matrix at the level its `nplanes` selects.
     public init(quantized q: spk_qmatrix) {
         storage = .quantized(q)
         rows = q.rows
         cols = q.cols
+    }
+
+    /// The kernels' view of a quantized matrix, nil for a float one.
+    public var quantizedView: spk_qmatrix? {
+        if case .quantized(let q) = storage { return q }
+        return nil
     }
 
     /// Group size of a quantized matrix, nil for a float one.

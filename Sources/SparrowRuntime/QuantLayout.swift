@@ -1,6 +1,4 @@
-import CSparrowKernels
 import SparrowFormat
-import SparrowKernels
 import SparrowQuant
 
 /// Names and shapes of the stored pieces of a quantized matrix `NAME`: `NAME.scales`
@@ -17,29 +15,5 @@ enum QuantLayout {
         if level == 0 { out.append((scalesName(base), .f16, [rows, cols / scheme.groupSize, 2])) }
         out.append((planeName(base, level), DType.plane(width: scheme.planeWidths[level])!, [rows, cols]))
         return out
-    }
-}
-
-
-extension WeightMatrix {
-    /// A quantized matrix from its scales and the planes of levels 0...level.
-    static func quantized(
-        scales: UnsafeRawPointer, planes: [(UnsafeRawPointer, DType)], rows: Int, cols: Int, group: Int
-    ) -> WeightMatrix {
-        var q = spk_qmatrix()
-        q.rows = rows
-        q.cols = cols
-        q.group = group
-        q.scales = scales.assumingMemoryBound(to: UInt16.self)
-        q.nplanes = UInt8(planes.count)
-        withUnsafeMutableBytes(of: &q.planes) { p in
-            for (k, plane) in planes.enumerated() {
-                p.storeBytes(of: plane.0.assumingMemoryBound(to: UInt8.self), toByteOffset: k * 8, as: UnsafePointer<UInt8>?.self)
-            }
-        }
-        withUnsafeMutableBytes(of: &q.widths) { w in
-            for (k, plane) in planes.enumerated() { w[k] = UInt8(plane.1.bits) }
-        }
-        return WeightMatrix(quantized: q)
     }
 }

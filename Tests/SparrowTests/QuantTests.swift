@@ -19,21 +19,15 @@ import Testing
 
     /// A kernel view of `q` at level `level`.
     static func view(_ q: QuantizedMatrix, level: Int, keep: inout [[UInt8]], scales: inout [UInt16]) -> spk_qmatrix {
-        var m = spk_qmatrix()
-        m.rows = q.rows
-        m.cols = q.cols
-        m.group = q.scheme.groupSize
-        m.nplanes = UInt8(level + 1)
         keep = q.planes
         scales = q.scales
-        scales.withUnsafeBufferPointer { m.scales = $0.baseAddress }
-        withUnsafeMutableBytes(of: &m.planes) { p in
-            for k in 0...level {
-                keep[k].withUnsafeBufferPointer { p.storeBytes(of: $0.baseAddress, toByteOffset: k * 8, as: UnsafePointer<UInt8>?.self) }
-            }
+        let planes = (0...level).map { k in keep[k].withUnsafeBytes { UnsafeRawPointer($0.baseAddress!) } }
+        let w = scales.withUnsafeBytes { s in
+            WeightMatrix(
+                scales: s.baseAddress!, planes: planes, widths: Array(q.scheme.planeWidths[0...level]), rows: q.rows,
+                cols: q.cols, group: q.scheme.groupSize)
         }
-        withUnsafeMutableBytes(of: &m.widths) { w in for k in 0...level { w[k] = UInt8(q.scheme.planeWidths[k]) } }
-        return m
+        return w.quantizedView!
     }
 
     static func dequantize(_ q: QuantizedMatrix, level: Int) -> [Float] {

@@ -50,21 +50,12 @@ let x: [Float] = (0..<cols).map { Float($0 % 7) * 0.1 - 0.3 }
 let probe = [UInt64](repeating: 1, count: 64 << 20)  // 512 MiB
 
 func matrix(level: Int) -> WeightMatrix {
-    var planes: [(UnsafeRawPointer, DType)] = []
-    for k in 0...level {
-        planes.append((quantized.planes[k].withUnsafeBytes { $0.baseAddress! }, DType.plane(width: quantized.scheme.planeWidths[k])!))
+    let planes = (0...level).map { k in quantized.planes[k].withUnsafeBytes { UnsafeRawPointer($0.baseAddress!) } }
+    return quantized.scales.withUnsafeBytes {
+        WeightMatrix(
+            scales: $0.baseAddress!, planes: planes, widths: Array(quantized.scheme.planeWidths[0...level]), rows: rows,
+            cols: cols, group: 64)
     }
-    var q = spk_qmatrix()
-    q.rows = rows
-    q.cols = cols
-    q.group = 64
-    q.scales = quantized.scales.withUnsafeBufferPointer { $0.baseAddress }
-    q.nplanes = UInt8(level + 1)
-    withUnsafeMutableBytes(of: &q.planes) { p in
-        for (k, plane) in planes.enumerated() { p.storeBytes(of: plane.0, toByteOffset: k * 8, as: UnsafeRawPointer.self) }
-    }
-    withUnsafeMutableBytes(of: &q.widths) { w in for (k, plane) in planes.enumerated() { w[k] = UInt8(plane.1.bits) } }
-    return WeightMatrix(quantized: q)
 }
 
 /// Bytes per second of one pass over the probe buffer: 64 tasks of 8 MiB claimed dynamically, as

@@ -137,7 +137,8 @@ extension MLPWeights {
             }
         }
         let s = scales!
-        return WeightMatrix.quantized(
-            scales: base + s.offset, planes: planes, rows: shape[0], cols: shape[1], group: shape[1] / s.shape[1])
+        return WeightMatrix(
+            scales: base + s.offset, planes: planes.map(\.0), widths: planes.map(\.1.bits), rows: shape[0],
+            cols: shape[1], group: shape[1] / s.shape[1])
     }
 }

@@ -46,9 +46,9 @@ struct ModelWeights: @unchecked Sendable {
         guard !planes.isEmpty, bits <= 8, scales.shape.count == 3, scales.shape[0] == shape[0], scales.shape[2] == 2,
             scales.shape[1] > 0, shape[1] % scales.shape[1] == 0
         else { throw .format(.badTensor(path: file.path, name: name, problem: "inconsistent quantized layout")) }
-        return WeightMatrix.quantized(
-            scales: file.bytes(of: scales).baseAddress!, planes: planes, rows: shape[0], cols: shape[1],
-            group: shape[1] / scales.shape[1])
+        return WeightMatrix(
+            scales: file.bytes(of: scales).baseAddress!, planes: planes.map(\.0), widths: planes.map(\.1.bits),
+            rows: shape[0], cols: shape[1], group: shape[1] / scales.shape[1])
     }
 
     var embedding: WeightMatrix
