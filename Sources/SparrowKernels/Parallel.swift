@@ -9,9 +9,6 @@ public enum Parallel {
     /// serially on its caller rather than waiting.
     nonisolated(unsafe) static let pool: OpaquePointer? = spk_pool_create(Int32(max(1, ProcessInfo.processInfo.activeProcessorCount)))
 
-    /// Threads the pool has.
-    public static var threads: Int { Int(spk_pool_threads(pool)) }
-
     /// Runs `body(task)` for task in 0..<tasks, concurrently when `tasks > 1`. No allocation.
     @inlinable
     public static func forEach(_ tasks: Int, _ body: (Int) -> Void) {

@@ -40,12 +40,6 @@ public struct MatryoshkaScheme: Codable, Sendable, Equatable {
 
     /// Weights per packing block (64 when the group allows it, else the group).
     public var blockSize: Int { groupSize % 64 == 0 ? 64 : groupSize }
-
-    /// Bytes of plane `k` of a `[rows, cols]` matrix.
-    public func planeBytes(_ k: Int, rows: Int, cols: Int) -> Int { rows * cols * planeWidths[k] / 8 }
-
-    /// Bytes of the scales of a `[rows, cols]` matrix (two f16 per group).
-    public func scaleBytes(rows: Int, cols: Int) -> Int { rows * (cols / groupSize) * 4 }
 }
 
 /// Why a quantization request cannot be honoured.
@@ -53,7 +47,6 @@ public enum QuantError: Error, CustomStringConvertible, Equatable {
     case unsupportedLevels([Int], String)
     case badGroupSize(Int, String)
     case groupDoesNotDivide(Int, cols: Int, tensor: String)
-    case levelNotStored(bits: Int, stored: [Int])
 
     public var description: String {
         switch self {
@@ -62,8 +55,6 @@ public enum QuantError: Error, CustomStringConvertible, Equatable {
         case .badGroupSize(let g, let why): return "group size \(g) \(why)"
         case .groupDoesNotDivide(let g, let cols, let t):
             return "group size \(g) does not divide the input dimension \(cols) of \(t)"
-        case .levelNotStored(let b, let stored):
-            return "\(b)-bit level requested but the file stores levels \(stored.map(String.init).joined(separator: ", "))"
         }
     }
 }

@@ -2,8 +2,8 @@ import Foundation
 import SparrowFormat
 import SparrowKernels
 
-/// Where a forward pass gets an expert's weights from. The seam where the budgeted cache and the
-/// io_uring loader plug in; today's implementation reads the mapped file.
+/// Where a resident forward pass gets an expert's weights from: the mapped file. (A budgeted session
+/// reads experts through its ExpertCache instead, which does not conform to this protocol.)
 protocol ExpertStore: AnyObject, Sendable {
     /// The expert's gate, up and down matrices at `level`, valid until the next call for this layer.
     func weights(layer: Int, expert: Int, level: Int) throws(SparrowError) -> MLPWeights

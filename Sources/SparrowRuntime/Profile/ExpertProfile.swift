@@ -15,7 +15,7 @@ public struct ExpertProfile: Codable, Sendable, Equatable {
         public var levelError: [Float]
     }
 
-    /// The model file it describes (its size and checksum guard against a stale profile).
+    /// The size of the model file it describes (guards against a profile left from another file).
     public var modelBytes: Int
     public var calibrationTokens: Int
     public var expertBits: [Int]
