@@ -11,6 +11,10 @@
  *     freed, or a pointer that is not a handle is SPARROW_ERR_INVALID_HANDLE, never a crash.
  *   - Params structs start with `struct_size`, set by the *_default_params() functions; pass
  *     NULL for the defaults. A struct_size the library does not know is SPARROW_ERR_INVALID_ARGUMENT.
+ *     Structs only grow, by appending fields: the library accepts the size of every release that
+ *     shipped the struct and takes the fields a smaller one lacks from the defaults (0.1.0 is the
+ *     first release, so today only the current sizes exist). It never reads past struct_size bytes.
+ *   - Exported functions carry the ELF version node SPARROW_0.1.
  *     Later versions only append fields, so a program built against an older header keeps working.
  *   - Buffers are the caller's. A call that fills one takes its capacity and reports the size
  *     needed; too small is SPARROW_ERR_BUFFER_TOO_SMALL with the size still reported.
@@ -35,6 +39,11 @@
 #define SPARROW_VERSION_PATCH 0
 /** The version this header describes, "MAJOR.MINOR.PATCH". */
 #define SPARROW_VERSION_STRING "0.1.0"
+/** The same as one comparable number, MAJOR * 10000 + MINOR * 100 + PATCH (0.1.0 is 100). */
+#define SPARROW_VERSION_NUMBER (SPARROW_VERSION_MAJOR * 10000 + SPARROW_VERSION_MINOR * 100 + SPARROW_VERSION_PATCH)
+/** Whether this header is at least version MAJOR.MINOR.PATCH, for code that builds against several. */
+#define SPARROW_VERSION_AT_LEAST(major, minor, patch) \
+    (SPARROW_VERSION_NUMBER >= (major) * 10000 + (minor) * 100 + (patch))
 
 #ifdef __cplusplus
 extern "C" {

@@ -13,11 +13,7 @@ public func sparrow_model_open_impl(
         guard let out else { throw .null("model (the output pointer)") }
         out.pointee = nil
         guard let path else { throw .null("path") }
-        var p = sparrow_model_default_params()
-        if let params {
-            try checkSize(params.pointee.struct_size, of: sparrow_model_params.self, "sparrow_model_params")
-            p = params.pointee
-        }
+        let p = try readParams(params, defaults: sparrow_model_default_params(), "sparrow_model_params")
         let file = String(cString: path)
         let model = try runtime { () throws(SparrowError) in try Model(path: file, verifyDense: p.verify_checksums) }
         out.pointee = Handles.add(ModelHandle(model: model))

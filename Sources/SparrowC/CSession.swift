@@ -81,11 +81,7 @@ public func sparrow_session_create_impl(
         guard let out else { throw .null("session (the output pointer)") }
         out.pointee = nil
         let m = try modelHandle(model)
-        var p = sparrow_session_default_params()
-        if let params {
-            try checkSize(params.pointee.struct_size, of: sparrow_session_params.self, "sparrow_session_params")
-            p = params.pointee
-        }
+        let p = try readParams(params, defaults: sparrow_session_default_params(), "sparrow_session_params")
         let options = try sessionOptions(p, modelPath: m.model.file.path)
         let session = try runtime { () throws(SparrowError) in try Session(model: m.model, options: options) }
         Handles.lock.withLock { m.sessions += 1 }
@@ -159,7 +155,8 @@ public func sparrow_session_sample_impl(
     entry { () throws(CFailure) in
         let h = try sessionHandle(session)
         guard let token else { throw .null("token") }
-        let options = try params.map { p throws(CFailure) in try samplingOptions(p.pointee) } ?? .greedy
+        let options = try params == nil ? .greedy
+            : samplingOptions(readParams(params, defaults: sparrow_sample_default_params(), "sparrow_sample_params"))
         guard !h.logits.isEmpty else { throw CFailure(SPARROW_ERR_NO_DATA, "no logits yet: evaluate tokens first") }
         if h.sampler == nil || h.samplerOptions != options {
             h.sampler = Sampler(options: options)
@@ -179,11 +176,7 @@ public func sparrow_generate_impl(
     entry { () throws(CFailure) in
         let h = try sessionHandle(session)
         if let stats { try checkSize(stats.pointee.struct_size, of: sparrow_generation_stats.self, "sparrow_generation_stats") }
-        var p = sparrow_generate_default_params()
-        if let params {
-            try checkSize(params.pointee.struct_size, of: sparrow_generate_params.self, "sparrow_generate_params")
-            p = params.pointee
-        }
+        let p = try readParams(params, defaults: sparrow_generate_default_params(), "sparrow_generate_params")
         guard p.max_tokens >= 0 else { throw CFailure(SPARROW_ERR_INVALID_ARGUMENT, "max_tokens must be ≥ 0") }
         let options = GenerationOptions(maxTokens: Int(p.max_tokens), sampling: try samplingOptions(p.sample), stopAtEOS: p.stop_at_eos)
         let ids = try tokenArray(prompt, promptCount, "prompt")

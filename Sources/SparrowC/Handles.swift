@@ -122,14 +122,31 @@ func runtime<T>(_ body: () throws(SparrowError) -> T) throws(CFailure) -> T {
     do { return try body() } catch { throw CFailure(error) }
 }
 
-/// Checks a params struct's `struct_size` against the size this library knows.
+/// The `struct_size` values accepted for a params struct: its size in every release that shipped it.
+/// 0.1.0 is the first release, so today that is the current size only; a release that appends fields
+/// adds the older size here, and `readParams` fills the fields a smaller struct lacks from the defaults.
+func shippedSizes<T>(of: T.Type) -> [Int] { [MemoryLayout<T>.size] }
+
+/// Checks a params struct's `struct_size` against the sizes this library knows.
 func checkSize<T>(_ size: Int, of: T.Type, _ name: String) throws(CFailure) {
-    guard size == MemoryLayout<T>.size else {
+    guard shippedSizes(of: T.self).contains(size) else {
         throw CFailure(
             SPARROW_ERR_INVALID_ARGUMENT,
             "\(name).struct_size is \(size), this library (\(SPARROW_VERSION_STRING)) expects \(MemoryLayout<T>.size): "
                 + "initialise it with the *_default_params() function or sizeof")
     }
+}
+
+/// A caller's params struct: its `struct_size` (the first member of every params struct) is read
+/// and checked first, then exactly that many bytes are copied over `defaults` — never more than the
+/// caller declared, so a short struct is an error, not a read past its end.
+func readParams<T>(_ params: UnsafePointer<T>?, defaults: T, _ name: String) throws(CFailure) -> T {
+    guard let params else { return defaults }
+    let size = UnsafeRawPointer(params).loadUnaligned(as: Int.self)
+    try checkSize(size, of: T.self, name)
+    var out = defaults
+    withUnsafeMutableBytes(of: &out) { $0.copyMemory(from: UnsafeRawBufferPointer(start: params, count: size)) }
+    return out
 }
 
 /// A JSON string the caller frees with `sparrow_string_free`.

@@ -3,12 +3,15 @@
 // another model. Built by Tests/C/run.sh with -Wall -Wextra -Werror -fsanitize=address,undefined.
 //   api_test MODEL.spw
 #define _POSIX_C_SOURCE 200809L  // mkstemp, fdopen
+#define _DEFAULT_SOURCE
 #include <sparrow.h>
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static int failures = 0;
 
@@ -68,6 +71,11 @@ static bool collect(int32_t token, const char *text, size_t length, void *user_d
 
 static void test_basics(void) {
     CHECK(strcmp(sparrow_version(), SPARROW_VERSION_STRING) == 0);
+    char version[32];
+    snprintf(version, sizeof version, "%d.%d.%d", SPARROW_VERSION_MAJOR, SPARROW_VERSION_MINOR, SPARROW_VERSION_PATCH);
+    CHECK(strcmp(version, SPARROW_VERSION_STRING) == 0);
+    CHECK(SPARROW_VERSION_NUMBER == SPARROW_VERSION_MAJOR * 10000 + SPARROW_VERSION_MINOR * 100 + SPARROW_VERSION_PATCH);
+    CHECK(SPARROW_VERSION_AT_LEAST(0, 1, 0) && SPARROW_VERSION_AT_LEAST(0, 0, 9) && !SPARROW_VERSION_AT_LEAST(99, 0, 0));
     CHECK(sparrow_last_error() != NULL);
     CHECK(strcmp(sparrow_status_name(SPARROW_ERR_BUDGET), "SPARROW_ERR_BUDGET") == 0);
     CHECK(strcmp(sparrow_status_name((sparrow_status)12345), "SPARROW_ERR_UNKNOWN") == 0);
@@ -263,6 +271,18 @@ static void test_session(sparrow_model *m, sparrow_model *other) {
     bad_sample = sparrow_sample_default_params();
     bad_sample.struct_size = 1;
     EXPECT_FAIL(sparrow_session_sample(s, &bad_sample, &token), SPARROW_ERR_INVALID_ARGUMENT);
+    // A struct as short as its struct_size field says, right before an inaccessible page: refused
+    // without a read past its end (the library is not instrumented; a read past faults).
+    long page = sysconf(_SC_PAGESIZE);
+    char *pages = mmap(NULL, 2 * (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(pages != MAP_FAILED && mprotect(pages + page, (size_t)page, PROT_NONE) == 0);
+    size_t *short_params = (size_t *)(pages + page - sizeof(size_t));
+    *short_params = sizeof *short_params;
+    EXPECT_FAIL(sparrow_session_sample(s, (const sparrow_sample_params *)short_params, &token), SPARROW_ERR_INVALID_ARGUMENT);
+    sparrow_session *short_session = NULL;
+    EXPECT_FAIL(sparrow_session_create(m, (const sparrow_session_params *)short_params, &short_session),
+                SPARROW_ERR_INVALID_ARGUMENT);
+    munmap(pages, 2 * (size_t)page);
     EXPECT_FAIL(sparrow_session_sample(s, NULL, NULL), SPARROW_ERR_INVALID_ARGUMENT);
     sparrow_sample_params warm = sparrow_sample_default_params();
     warm.temperature = 0.8f;

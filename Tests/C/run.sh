@@ -36,12 +36,16 @@ echo "Tests/C: header compiles as C11 and C++17"
 # Exported symbols: every defined global (upper-case type) must be sparrow_*. The linker also
 # lists some of the static Swift runtime's data symbols in .dynsym as LOCAL (lower-case type):
 # not visible to programs, so allowed.
-others="$(nm -D --defined-only "$lib" | awk '$2 ~ /^[A-Z]$/ && $3 !~ /^sparrow_/ {print $3}')"
+# The version node itself is an absolute symbol (type A) named SPARROW_0.1; every function carries it.
+others="$(nm -D --defined-only "$lib" | awk '$2 ~ /^[A-Z]$/ && $2 != "A" && $3 !~ /^sparrow_/ {print $3}')"
 [ -z "$others" ] || fail "libsparrow exports symbols other than sparrow_*: $(echo "$others" | head -5)"
-exported="$(nm -D --defined-only "$lib" | awk '$2 ~ /^[A-Z]$/' | wc -l)"
+nm -D --defined-only "$lib" | awk '$2 == "A" {print $3}' | grep -qx 'SPARROW_0.1' || fail "no SPARROW_0.1 version node"
+unversioned="$(nm -D --defined-only "$lib" | awk '$2 ~ /^[A-Z]$/ && $2 != "A" && $3 !~ /@@SPARROW_0\.1$/ {print $3}')"
+[ -z "$unversioned" ] || fail "exports without the SPARROW_0.1 version: $(echo "$unversioned" | head -5)"
+exported="$(nm -D --defined-only "$lib" | awk '$2 ~ /^[A-Z]$/ && $2 != "A"' | wc -l)"
 declared="$(grep -oE '\bsparrow_[a-z_]+\(' Include/sparrow.h | sort -u | wc -l)"
 [ "$exported" -eq "$declared" ] || fail "libsparrow exports $exported sparrow_* symbols, the header declares $declared functions"
-echo "Tests/C: libsparrow exports only sparrow_* ($exported symbols, as declared); $(du -hL "$lib" | cut -f1) stripped"
+echo "Tests/C: libsparrow exports only sparrow_* ($exported symbols, as declared, version SPARROW_0.1); $(du -hL "$lib" | cut -f1) stripped"
 
 # No Swift toolchain needed where it runs: it depends on system libraries only.
 deps="$(ldd "$lib")"
