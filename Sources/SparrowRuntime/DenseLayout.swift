@@ -79,7 +79,7 @@ enum DenseLayout {
     static func expertLevels(_ c: ModelConfig, type: DType, scheme: MatryoshkaScheme?) -> [ExpertLevelLayout] {
         let i = c.expertIntermediateSize
         let h = c.hiddenSize
-        let shapes = [("gate", [i, h]), ("up", [i, h]), ("down", [h, i])]
+        let shapes = Projection.allCases.map { ($0.rawValue, $0.shape(intermediate: i, hidden: h)) }
         var offset = 0
         func place(_ name: String, _ dtype: DType, _ shape: [Int]) -> ExpertComponent {
             let length = dtype.bytes(count: shape.reduce(1, *))

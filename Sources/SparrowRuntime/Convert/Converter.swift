@@ -169,11 +169,12 @@ public struct Converter {
                 let source = try resolver.expertSource(layer: l, config: config)
                 for e in 0..<config.expertCount {
                     record.initializeMemory(as: UInt8.self, repeating: 0, count: recordSize)
-                    for (k, name) in ["gate", "up", "down"].enumerated() {
+                    for (k, projection) in Projection.allCases.enumerated() {
+                        let name = projection.rawValue
                         let (file, info, elementOffset) = try source.part(k, expert: e)
                         let src = file.bytes(of: info).baseAddress! + info.dtype!.bytes(count: elementOffset)
-                        let rows = k == 2 ? config.hiddenSize : config.expertIntermediateSize
-                        let cols = k == 2 ? config.expertIntermediateSize : config.hiddenSize
+                        let shape = projection.shape(intermediate: config.expertIntermediateSize, hidden: config.hiddenSize)
+                        let rows = shape[0], cols = shape[1]
                         if let scheme {
                             DTypeConversion.convert(src, from: info.dtype!, to: .f32, count: rows * cols, into: expertF32)
                             let q = MatryoshkaQuantizer.quantize(expertF32, rows: rows, cols: cols, scheme: scheme)

@@ -3,6 +3,7 @@ import Foundation
 import SparrowFormat
 import SparrowIO
 import SparrowKernels
+import SparrowQuant
 
 /// Embedding lookups that read one row from the file per token instead of keeping the table
 /// resident: under a memory budget, a vocabulary of 32 k–150 k rows would otherwise hold tens to

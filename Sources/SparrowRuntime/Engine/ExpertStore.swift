@@ -1,6 +1,7 @@
 import Foundation
 import SparrowFormat
 import SparrowKernels
+import SparrowQuant
 
 /// Where a resident forward pass gets an expert's weights from: the mapped file. (A budgeted session
 /// reads experts through its ExpertCache instead, which does not conform to this protocol.)
@@ -42,8 +43,9 @@ final class MappedExpertStore: ExpertStore, @unchecked Sendable {
         let h = config.hiddenSize
         guard !levels.isEmpty else { throw .format(.corrupt(path: file.path, what: "expert records have no levels")) }
         for level in levels.indices {
-            for (name, shape) in [("gate", [i, h]), ("up", [i, h]), ("down", [h, i])] {
-                guard Self.shape(of: name, in: levels, upTo: level) == shape else {
+            for p in Projection.allCases {
+                let name = p.rawValue
+                guard Self.shape(of: name, in: levels, upTo: level) == p.shape(intermediate: i, hidden: h) else {
                     throw .format(
                         .corrupt(path: file.path, what: "expert '\(name)' at level \(level) does not match the model's shape"))
                 }
@@ -113,9 +115,9 @@ extension MLPWeights {
     /// The gate, up and down matrices of a decoded record prefix at `base`, at `level`.
     init(base: UnsafeRawPointer, levels: [ExpertLevelLayout], level: Int) {
         self.init(
-            gate: Self.matrix("gate", base: base, levels: levels, level: level),
-            up: Self.matrix("up", base: base, levels: levels, level: level),
-            down: Self.matrix("down", base: base, levels: levels, level: level))
+            gate: Self.matrix(Projection.gate.rawValue, base: base, levels: levels, level: level),
+            up: Self.matrix(Projection.up.rawValue, base: base, levels: levels, level: level),
+            down: Self.matrix(Projection.down.rawValue, base: base, levels: levels, level: level))
     }
 
     /// Projection `name` of a record whose prefix up to `level` is at `base`: the float component of

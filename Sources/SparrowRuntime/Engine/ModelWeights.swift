@@ -1,5 +1,6 @@
 import SparrowFormat
 import SparrowKernels
+import SparrowQuant
 
 /// Pointers to one layer's dense weights inside the mapped file.
 struct LayerWeights: @unchecked Sendable {
