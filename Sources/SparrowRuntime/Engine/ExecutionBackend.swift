@@ -26,12 +26,9 @@ final class CPUBackend: ExecutionBackend {
 
     func runExpert(_ m: MLPWeights, first: Int, rows: Int, threads: Int) {
         let s = scratch
-        let gate = s.slotGate.pointer + first * intermediate
-        let up = s.slotUp.pointer + first * intermediate
-        let xin = s.slotIn.pointer + first * hidden
-        Ops.matmul(m.gate, xin, n: rows, into: gate, threads: threads, act: s.actIn, actRow: first)
-        Ops.matmul(m.up, xin, n: rows, into: up, threads: threads, act: s.actIn, actRow: first)
-        Ops.swiglu(gate, up, rows * intermediate)
-        Ops.matmul(m.down, gate, n: rows, into: s.slotOut.pointer + first * hidden, threads: threads, act: s.actMid, actRow: first)
+        m.forward(
+            s.slotIn.pointer + first * hidden, rows: rows, gate: s.slotGate.pointer + first * intermediate,
+            up: s.slotUp.pointer + first * intermediate, into: s.slotOut.pointer + first * hidden, threads: threads,
+            act: s.actIn, actMid: s.actMid, actRow: first)
     }
 }

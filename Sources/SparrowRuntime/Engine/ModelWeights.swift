@@ -21,6 +21,21 @@ struct LayerWeights: @unchecked Sendable {
 /// A SwiGLU MLP: down(silu(gate·x) ⊙ up·x).
 struct MLPWeights: @unchecked Sendable {
     var gate, up, down: WeightMatrix
+
+    /// The SwiGLU forward of `rows` rows of `x`: `out = down(silu(gate·x) ⊙ up·x)`. `gate` and `up`
+    /// are caller scratch of `rows × gate.rows` floats (`gate` ends up holding the down projection's
+    /// input). `act` quantizes x and `actMid` the down projection's input for the integer kernels,
+    /// from activation row `actRow`; nil for either takes the float path for those matrices.
+    func forward(
+        _ x: UnsafePointer<Float>, rows: Int, gate g: UnsafeMutablePointer<Float>, up u: UnsafeMutablePointer<Float>,
+        into out: UnsafeMutablePointer<Float>, threads: Int, act: ActivationBuffer?, actMid: ActivationBuffer?,
+        actRow: Int = 0
+    ) {
+        Ops.matmul(gate, x, n: rows, into: g, threads: threads, act: act, actRow: actRow)
+        Ops.matmul(up, x, n: rows, into: u, threads: threads, act: act, actRow: actRow)
+        Ops.swiglu(g, u, rows * gate.rows)
+        Ops.matmul(down, g, n: rows, into: out, threads: threads, act: actMid, actRow: actRow)
+    }
 }
 
 /// All dense weights of a model, resolved once at open.

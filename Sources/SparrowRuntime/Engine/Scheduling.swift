@@ -26,6 +26,22 @@ public struct TokenPrecision: Sendable, Equatable, Codable {
     /// The relative MoE-output change `--token-precision auto` allows.
     public static let defaultTolerance = 0.05
 
+    /// Calls `body(rank, unimportance, share)` for one token's chosen experts in rank order: the
+    /// share of the gate weight (renormalised to sum 1) ranked above the expert, and its own share;
+    /// both 0 when the weights sum to 0. The one definition the session and the profiler use.
+    @inline(__always)
+    static func forEachUnimportance(
+        _ weights: UnsafePointer<Float>, count: Int, _ body: (_ rank: Int, _ unimportance: Float, _ share: Float) -> Void
+    ) {
+        var total: Float = 0
+        for j in 0..<count { total += weights[j] }
+        var above: Float = 0
+        for j in 0..<count {
+            body(j, total > 0 ? above / total : 0, total > 0 ? weights[j] / total : 0)
+            above += weights[j]
+        }
+    }
+
     public init(
         fullThreshold: Float = 0.6, lowThreshold: Float = 0.9, lowBits: Int? = nil, allowSkip: Bool = false,
         protectedShare: Double = 0, upgradeInBackground: Bool = true, profileTolerance: Double? = nil

@@ -53,10 +53,8 @@ extension Session {
     /// SwiGLU MLP over `n` rows of `xn` into `out` (`[n, H]`).
     func denseMLP(_ m: MLPWeights, n: Int, into out: UnsafeMutablePointer<Float>) {
         let s = scratch
-        let inter = m.gate.rows
-        Ops.matmul(m.gate, s.xn.pointer, n: n, into: s.mlpGate.pointer, threads: threads, act: s.actIn)
-        Ops.matmul(m.up, s.xn.pointer, n: n, into: s.mlpUp.pointer, threads: threads, act: s.actIn)
-        Ops.swiglu(s.mlpGate.pointer, s.mlpUp.pointer, n * inter)
-        Ops.matmul(m.down, s.mlpGate.pointer, n: n, into: out, threads: threads, act: s.actIn)
+        m.forward(
+            s.xn.pointer, rows: n, gate: s.mlpGate.pointer, up: s.mlpUp.pointer, into: out, threads: threads,
+            act: s.actIn, actMid: s.actIn)
     }
 }

@@ -33,15 +33,11 @@ extension Session {
                 for j in 0..<topK { ws[j] /= sum }
             }
             // Unimportance (token-level precision): the renormalised weight ranked above each expert.
-            var total: Float = 0
-            for j in 0..<topK { total += ws[j] }
-            var above: Float = 0
-            for j in 0..<topK {
+            TokenPrecision.forEachUnimportance(ws, count: topK) { j, u, _ in
                 let x = Int(ids[j])
                 counts[x + 2] += 1
-                unimportance[x] = min(unimportance[x], total > 0 ? above / total : 0)
+                unimportance[x] = min(unimportance[x], u)
                 gate[x] = max(gate[x], ws[j])
-                above += ws[j]
             }
             if let observe = routingObserver {
                 observe(l, position + i, (0..<topK).map { Int(ids[$0]) }, (0..<topK).map { ws[$0] })

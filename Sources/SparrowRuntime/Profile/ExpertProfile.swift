@@ -70,8 +70,20 @@ public struct ExpertProfile: Codable, Sendable, Equatable {
     /// The share of expert uses token-level precision would read at the low level on a miss
     /// (unimportance above `fullThreshold`), from the calibration's distribution.
     public func lowUseShare(fullThreshold: Float) -> Double {
-        let i = min(max(Int((Double(fullThreshold) / 0.05 + 1e-9).rounded(.down)), 0), unimportanceCDF.count - 1)
+        let i = min(Self.gridPoint(atOrBelow: Double(fullThreshold)), unimportanceCDF.count - 1)
         return 1 - unimportanceCDF[i]
+    }
+
+    /// The grid the unimportance distributions are kept on: 0, 0.05, …, 1 (`gridPoints` values).
+    public static let gridStep = 0.05
+    public static let gridPoints = 21
+
+    /// The grid point a use of unimportance `u` is counted at (the first at or above it).
+    static func gridPoint(atOrAbove u: Double) -> Int { min(gridPoints - 1, Int((u / gridStep).rounded(.up))) }
+
+    /// The last grid point at or below threshold `t`.
+    static func gridPoint(atOrBelow t: Double) -> Int {
+        min(max(Int((t / gridStep + 1e-9).rounded(.down)), 0), gridPoints - 1)
     }
 
     /// Token-level precision thresholds derived from the calibration (`--token-precision auto`):
@@ -81,7 +93,7 @@ public struct ExpertProfile: Codable, Sendable, Equatable {
     /// dropping the uses above it (`allowSkip`) would change it by at most as much (the gate
     /// weight above T2). nil when the profile predates the gate-weight distribution.
     public func thresholds(lowLevel: Int, tolerance: Double) -> (full: Float, low: Float)? {
-        guard let mass = gateMassCDF, mass.count == 21 else { return nil }
+        guard let mass = gateMassCDF, mass.count == Self.gridPoints else { return nil }
         var weighted = 0.0
         var total = 0.0
         for layer in experts {
@@ -91,9 +103,10 @@ public struct ExpertProfile: Codable, Sendable, Equatable {
             }
         }
         let error = total > 0 ? weighted / total : 1
-        let full = mass.indices.first { (1 - mass[$0]) * error <= tolerance } ?? 20
-        let low = mass.indices.first { $0 >= full && 1 - mass[$0] <= tolerance } ?? 20
-        return (Float(full) * 0.05, Float(low) * 0.05)
+        let last = Self.gridPoints - 1
+        let full = mass.indices.first { (1 - mass[$0]) * error <= tolerance } ?? last
+        let low = mass.indices.first { $0 >= full && 1 - mass[$0] <= tolerance } ?? last
+        return (Float(full) * Float(Self.gridStep), Float(low) * Float(Self.gridStep))
     }
 
     /// Per layer, the `share` of experts whose output `level` changes most (keys layer × experts +

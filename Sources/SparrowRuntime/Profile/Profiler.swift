@@ -22,8 +22,8 @@ public enum Profiler {
         var counts = Array(repeating: Array(repeating: 0, count: e), count: layers)
         var gates = Array(repeating: Array(repeating: [Float](), count: e), count: layers)
         var co = Array(repeating: Array(repeating: Array(repeating: 0, count: e), count: e), count: layers)
-        var unimportance = Array(repeating: 0, count: 21)
-        var mass = Array(repeating: 0.0, count: 21)
+        var unimportance = Array(repeating: 0, count: ExpertProfile.gridPoints)
+        var mass = Array(repeating: 0.0, count: ExpertProfile.gridPoints)
         var uses = 0
         var samples = Array(repeating: Array(repeating: [Float](), count: e), count: layers)
         var previous: [Int: [Int]] = [:]  // position → experts chosen by the previous MoE layer
@@ -35,18 +35,17 @@ public enum Profiler {
                 if layer < previousLayer || previousLayer < 0 { previous = [:] }
                 previousLayer = layer
             }
-            let total = weights.reduce(0, +)
-            var above: Float = 0
-            for (j, x) in experts.enumerated() {
-                counts[layer][x] += 1
-                gates[layer][x].append(total > 0 ? weights[j] / total : 0)
-                let u = total > 0 ? above / total : 0
-                let bin = min(20, Int((Double(u) / 0.05).rounded(.up)))
-                unimportance[bin] += 1
-                mass[bin] += Double(total > 0 ? weights[j] / total : 0)
-                uses += 1
-                above += weights[j]
-                if let before = previous[position] { for p in before { co[layer][p][x] += 1 } }
+            weights.withUnsafeBufferPointer { w in
+                TokenPrecision.forEachUnimportance(w.baseAddress!, count: w.count) { j, u, share in
+                    let x = experts[j]
+                    counts[layer][x] += 1
+                    gates[layer][x].append(share)
+                    let bin = ExpertProfile.gridPoint(atOrAbove: Double(u))
+                    unimportance[bin] += 1
+                    mass[bin] += Double(share)
+                    uses += 1
+                    if let before = previous[position] { for p in before { co[layer][p][x] += 1 } }
+                }
             }
             previous[position] = experts
         }
@@ -114,14 +113,14 @@ public enum Profiler {
             var gate = [Float](repeating: 0, count: rows * inter)
             var up = gate
             var out = [Float](repeating: 0, count: rows * h)
+            // Float activations (no act buffers): the error of the level's weights alone.
             inputs.withUnsafeBufferPointer { x in
                 gate.withUnsafeMutableBufferPointer { g in
                     up.withUnsafeMutableBufferPointer { u in
-                        Ops.matmul(m.gate, x.baseAddress!, n: rows, into: g.baseAddress!, threads: 1)
-                        Ops.matmul(m.up, x.baseAddress!, n: rows, into: u.baseAddress!, threads: 1)
-                        Ops.swiglu(g.baseAddress!, u.baseAddress!, rows * inter)
                         out.withUnsafeMutableBufferPointer { o in
-                            Ops.matmul(m.down, g.baseAddress!, n: rows, into: o.baseAddress!, threads: 1)
+                            m.forward(
+                                x.baseAddress!, rows: rows, gate: g.baseAddress!, up: u.baseAddress!, into: o.baseAddress!,
+                                threads: 1, act: nil, actMid: nil)
                         }
                     }
                 }
