@@ -31,15 +31,14 @@ public struct PositionalReader: Sendable {
 
     /// Fills `buffer` with the bytes at `offset`.
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(IOError) {
+        let progress = ReadProgress(path: path, verb: "pread", isDirect: false)
         var done = 0
         while done < buffer.count {
             let n = pread(fileDescriptor, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
-            if n < 0 {
-                if errno == EINTR || errno == EAGAIN { continue }
-                throw IOError(path: path, operation: "pread at \(offset + done)", errno: errno)
+            switch progress.advance(&done, result: n < 0 ? -Int(errno) : n, offset: offset, length: buffer.count) {
+            case .again, .finished: continue
+            case .failed(let error): throw error
             }
-            if n == 0 { throw IOError(path: path, operation: "pread at \(offset + done) (end of file)", errno: EIO) }
-            done += n
         }
     }
 }

@@ -121,27 +121,16 @@ final class PreadReader: BlockReader, @unchecked Sendable {
 
     /// One request to completion: short reads resumed, EINTR/EAGAIN retried.
     private func read(_ r: ReadRequest) -> IOError? {
+        let progress = ReadProgress(path: path, verb: "pread", isDirect: isDirect)
         var done = 0
         while done < r.length {
-            var n = pread(fd, r.destination + done, r.length - done, off_t(r.offset + done))
-            let err = errno
-            if let fault = faults?(r) {
-                switch fault {
-                case .error(let e): n = -1; errno = e
-                case .short(let s): n = min(n, s)
-                case .flip(let at):
-                    if n > at { (r.destination + done + at).storeBytes(of: (r.destination + done + at).load(as: UInt8.self) ^ 1, as: UInt8.self) }
-                }
-            } else {
-                errno = err
+            let n = pread(fd, r.destination + done, r.length - done, off_t(r.offset + done))
+            let result = ReadProgress.inject(faults, r, done: done, result: n < 0 ? -Int(errno) : n)
+            switch progress.advance(&done, result: result, offset: r.offset, length: r.length) {
+            case .again: continue
+            case .finished: return nil
+            case .failed(let error): return error
             }
-            if n < 0 {
-                if errno == EINTR || errno == EAGAIN { continue }
-                return IOError(path: path, operation: "pread of \(r.length - done) bytes at \(r.offset + done)", errno: errno)
-            }
-            if n == 0 { return IOError(path: path, operation: "pread at \(r.offset + done) (end of file)", errno: EIO) }
-            done += n
-            if isDirect { done -= done % BlockReaderOptions.alignment }
         }
         return nil
     }

@@ -151,31 +151,15 @@ final class UringReader: BlockReader {
     /// Accounts one completion; returns 1 when it finished the request, 0 when it was resubmitted.
     private func complete(tag: Int, result: Int32) -> Int {
         guard let r = requests[tag] else { return 0 }
-        var res = Int(result)
-        if let fault = faults?(r) {
-            switch fault {
-            case .error(let e): res = -Int(e)
-            case .short(let n): res = min(res, n)
-            case .flip(let at):
-                if res > 0 && at < res { (r.destination + done[tag] + at).storeBytes(of: (r.destination + done[tag] + at).load(as: UInt8.self) ^ 1, as: UInt8.self) }
-            }
-        }
-        if res == -Int(EINTR) || res == -Int(EAGAIN) {
+        let res = ReadProgress.inject(faults, r, done: done[tag], result: Int(result))
+        switch ReadProgress(path: path, verb: "read", isDirect: isDirect).advance(&done[tag], result: res, offset: r.offset, length: r.length) {
+        case .again:
             backlog.append(tag)
             return 0
-        }
-        if res < 0 {
-            return fail(tag, IOError(path: path, operation: "read of \(r.length - done[tag]) bytes at \(r.offset + done[tag])", errno: Int32(-res)))
-        }
-        if res == 0 {
-            return fail(tag, IOError(path: path, operation: "read at \(r.offset + done[tag]) (end of file)", errno: EIO))
-        }
-        done[tag] += res
-        if done[tag] < r.length {
-            // O_DIRECT resumes from the block boundary below (re-reading a few bytes).
-            if isDirect { done[tag] -= done[tag] % BlockReaderOptions.alignment }
-            backlog.append(tag)
-            return 0
+        case .failed(let error):
+            return fail(tag, error)
+        case .finished:
+            break
         }
         finished[tag] = true
         requests[tag] = nil
