@@ -20,6 +20,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
     ],
     targets: [
         // System libraries (module maps over the Debian -dev packages).
@@ -37,7 +38,9 @@ let package = Package(
         // Number formats and matryoshka quantization.
         .target(name: "SparrowQuant", dependencies: ["CSparrowKernels", "SparrowFormat", "SparrowKernels"]),
         // Moving expert bytes from storage into memory.
-        .target(name: "SparrowIO", dependencies: ["CURing"]),
+        .target(
+            name: "SparrowIO",
+            dependencies: ["CURing", .product(name: "DequeModule", package: "swift-collections")]),
         // Model, Session, architectures, tokenizer, sampler, converter.
         .target(
             name: "SparrowRuntime",

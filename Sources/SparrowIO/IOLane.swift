@@ -1,3 +1,4 @@
+import DequeModule
 import Foundation
 
 /// The thread that drives a `BlockReader`: any thread queues reads (`enqueue`, then `submit`);
@@ -17,7 +18,7 @@ public final class IOLane: @unchecked Sendable {
     /// Guarded by `lock`: reads queued by callers, not yet handed to the reader.
     private var incoming: [ReadRequest] = []
     /// Guarded by `lock`: background reads waiting for the reader to be idle, oldest first.
-    private var background: [ReadRequest] = []
+    private var background = Deque<ReadRequest>()
     private var stopping = false
 
     /// What reads the bytes, for logs and `bench`.

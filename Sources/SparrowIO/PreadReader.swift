@@ -1,3 +1,4 @@
+import DequeModule
 import Foundation
 
 #if canImport(Glibc)
@@ -13,7 +14,7 @@ final class PreadReader: BlockReader, @unchecked Sendable {
     private let faults: FaultInjector?
     private let condition = NSCondition()
     /// Guarded by `condition`.
-    private var queue: [ReadRequest] = []
+    private var queue = Deque<ReadRequest>()
     private var staged: [ReadRequest] = []
     private var finished: [Bool]
     private var errors: [IOError?]

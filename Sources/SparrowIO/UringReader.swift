@@ -1,4 +1,5 @@
 import CURing
+import DequeModule
 
 #if canImport(Glibc)
 import Glibc
@@ -22,7 +23,7 @@ final class UringReader: BlockReader {
     private var finished: [Bool]
     private var errors: [IOError?]
     /// Requests waiting for room in the ring.
-    private var backlog: [Int] = []
+    private var backlog = Deque<Int>()
     private var inFlight = 0
     private var queued = 0
     private var completions: CompletionQueue
