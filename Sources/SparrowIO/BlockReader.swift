@@ -76,33 +76,38 @@ public struct BlockReaderOptions: Sendable {
     /// Use O_DIRECT where the file system allows it.
     public var direct: Bool
     public var faults: FaultInjector?
+    /// Told why a reader fell back (io_uring unavailable, O_DIRECT refused by the file system);
+    /// nil: silent. The engine reports, the caller presents (the CLI prints it on standard error).
+    public var notice: (@Sendable (String) -> Void)?
 
-    public init(mode: IOMode = .auto, queueDepth: Int = 32, direct: Bool = true, faults: FaultInjector? = nil) {
+    public init(
+        mode: IOMode = .auto, queueDepth: Int = 32, direct: Bool = true, faults: FaultInjector? = nil,
+        notice: (@Sendable (String) -> Void)? = nil
+    ) {
         self.mode = mode
         self.queueDepth = queueDepth
         self.direct = direct
         self.faults = faults
+        self.notice = notice
     }
 }
 
 /// Opens the best reader for a file: io_uring with O_DIRECT when possible, else pread (with
-/// O_DIRECT when the file system takes it), saying why once on standard error.
+/// O_DIRECT when the file system takes it), telling `options.notice` why.
 public enum BlockReaders {
-    nonisolated(unsafe) private static var saidFallback = false
-
     /// `arena`: the memory reads land in (registered with io_uring as fixed buffers); `tags`: the
     /// number of distinct tags the caller uses.
     public static func open(
         path: String, arena: UnsafeMutableRawBufferPointer, tags: Int, options: BlockReaderOptions
     ) throws(IOError) -> BlockReader {
-        let (fd, direct) = try openFile(path, direct: options.direct)
+        let (fd, direct) = try openFile(path, direct: options.direct, notice: options.notice)
         if options.mode != .pread {
             if let errno = UringSupport.probe() {
                 if options.mode == .uring {
                     close(fd)
                     throw IOError(path: path, operation: "io_uring setup", errno: errno)
                 }
-                sayOnce("io: io_uring unavailable (\(String(cString: strerror(errno)))); using pread")
+                options.notice?("io: io_uring unavailable (\(String(cString: strerror(errno)))); using pread")
             } else {
                 do {
                     return try UringReader(fd: fd, path: path, direct: direct, arena: arena, tags: tags, options: options)
@@ -111,7 +116,7 @@ public enum BlockReaders {
                         close(fd)
                         throw error
                     }
-                    sayOnce("io: \(error); using pread")
+                    options.notice?("io: \(error); using pread")
                 }
             }
         }
@@ -119,22 +124,16 @@ public enum BlockReaders {
     }
 
     /// Opens `path` read-only, with O_DIRECT if asked and accepted (tmpfs refuses it).
-    static func openFile(_ path: String, direct: Bool) throws(IOError) -> (Int32, Bool) {
+    static func openFile(_ path: String, direct: Bool, notice: ((String) -> Void)?) throws(IOError) -> (Int32, Bool) {
         if direct {
             let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | sparrow_o_direct())
             if fd >= 0 { return (fd, true) }
             if errno != EINVAL { throw IOError(path: path, operation: "open", errno: errno) }
-            sayOnce("io: \(path): O_DIRECT refused by the file system; reading through the page cache")
+            notice?("io: \(path): O_DIRECT refused by the file system; reading through the page cache")
         }
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw IOError(path: path, operation: "open", errno: errno) }
         return (fd, false)
-    }
-
-    private static func sayOnce(_ message: String) {
-        if saidFallback { return }
-        saidFallback = true
-        fputs(message + "\n", stderr)
     }
 }
 

@@ -62,7 +62,7 @@ struct IOBench: ParsableCommand {
             let arena = UnsafeMutableRawBufferPointer(start: base, count: bs * queueDepth)
             let reader = try BlockReaders.open(
                 path: file, arena: arena, tags: queueDepth,
-                options: BlockReaderOptions(mode: IOMode(rawValue: io)!, queueDepth: queueDepth))
+                options: BlockReaderOptions(mode: IOMode(rawValue: io)!, queueDepth: queueDepth, notice: printNotice))
             // A fresh sequence each run: a repeated one would find the host's cache warm.
             var rng = UInt64.random(in: 1...UInt64.max)
             func nextOffset() -> Int {

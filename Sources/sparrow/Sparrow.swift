@@ -149,7 +149,7 @@ struct ModelOptions: ParsableArguments {
         return SessionOptions(
             contextLength: contextLength, threads: threads, batchSize: batchSize, expertBits: expertBits,
             budget: try budgetBytes(), cachePolicy: CachePolicyKind(rawValue: cachePolicy)!,
-            io: BlockReaderOptions(mode: IOMode(rawValue: io)!), kvType: KVCacheType(rawValue: kvType)!,
+            io: BlockReaderOptions(mode: IOMode(rawValue: io)!, notice: printNotice), kvType: KVCacheType(rawValue: kvType)!,
             tokenPrecision: precision, prefetchDepth: prefetch, lowPrecisionShare: lowShare,
             profile: profile, intraLayerPlan: !noPlan)
     }
@@ -166,4 +166,9 @@ func parseTokenList(_ s: String) throws -> [Int] {
         out.append(v)
     }
     return out
+}
+
+/// The engine's notices (a reader's fallback), on standard error.
+@Sendable func printNotice(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
 }
