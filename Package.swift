@@ -44,9 +44,9 @@ let package = Package(
         // Model, Session, architectures, tokenizer, sampler, converter.
         .target(
             name: "SparrowRuntime",
-            dependencies: ["SparrowFormat", "SparrowQuant", "SparrowKernels", "SparrowIO"]),
+            dependencies: ["SparrowFormat", "SparrowQuant", "SparrowKernels", "CSparrowKernels", "SparrowIO"]),
         // Public Swift API.
-        .target(name: "Sparrow", dependencies: ["SparrowRuntime"]),
+        .target(name: "Sparrow", dependencies: ["SparrowRuntime", "SparrowFormat", "SparrowQuant", "SparrowIO"]),
         // The C interface: the header's module, its plain-data parts in C, the rest in Swift.
         .target(name: "CSparrowABI"),
         .target(
@@ -66,11 +66,15 @@ let package = Package(
         // The CLI.
         .executableTarget(
             name: "sparrow",
-            dependencies: ["Sparrow", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: [
+                "Sparrow", "SparrowFormat", "SparrowQuant", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
 
         .testTarget(
             name: "SparrowTests",
-            dependencies: ["Sparrow", "SparrowRuntime", "SparrowFormat", "SparrowKernels", "SparrowQuant", "SparrowIO"],
+            dependencies: [
+                "Sparrow", "SparrowRuntime", "SparrowFormat", "SparrowKernels", "CSparrowKernels", "SparrowQuant", "SparrowIO",
+            ],
             exclude: ["Fixtures"]),
     ],
     // Kernels share raw buffers across worker threads by design; strict Sendable checking of
