@@ -14,7 +14,10 @@ public func sparrow_model_open_impl(
         out.pointee = nil
         guard let path else { throw .null("path") }
         let p = try readParams(params, defaults: sparrow_model_default_params(), "sparrow_model_params")
-        let file = String(cString: path)
+        // Bytes that are not UTF-8 would be replaced and name another file: refused instead.
+        guard let file = String(validatingCString: path) else {
+            throw CFailure(SPARROW_ERR_INVALID_ARGUMENT, "path is not valid UTF-8")
+        }
         let model = try runtime { () throws(SparrowError) in try Model(path: file, verifyDense: p.verify_checksums) }
         out.pointee = Handles.add(ModelHandle(model: model))
     }
@@ -98,6 +101,7 @@ public func sparrow_tokenize_impl(
         let h = try modelHandle(model)
         guard let count else { throw .null("count") }
         guard let text else { throw .null("text") }
+        let length = try cLength(length, "length"), capacity = cCapacity(capacity)
         guard tokens != nil || capacity == 0 else { throw .null("tokens (with a non-zero capacity)") }
         let bytes = UnsafeRawBufferPointer(start: text, count: length)
         guard let s = String(validating: bytes, as: UTF8.self) else {
@@ -120,11 +124,12 @@ public func sparrow_detokenize_impl(
     entry { () throws(CFailure) in
         let h = try modelHandle(model)
         guard let length else { throw .null("length") }
+        let count = try cLength(count, "count"), capacity = cCapacity(capacity)
         guard tokens != nil || count == 0 else { throw .null("tokens (with a non-zero count)") }
         guard text != nil || capacity == 0 else { throw .null("text (with a non-zero capacity)") }
         let vocab = h.model.config.vocabSize
         var ids: [Int] = []
-        ids.reserveCapacity(count)
+        ids.reserveCapacity(min(count, 1 << 16))  // grows past that: a count is no promise of memory
         for i in 0..<count {
             let id = Int(tokens![i])
             guard id >= 0 && id < vocab else {

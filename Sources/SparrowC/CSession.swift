@@ -45,11 +45,12 @@ private func sessionOptions(_ p: sparrow_session_params, modelPath: String) thro
     case SPARROW_KV_F16: kv = .f16
     default: throw CFailure(SPARROW_ERR_INVALID_ARGUMENT, "kv_type \(p.kv_type.rawValue) is not a sparrow_kv_type")
     }
-    guard p.memory_budget <= UInt64(Int.max) else { throw CFailure(SPARROW_ERR_INVALID_ARGUMENT, "memory_budget is too large") }
+    // A budget above what the model can use is capped (the expert cache never outgrows the experts).
+    let budget = Int(clamping: p.memory_budget)
     return SessionOptions(
         contextLength: p.context_length > 0 ? Int(p.context_length) : nil, threads: p.threads > 0 ? Int(p.threads) : nil,
         batchSize: p.batch_size > 0 ? Int(p.batch_size) : 64, expertBits: p.expert_bits > 0 ? Int(p.expert_bits) : nil,
-        budget: p.memory_budget > 0 ? Int(p.memory_budget) : nil, cachePolicy: policy, io: BlockReaderOptions(mode: io),
+        budget: budget > 0 ? budget : nil, cachePolicy: policy, io: BlockReaderOptions(mode: io),
         kvType: kv, tokenPrecision: precision, prefetchDepth: Int(p.prefetch_depth),
         profile: precision == nil ? nil : try runtime { () throws(SparrowError) in try ExpertProfile.load(from: ExpertProfile.path(for: modelPath)) },
         intraLayerPlan: p.intra_layer_plan)
@@ -66,9 +67,12 @@ private func samplingOptions(_ p: sparrow_sample_params) throws(CFailure) -> Sam
     return o
 }
 
-/// `count` token ids from C.
-private func tokenArray(_ tokens: UnsafePointer<Int32>?, _ count: Int, _ name: String) throws(CFailure) -> [Int] {
+/// `count` token ids from C, for a session with `room` positions left: more than fit is the
+/// session's context-full error, raised before any is read.
+private func tokenArray(_ tokens: UnsafePointer<Int32>?, _ count: Int, _ name: String, room: Int, limit: Int) throws(CFailure) -> [Int] {
+    let count = try cLength(count, "\(name) count")
     guard count > 0 else { throw CFailure(SPARROW_ERR_INVALID_ARGUMENT, "\(name): no tokens (count is 0)") }
+    guard count <= room else { throw CFailure(SparrowError.contextFull(limit: limit)) }
     guard let tokens else { throw .null(name) }
     return (0..<count).map { Int(tokens[$0]) }
 }
@@ -111,7 +115,8 @@ public func sparrow_session_reset_impl(_ session: OpaquePointer?) -> sparrow_sta
 public func sparrow_session_evaluate_impl(_ session: OpaquePointer?, _ tokens: UnsafePointer<Int32>?, _ count: Int) -> sparrow_status {
     entry { () throws(CFailure) in
         let h = try sessionHandle(session)
-        let ids = try tokenArray(tokens, count, "tokens")
+        let ids = try tokenArray(
+            tokens, count, "tokens", room: h.session.contextLength - h.session.position, limit: h.session.contextLength)
         h.logits = try runtime { () throws(SparrowError) in try h.session.evaluate(ids) }
         h.history += ids
     }
@@ -139,6 +144,7 @@ public func sparrow_session_logits_impl(
     entry { () throws(CFailure) in
         let h = try sessionHandle(session)
         guard let count else { throw .null("count") }
+        let capacity = cCapacity(capacity)
         let vocab = h.session.model.config.vocabSize
         count.pointee = vocab
         guard !h.logits.isEmpty else { throw CFailure(SPARROW_ERR_NO_DATA, "no logits yet: evaluate tokens first") }
@@ -179,7 +185,8 @@ public func sparrow_generate_impl(
         let p = try readParams(params, defaults: sparrow_generate_default_params(), "sparrow_generate_params")
         guard p.max_tokens >= 0 else { throw CFailure(SPARROW_ERR_INVALID_ARGUMENT, "max_tokens must be ≥ 0") }
         let options = GenerationOptions(maxTokens: Int(p.max_tokens), sampling: try samplingOptions(p.sample), stopAtEOS: p.stop_at_eos)
-        let ids = try tokenArray(prompt, promptCount, "prompt")
+        let ids = try tokenArray(
+            prompt, promptCount, "prompt", room: h.session.contextLength - h.session.position, limit: h.session.contextLength)
         var generator = TokenGenerator(session: h.session, prompt: ids, options: options)
         h.logits = []
         h.history += ids

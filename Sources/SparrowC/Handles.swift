@@ -149,6 +149,19 @@ func readParams<T>(_ params: UnsafePointer<T>?, defaults: T, _ name: String) thr
     return out
 }
 
+/// A `size_t` length or count from C (Swift sees it as `Int`): one above PTRDIFF_MAX (negative here)
+/// cannot describe memory the caller has, and is an error naming its real value.
+func cLength(_ value: Int, _ name: String) throws(CFailure) -> Int {
+    guard value >= 0 else {
+        throw CFailure(SPARROW_ERR_INVALID_ARGUMENT, "\(name) is \(UInt(bitPattern: value)), more than PTRDIFF_MAX")
+    }
+    return value
+}
+
+/// A `size_t` buffer capacity from C: one above PTRDIFF_MAX (SIZE_MAX: "large enough") is taken as
+/// the largest `Int`, never as a negative size.
+func cCapacity(_ value: Int) -> Int { value < 0 ? Int.max : value }
+
 /// A JSON string the caller frees with `sparrow_string_free`.
 func mallocString(_ s: String) -> UnsafeMutablePointer<CChar> { strdup(s)! }
 

@@ -15,7 +15,9 @@ public final class MappedFile: @unchecked Sendable {
 
     public init(path: String) throws(FormatError) {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below as not a
+        // regular file); it changes nothing for a regular file.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         if fd < 0 { throw .io(path: path, operation: "open", errno: errno) }
         var st = stat()
         if fstat(fd, &st) != 0 {

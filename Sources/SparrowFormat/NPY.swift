@@ -43,7 +43,7 @@ public enum NPY {
     }
 
     private static func parse(_ path: String) throws(FormatError) -> (String, [Int], Data) {
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let data = RegularFile.contents(atPath: path) else {
             throw .io(path: path, operation: "read", errno: ENOENT)
         }
         guard data.count >= 10, data.prefix(6) == Data([0x93] + Swift.Array("NUMPY".utf8)) else {

@@ -76,7 +76,7 @@ public final class SafeTensorsCheckpoint: @unchecked Sendable {
         let indexPath = directory + "/model.safetensors.index.json"
         var names: [String]
         if fm.fileExists(atPath: indexPath) {
-            guard let data = fm.contents(atPath: indexPath),
+            guard let data = RegularFile.contents(atPath: indexPath),
                 let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
                 let map = json["weight_map"] as? [String: String]
             else { throw .corrupt(path: indexPath, what: "weight_map is missing or malformed") }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Sparrow
+import SparrowFormat
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -30,7 +31,7 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         do {
-            guard let data = FileManager.default.contents(atPath: text) else {
+            guard let data = RegularFile.contents(atPath: text) else {
                 throw ValidationError("cannot read \(text)")
             }
             let model = try modelOptions.open()

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Sparrow
+import SparrowFormat
 
 /// Calibrates a model's experts (EdgeMoE-style profile) and stores the result beside it.
 struct Profile: ParsableCommand {
@@ -25,7 +26,7 @@ struct Profile: ParsableCommand {
 
     func run() throws {
         do {
-            guard let data = FileManager.default.contents(atPath: text) else { throw ValidationError("cannot read \(text)") }
+            guard let data = RegularFile.contents(atPath: text) else { throw ValidationError("cannot read \(text)") }
             let m = try Model(path: model)
             var bar = ProgressBar(label: "profiling")
             let profile = try Profiler.run(model: m, text: String(decoding: data, as: UTF8.self), tokens: tokens) { bar.update($0, $1) }

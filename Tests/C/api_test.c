@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int failures = 0;
@@ -97,6 +98,18 @@ static void test_bad_open(const char *model_path) {
     CHECK(m == NULL);
     EXPECT_FAIL(sparrow_model_open("/etc/hostname", NULL, &m), SPARROW_ERR_FORMAT);
     sparrow_model_params mp = sparrow_model_default_params();
+    // A path whose bytes are not UTF-8 names no other file; a FIFO does not block the open.
+    sparrow_model *none = NULL;
+    EXPECT_FAIL(sparrow_model_open("/tmp/\xff\xfe.spw", NULL, &none), SPARROW_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(sparrow_last_error(), "UTF-8") != NULL);
+    char fifo[] = "/tmp/sparrow-api-fifo-XXXXXX";
+    int fifo_fd = mkstemp(fifo);
+    CHECK(fifo_fd >= 0);
+    close(fifo_fd);
+    unlink(fifo);
+    CHECK(mkfifo(fifo, 0600) == 0);
+    CHECK(sparrow_model_open(fifo, NULL, &none) != SPARROW_OK && none == NULL);
+    unlink(fifo);
     mp.struct_size = 3;
     EXPECT_FAIL(sparrow_model_open(model_path, &mp, &m), SPARROW_ERR_INVALID_ARGUMENT);
     CHECK(strstr(sparrow_last_error(), "struct_size") != NULL);
@@ -181,6 +194,12 @@ static void test_model(sparrow_model *m) {
     EXPECT_FAIL(sparrow_tokenize(m, text, 3, tokens, needed, NULL), SPARROW_ERR_INVALID_ARGUMENT);
     size_t zero = 99;
     EXPECT_OK(sparrow_tokenize(m, "", 0, NULL, 0, &zero));
+    // Lengths above PTRDIFF_MAX are errors that say so; a SIZE_MAX capacity is "large enough".
+    EXPECT_FAIL(sparrow_tokenize(m, text, SIZE_MAX, tokens, needed, &got), SPARROW_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(sparrow_last_error(), "PTRDIFF_MAX") != NULL);
+    EXPECT_OK(sparrow_tokenize(m, text, strlen(text), tokens, SIZE_MAX, &got));
+    EXPECT_FAIL(sparrow_detokenize(m, tokens, SIZE_MAX, NULL, 0, &got), SPARROW_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(sparrow_last_error(), "PTRDIFF_MAX") != NULL);
 
     // Detokenize: round trip, size query, too small, bad ids.
     size_t length = 0;
@@ -234,6 +253,29 @@ static void test_session(sparrow_model *m, sparrow_model *other) {
     EXPECT_FAIL(sparrow_session_create(m, &sp, &s), SPARROW_ERR_BUDGET);
     CHECK(strstr(sparrow_last_error(), "at least") != NULL);
     CHECK(s == NULL);
+
+    // Absurd sizes: threads and context beyond what the machine or the model allow are refused;
+    // a batch above the context is held to it; a budget above what the model can use is capped.
+    sp = sparrow_session_default_params();
+    sp.threads = INT32_MAX;
+    EXPECT_FAIL(sparrow_session_create(m, &sp, &s), SPARROW_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(sparrow_last_error(), "threads") != NULL);
+    sp = sparrow_session_default_params();
+    sp.context_length = INT32_MAX;
+    EXPECT_FAIL(sparrow_session_create(m, &sp, &s), SPARROW_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(sparrow_last_error(), "max_position_embeddings") != NULL);
+    sp = sparrow_session_default_params();
+    sp.context_length = 32;
+    sp.batch_size = INT32_MAX;
+    EXPECT_OK(sparrow_session_create(m, &sp, &s));
+    EXPECT_OK(sparrow_session_free(s));
+    sp = sparrow_session_default_params();
+    sp.context_length = 32;
+    sp.memory_budget = UINT64_MAX;
+    EXPECT_OK(sparrow_session_create(m, &sp, &s));
+    EXPECT_OK(sparrow_session_evaluate(s, (const int32_t[]){1, 2, 3}, 3));
+    EXPECT_OK(sparrow_session_free(s));
+    s = NULL;
 
     sp = sparrow_session_default_params();
     sp.context_length = 64;
@@ -328,6 +370,18 @@ static void test_session(sparrow_model *m, sparrow_model *other) {
     gp = sparrow_generate_default_params();
     gp.struct_size = 8;
     EXPECT_FAIL(sparrow_generate(s, prompt, 3, &gp, NULL, NULL, NULL), SPARROW_ERR_INVALID_ARGUMENT);
+    // Absurd counts: max_tokens INT32_MAX reserves nothing up front (the context ends it); a prompt
+    // longer than the context is refused before it is read; a count above PTRDIFF_MAX is an error.
+    gp = sparrow_generate_default_params();
+    gp.max_tokens = INT32_MAX;
+    gp.stop_at_eos = false;
+    EXPECT_OK(sparrow_session_reset(s));
+    EXPECT_OK(sparrow_generate(s, prompt, 3, &gp, NULL, NULL, NULL));
+    EXPECT_OK(sparrow_session_reset(s));
+    EXPECT_FAIL(sparrow_generate(s, prompt, (size_t)1 << 40, &gp, NULL, NULL, NULL), SPARROW_ERR_CONTEXT_FULL);
+    EXPECT_FAIL(sparrow_session_evaluate(s, prompt, (size_t)1 << 40), SPARROW_ERR_CONTEXT_FULL);
+    EXPECT_FAIL(sparrow_session_evaluate(s, prompt, SIZE_MAX), SPARROW_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(sparrow_last_error(), "PTRDIFF_MAX") != NULL);
     sparrow_generation_stats bad_gs = {.struct_size = 1};
     EXPECT_FAIL(sparrow_generate(s, prompt, 3, NULL, NULL, NULL, &bad_gs), SPARROW_ERR_INVALID_ARGUMENT);
     EXPECT_FAIL(sparrow_generate(s, NULL, 3, NULL, NULL, NULL, NULL), SPARROW_ERR_INVALID_ARGUMENT);

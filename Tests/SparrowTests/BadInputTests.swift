@@ -211,4 +211,59 @@ import Testing
         #expect(throws: SparrowError.self) { try session.evaluate(Array(repeating: 1, count: 9)) }
         #expect(throws: SparrowError.self) { try Session(model: model, options: .init(contextLength: 0)) }
     }
+
+    /// A converted file names its source by the checkpoint's own name or its folder's base name,
+    /// never by the converting machine's directories.
+    @Test func provenanceHasNoLocalPaths() throws {
+        for (nameOrPath, expected) in [(nil, "ckpt"), ("/home/someone/private/qwen", "ckpt"), ("org/qwen2-moe-tiny", "org/qwen2-moe-tiny")] {
+            let dir = try Self.checkpointCopy()
+            if let nameOrPath {
+                let url = URL(fileURLWithPath: dir + "/config.json")
+                var config = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+                config["_name_or_path"] = nameOrPath
+                try JSONSerialization.data(withJSONObject: config).write(to: url)
+            }
+            let out = dir + "/../out.spw"
+            _ = try Converter(input: dir, output: out, options: .init()).run()
+            let source = try Model(path: out).meta.provenance.source
+            #expect(source == expected)
+            #expect(!source.contains(Paths.temporaryDirectory().split(separator: "/").first.map(String.init) ?? "/tmp"))
+            try? FileManager.default.removeItem(atPath: out)
+        }
+    }
+
+    /// A FIFO (or any non-regular file) as a model, a config or a profile is an error at once, not
+    /// an open that waits for a writer forever.
+    @Test func nonRegularFilesAreRefused() throws {
+        let dir = Paths.temporaryDirectory()
+        let fifo = dir + "/model.spw"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        #expect(throws: Error.self) { try Model(path: fifo) }
+        let checkpoint = dir + "/checkpoint"
+        try FileManager.default.createDirectory(atPath: checkpoint, withIntermediateDirectories: true)
+        #expect(mkfifo(checkpoint + "/config.json", 0o600) == 0)
+        let r = try runCLI(["convert", checkpoint, "-o", dir + "/out.spw"])
+        #expect(r.status != 0 && r.stderr.contains("config.json"), "\(r.stderr)")
+        #expect(!RegularFile.isRegular(fifo) && RegularFile.contents(atPath: fifo) == nil)
+    }
+
+    /// Sizes that would ask for impossible memory are typed errors or held to what the model can use.
+    @Test func absurdSessionSizes() throws {
+        let model = try Converted.model(Paths.fixtures + "/qwen2_moe")
+        func message(_ options: SessionOptions) -> String? {
+            do { _ = try Session(model: model, options: options) } catch { return "\(error)" }
+            return nil
+        }
+        #expect(message(.init(contextLength: Int(Int32.max)))?.contains("max_position_embeddings") == true)
+        #expect(message(.init(contextLength: model.config.maxPositions + 1)) != nil)
+        #expect(message(.init(threads: Int(Int32.max)))?.contains("threads") == true)
+        let big = try Session(model: model, options: .init(contextLength: 16, batchSize: Int(Int32.max)))
+        #expect(big.batchSize == 16)
+        let huge = try Session(model: model, options: .init(contextLength: 16, budget: Int.max))
+        _ = try huge.evaluate([1, 2, 3])
+        var stream = TokenGenerator(session: huge, prompt: [1, 2], options: GenerationOptions(maxTokens: Int(Int32.max)))
+        var n = 0
+        while try stream.next() != nil { n += 1 }
+        #expect(n > 0 && n <= 16)
+    }
 }

@@ -62,6 +62,19 @@ public struct Converter {
     /// zstd level used for expert levels (fast enough to keep conversion streaming-speed).
     public static let zstdLevel: Int32 = 3
 
+    /// What a file records as its source: the checkpoint's own name (`_name_or_path` in its config,
+    /// when that is not a local path), else the folder's base name — never the converting machine's
+    /// directories, since model files are shared.
+    static func sourceName(of directory: String) -> String {
+        let folder = URL(fileURLWithPath: directory).standardizedFileURL.lastPathComponent
+        guard let data = RegularFile.contents(atPath: directory + "/config.json"),
+            let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let name = json["_name_or_path"] as? String, !name.isEmpty, !name.hasPrefix("/"), !name.hasPrefix("."),
+            !name.hasPrefix("~"), !name.contains("\\")
+        else { return folder }
+        return name
+    }
+
     public let input: String
     public let output: String
     public let options: Options
@@ -87,7 +100,7 @@ public struct Converter {
         do { checkpoint = try SafeTensorsCheckpoint(directory: input) } catch { throw .format(error) }
         try checkOutputPath(inputs: checkpoint.paths + [hf.path])
         let tokenizerPath = input + "/tokenizer.json"
-        guard let tokenizerBytes = FileManager.default.contents(atPath: tokenizerPath) else {
+        guard let tokenizerBytes = RegularFile.contents(atPath: tokenizerPath) else {
             throw .invalidArgument("\(tokenizerPath): missing (the converter embeds the tokenizer in the model file)")
         }
         _ = try Tokenizer(json: Array(tokenizerBytes), addBos: false)  // refuse a tokenizer we cannot run
@@ -218,7 +231,7 @@ public struct Converter {
             let meta = ModelMeta(
                 format: "sparrow", config: config,
                 provenance: .init(
-                    source: URL(fileURLWithPath: input).standardizedFileURL.path, sourceType: "safetensors",
+                    source: Self.sourceName(of: input), sourceType: "safetensors",
                     converter: "sparrow \(sparrowVersion)", created: ISO8601DateFormatter().string(from: Date())),
                 weightType: weightType, expertScheme: scheme, denseBits: options.denseBits,
                 expertZstdMinSaving: options.zstdMinSaving,
@@ -327,7 +340,7 @@ private func withBuffers(
 /// Reads `add_bos_token` from tokenizer_config.json when present.
 enum TokenizerConfigFile {
     static func addBos(directory: String) -> Bool {
-        guard let data = FileManager.default.contents(atPath: directory + "/tokenizer_config.json"),
+        guard let data = RegularFile.contents(atPath: directory + "/tokenizer_config.json"),
             let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
         else { return false }
         return json["add_bos_token"] as? Bool ?? false

@@ -1,4 +1,5 @@
 import Foundation
+import SparrowFormat
 
 /// A Hugging Face `config.json`, read with typed accessors that name the missing or malformed key.
 public struct HFConfig {
@@ -8,7 +9,7 @@ public struct HFConfig {
     /// Reads and parses `path`.
     public init(path: String) throws(SparrowError) {
         self.path = path
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let data = RegularFile.contents(atPath: path) else {
             throw .config(path: path, problem: "cannot read config.json (missing or unreadable)")
         }
         guard let obj = try? JSONSerialization.jsonObject(with: data), let dict = obj as? [String: Any] else {

@@ -110,12 +110,14 @@ public final class ExpertCache: @unchecked Sendable {
         compressed = file.experts.contains { !file.isRaw($0, upTo: top) }
         let low = lowLevel.flatMap { $0 < maxLevel ? $0 : nil }
         lowSlotSize = low.map { Self.slotSize(file: file, level: $0) } ?? 0
-        // Full slots first: at least one layer's top-k of them, the low share of the rest.
-        var full = arenaBytes / size
+        // Full slots first: at least one layer's top-k of them, the low share of the rest; never more
+        // slots of a kind than there are records (a budget above what the model can use is capped).
+        let records = file.experts.count
+        var full = min(arenaBytes / size, records)
         var small = 0
         if lowSlotSize > 0 {
             let keep = min(full, max(config.expertsPerToken, Int(Double(full) * (1 - min(max(lowShare, 0), 1)))))
-            small = (arenaBytes - keep * size) / lowSlotSize
+            small = min((arenaBytes - keep * size) / lowSlotSize, records)
             full = keep
         }
         guard full > 0 else { throw .budgetTooSmall("no room for a single expert slot of \(size) bytes") }

@@ -61,7 +61,8 @@ public struct TokenGenerator {
         self.prompt = prompt
         sampler = Sampler(options: options.sampling)
         history = prompt
-        history.reserveCapacity(prompt.count + max(0, options.maxTokens))
+        // What the context can still take, not what was asked for (max_tokens may be INT32_MAX).
+        history.reserveCapacity(prompt.count + min(max(0, options.maxTokens), max(0, session.contextLength - session.position)))
         logits = [Float](repeating: 0, count: session.model.config.vocabSize)
         stats.promptTokens = prompt.count
     }

@@ -136,15 +136,25 @@ public final class Session {
     let values: [KVBuffer]
     let scratch: Scratch
 
+    /// Compute threads a session may ask for per core (more only adds scratch and contention).
+    public static let threadsPerCore = 8
+
     public init(model: Model, options: SessionOptions = .init()) throws(SparrowError) {
         self.model = model
         config = model.config
         let ctx = options.contextLength ?? min(config.maxPositions, 8192)
         guard ctx > 0 else { throw .invalidArgument("context length must be positive") }
+        guard ctx <= config.maxPositions else {
+            throw .invalidArgument("context length \(ctx) exceeds the model's \(config.maxPositions) positions (max_position_embeddings)")
+        }
         guard options.batchSize > 0 else { throw .invalidArgument("batch size must be positive") }
+        let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        if let t = options.threads, t > Self.threadsPerCore * cores {
+            throw .invalidArgument("\(t) threads for \(cores) cores: at most \(Self.threadsPerCore * cores) (\(Self.threadsPerCore) per core)")
+        }
         contextLength = ctx
-        threads = max(1, options.threads ?? ProcessInfo.processInfo.activeProcessorCount)
-        batchSize = options.batchSize
+        threads = max(1, options.threads ?? cores)
+        batchSize = min(options.batchSize, ctx)  // a batch never holds more tokens than the context
         budget = options.budget
         let stored = model.expertBits
         if let bits = options.expertBits {
@@ -203,7 +213,7 @@ public final class Session {
         let kvDim = config.kvHeadCount * config.headDim
         keys = (0..<config.layerCount).map { _ in KVBuffer(rows: ctx, width: kvDim, type: options.kvType) }
         values = (0..<config.layerCount).map { _ in KVBuffer(rows: ctx, width: kvDim, type: options.kvType) }
-        scratch = Scratch(config: config, batch: options.batchSize, context: ctx, threads: threads)
+        scratch = Scratch(config: config, batch: batchSize, context: ctx, threads: threads)
         backend = CPUBackend(scratch: scratch, config: config)
         planner = options.intraLayerPlan ? LayerPlanner() : nil
         if options.budget != nil || options.expertCacheBytes != nil {

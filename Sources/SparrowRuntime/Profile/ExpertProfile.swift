@@ -1,4 +1,5 @@
 import Foundation
+import SparrowFormat
 import SparrowIO
 
 /// What calibration text showed about a model's experts (`sparrow profile`): how often each is
@@ -59,7 +60,7 @@ public struct ExpertProfile: Codable, Sendable, Equatable {
     /// Reads a profile; nil when there is none, an error when it is damaged.
     public static func load(from path: String) throws(SparrowError) -> ExpertProfile? {
         guard FileManager.default.fileExists(atPath: path) else { return nil }
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let data = RegularFile.contents(atPath: path) else {
             throw .io(IOError(path: path, operation: "read", errno: errno))
         }
         do { return try JSONDecoder().decode(ExpertProfile.self, from: data) } catch {
