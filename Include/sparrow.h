@@ -146,13 +146,15 @@ typedef struct sparrow_session_params {
     size_t struct_size;
     /** Bytes the whole process may hold while the session runs: dense weights, KV cache and
      *  scratch stay resident, experts stream from storage into a cache filling the rest.
-     *  0: no budget (experts are read through the memory mapping). */
+     *  0: no budget (experts are read through the memory mapping). A budget above what the model
+     *  can use is capped (the expert cache never holds more than every expert). */
     uint64_t memory_budget;
-    /** Compute threads (0: one per core). */
+    /** Compute threads (0: one per core; more than 8 per core: SPARROW_ERR_INVALID_ARGUMENT). */
     int32_t threads;
-    /** Most tokens the session holds (0: the model's limit, at most 8192). */
+    /** Most tokens the session holds (0: the model's limit, at most 8192; above the model's
+     *  max_position_embeddings: SPARROW_ERR_INVALID_ARGUMENT). */
     int32_t context_length;
-    /** Most tokens evaluated in one batched step (0: 64). */
+    /** Most tokens evaluated in one batched step (0: 64; held to the context length). */
     int32_t batch_size;
     /** Stored expert precision to run at, in bits (0: the highest stored level). */
     int32_t expert_bits;
