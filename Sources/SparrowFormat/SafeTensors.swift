@@ -23,10 +23,11 @@ public final class SafeTensorsFile: @unchecked Sendable {
         file = try MappedFile(path: path)
         let b = file.bytes
         guard b.count >= 8 else { throw .truncated(path: path, expected: 8, actual: UInt64(b.count)) }
-        let headerLength = Int(b.loadUnaligned(fromByteOffset: 0, as: UInt64.self).littleEndian)
-        guard headerLength > 0, headerLength <= b.count - 8, headerLength < 100_000_000 else {
-            throw .corrupt(path: path, what: "safetensors header length \(headerLength) exceeds the file")
+        let rawLength = b.loadUnaligned(fromByteOffset: 0, as: UInt64.self).littleEndian
+        guard rawLength > 0, rawLength <= UInt64(b.count - 8), rawLength < 100_000_000 else {
+            throw .corrupt(path: path, what: "safetensors header length \(rawLength) exceeds the file")
         }
+        let headerLength = Int(rawLength)
         let headerData = Data(UnsafeRawBufferPointer(rebasing: b[8..<(8 + headerLength)]))
         guard let json = try? JSONSerialization.jsonObject(with: headerData) as? [String: Any] else {
             throw .corrupt(path: path, what: "safetensors header is not a JSON object")
@@ -39,22 +40,35 @@ public final class SafeTensorsFile: @unchecked Sendable {
                 let shape = entry["shape"] as? [Int],
                 let offsets = entry["data_offsets"] as? [Int], offsets.count == 2
             else { throw .corrupt(path: path, what: "safetensors entry '\(name)' is malformed") }
-            let start = dataStart + offsets[0]
-            let end = dataStart + offsets[1]
-            guard offsets[0] >= 0, start <= end, end <= b.count else {
+            // Compared before any sum: offsets near Int.max must not overflow.
+            guard offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= b.count - dataStart else {
                 throw .badTensor(path: path, name: name, problem: "data range \(offsets) lies outside the file")
             }
+            let start = dataStart + offsets[0]
+            let end = dataStart + offsets[1]
             if let dt = DType(safetensorsName: dtype) {
-                let expected = shape.reduce(1, *) * dt.size
-                guard shape.allSatisfy({ $0 >= 0 }), expected == end - start else {
+                let expected = Self.byteCount(shape: shape, elementSize: dt.size)
+                guard expected == end - start else {
                     throw .badTensor(
                         path: path, name: name,
-                        problem: "shape \(shape) of \(dtype) needs \(expected) bytes but the file holds \(end - start)")
+                        problem: "shape \(shape) of \(dtype) needs \(expected.map(String.init) ?? "an impossible number of") bytes but the file holds \(end - start)")
                 }
             }
             out[name] = SafeTensorInfo(name: name, dtypeName: dtype, shape: shape, range: start..<end)
         }
         tensors = out
+    }
+
+    /// Bytes of a tensor of `shape` (nil when a dimension is negative or the product overflows).
+    static func byteCount(shape: [Int], elementSize: Int) -> Int? {
+        var total = elementSize
+        for d in shape {
+            guard d >= 0 else { return nil }
+            let (p, overflow) = total.multipliedReportingOverflow(by: d)
+            if overflow { return nil }
+            total = p
+        }
+        return total
     }
 
     /// The raw bytes of a tensor, valid while this object lives.

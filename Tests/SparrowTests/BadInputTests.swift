@@ -212,6 +212,29 @@ import Testing
         #expect(throws: SparrowError.self) { try Session(model: model, options: .init(contextLength: 0)) }
     }
 
+    /// Safetensors headers whose numbers overflow (found by Scripts/fuzz.sh safetensors: a header
+    /// length above Int.max trapped) are format errors.
+    @Test func safetensorsNumbersThatOverflow() throws {
+        let dir = Paths.temporaryDirectory()
+        func refuses(_ bytes: [UInt8]) -> Bool {
+            let path = dir + "/x.safetensors"
+            FileManager.default.createFile(atPath: path, contents: Data(bytes))
+            do { _ = try SafeTensorsFile(path: path) } catch { return true }
+            return false
+        }
+        func file(_ header: String, data: Int = 16) -> [UInt8] {
+            var h = Array(header.utf8)
+            while h.count % 8 != 0 { h.append(0x20) }
+            return withUnsafeBytes(of: UInt64(h.count).littleEndian, Array.init) + h + [UInt8](repeating: 0, count: data)
+        }
+        #expect(refuses([0x04, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF] + Array("{}".utf8)))  // length > Int.max
+        #expect(refuses(file(#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,9223372036854775807]}}"#)))
+        #expect(refuses(file(#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[9223372036854775807,9223372036854775807]}}"#)))
+        #expect(refuses(file(#"{"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,16]}}"#)))
+        #expect(refuses(file(#"{"a":{"dtype":"F32","shape":[-4,-1],"data_offsets":[0,16]}}"#)))
+        #expect(!refuses(file(#"{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}}"#)))
+    }
+
     /// A converted file names its source by the checkpoint's own name or its folder's base name,
     /// never by the converting machine's directories.
     @Test func provenanceHasNoLocalPaths() throws {
