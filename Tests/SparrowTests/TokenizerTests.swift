@@ -9,6 +9,17 @@ import Testing
         try Tokenizer(json: Array(try Data(contentsOf: URL(fileURLWithPath: Paths.demo + "/tokenizer.json"))), addBos: false)
     }
 
+    /// Token ids out of range in tokenizer.json are errors before any table is sized from them
+    /// (found by Scripts/fuzz.sh tokenizer-json: a negative id trapped).
+    @Test func tokenIdsOutOfRange() {
+        for id in ["-2", "16777216", "9223372036854775807"] {
+            let json = #"{"model": {"type": "BPE", "vocab": {"a": 0, "b": "# + id + #"}, "merges": []}}"#
+            #expect(throws: SparrowError.self) { try Tokenizer(json: Array(json.utf8), addBos: false) }
+        }
+        let added = #"{"added_tokens": [{"id": -5, "content": "<x>"}], "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}"#
+        #expect(throws: SparrowError.self) { try Tokenizer(json: Array(added.utf8), addBos: false) }
+    }
+
     @Test func corpusOver100KBMatches() throws {
         let dir = Paths.fixtures + "/tokenizer"
         let text = try String(contentsOfFile: dir + "/corpus.txt", encoding: .utf8)

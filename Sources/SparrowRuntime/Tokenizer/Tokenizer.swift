@@ -27,6 +27,9 @@ public final class Tokenizer: @unchecked Sendable {
     private let lock = NSLock()
 
     /// Parses tokenizer.json bytes.
+    /// Token ids must be below this (the largest vocabularies in use have a few hundred thousand).
+    public static let maxTokenId = 1 << 24
+
     public init(json bytes: [UInt8], addBos: Bool, bosToken: String? = nil) throws(SparrowError) {
         guard let obj = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
             throw .tokenizer("tokenizer.json is not a JSON object")
@@ -50,12 +53,16 @@ public final class Tokenizer: @unchecked Sendable {
             addedList.append((content, id, a["lstrip"] as? Bool ?? false, a["rstrip"] as? Bool ?? false))
             if a["special"] as? Bool ?? false { special.insert(id) }
         }
+        // Ids index tables sized by the largest: checked before anything is allocated (found by
+        // Scripts/fuzz.sh tokenizer-json: a negative id trapped, a huge one would ask for terabytes).
+        if let bad = v.values.first(where: { $0 < 0 || $0 >= Self.maxTokenId }) {
+            throw .tokenizer("token id \(bad) is outside 0..<\(Self.maxTokenId)")
+        }
         let n = (v.values.max() ?? -1) + 1
         var idToToken = [String?](repeating: nil, count: n)
         var idToBytes = [[UInt8]](repeating: [], count: n)
         let addedIds = Set(addedList.map(\.1))
         for (tok, id) in v {
-            guard id >= 0 else { throw .tokenizer("negative token id \(id)") }
             idToToken[id] = tok
             idToBytes[id] = addedIds.contains(id) ? Array(tok.utf8) : (ByteLevel.decode(tok) ?? Array(tok.utf8))
         }
