@@ -1,9 +1,12 @@
 // swift-tools-version: 6.1
 // libFuzzer targets for Sparrow's parsers of untrusted bytes, kept out of the library's package.
 //   Scripts/fuzz.sh TARGET [libFuzzer options, e.g. -runs=100000 or -max_total_time=60]
+import Foundation
 import PackageDescription
 
-let sparrow: Target.Dependency = .product(name: "Sparrow", package: "main")
+/// The parent package's identity: the name of the folder it was checked out into.
+let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().lastPathComponent.lowercased()
+let sparrow: Target.Dependency = .product(name: "Sparrow", package: root)
 
 /// Each fuzz target defines LLVMFuzzerTestOneInput; libFuzzer (-sanitize=fuzzer) supplies main.
 func fuzzTarget(_ name: String) -> Target {

@@ -18,13 +18,4 @@ public enum ScratchFile {
         close(fd)
         return path
     }
-
-    /// A scratch directory `name` (created once) holding one file `file` with the input.
-    public static func directory(_ data: UnsafePointer<UInt8>, _ size: Int, name: String, file: String) -> String {
-        let dir = (ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp") + "/sparrow-fuzz-\(getpid())-\(name)"
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let path = write(data, size, name: "\(name)/\(file)")
-        _ = path
-        return dir
-    }
 }
