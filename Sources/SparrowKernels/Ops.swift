@@ -124,6 +124,29 @@ public enum Ops {
         for i in 0..<n { x[i] *= inv }
     }
 
+    /// Indices and values of the `k` largest of `count` values, in descending order (ties: lower
+    /// index first).
+    public static func topK(
+        _ v: UnsafePointer<Float>, count: Int, k: Int, ids: UnsafeMutablePointer<Int32>, values: UnsafeMutablePointer<Float>
+    ) {
+        for j in 0..<k {
+            ids[j] = -1
+            values[j] = -.infinity
+        }
+        for x in 0..<count {
+            let val = v[x]
+            if val <= values[k - 1] && ids[k - 1] >= 0 { continue }
+            var j = k - 1
+            while j > 0 && (val > values[j - 1] || ids[j - 1] < 0) {
+                ids[j] = ids[j - 1]
+                values[j] = values[j - 1]
+                j -= 1
+            }
+            ids[j] = Int32(x)
+            values[j] = val
+        }
+    }
+
     /// `gate[i] = silu(gate[i]) * up[i]` for i in 0..<n (SwiGLU).
     public static func swiglu(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, _ n: Int) {
         for i in 0..<n {

@@ -145,7 +145,7 @@ import Testing
                 for _ in 0..<150 {
                     let layer = Int.random(in: 0..<layers, using: &rng)
                     let expert = Int.random(in: 0..<experts, using: &rng)
-                    guard let slot = try? cache.prepare(layer: layer, expert: expert, level: Int.random(in: 0...1, using: &rng))
+                    guard let slot = try? cache.prepare(ExpertKey(layer: layer, expert: expert), level: Int.random(in: 0...1, using: &rng))
                     else { continue }  // all pinned: allowed, the caller waits or shrinks its wave
                     defer { cache.release(slot) }
                     if cache.pinnedSlots > cache.slotCount { failures.add() }
@@ -165,6 +165,35 @@ import Testing
             #expect(s.slots * s.slotBytes <= cache.arena.count)
             #expect(s.evictions > 0)
         }
+    }
+
+    /// A read that fails while its use is pinned but never taken (the use gave up first) does not
+    /// keep the slot: released, it is free again, and the next use reads the record anew.
+    @Test(arguments: [IOMode.uring, .pread])
+    func failedReadsNobodyTookFreeTheirSlots(mode: IOMode) throws {
+        let model = try Self.demo()
+        let failing = FaultSwitch()
+        failing.on = true
+        let cache = try ExpertCache(
+            file: model.file, config: model.config, maxLevel: 1,
+            arenaBytes: 4 * ExpertCache.slotSize(file: model.file, level: 1), policy: .lru,
+            io: BlockReaderOptions(mode: mode, queueDepth: 4, faults: { _ in failing.on ? .error(EIO) : nil }))
+        let slots = try (0..<4).map { try cache.prepare(ExpertKey(layer: 0, expert: $0), level: 1) }
+        cache.submit()
+        #expect(throws: (any Error).self) { try cache.prepare(ExpertKey(layer: 1, expert: 0), level: 1) }  // all pinned
+        for slot in slots {
+            while !cache.isReady(slot, level: 1) { usleep(100) }  // landed (failed), not taken
+            cache.release(slot)
+        }
+        #expect(cache.freeSlots == 4 && cache.pinnedSlots == 0)
+        failing.on = false
+        let slot = try cache.prepare(ExpertKey(layer: 0, expert: 2), level: 1)
+        defer { cache.release(slot) }
+        cache.submit()
+        let bytes = try cache.load(slot: slot, level: 1)
+        #expect(crc32c(UnsafeRawBufferPointer(rebasing: bytes[0..<Int(model.file.expert(layer: 0, expert: 2)!.levels[0].end)]))
+            == model.file.expert(layer: 0, expert: 2)!.levels[0].crc32c)
+        #expect(cache.statistics.misses == 5)
     }
 }
 

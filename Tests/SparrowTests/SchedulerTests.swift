@@ -129,7 +129,7 @@ extension SchedulerTests {
         // Fill the low slots and keep them pinned, so that one more low-level read lands in a full slot.
         var slots: [Int] = []
         for expert in 0...cache.lowSlotCount {
-            slots.append(try cache.prepare(layer: 1, expert: expert, level: 0))
+            slots.append(try cache.prepare(ExpertKey(layer: 1, expert: expert), level: 0))
             cache.submit()
             _ = try cache.load(slot: slots.last!, level: 0)
         }
@@ -137,14 +137,14 @@ extension SchedulerTests {
         let before = cache.statistics
         #expect(cache.upgradeInBackground(limit: 2) == 2)  // the one in a full slot in place, one moved from a low slot
         // While an upgrade may still be in flight, the level below it is usable without waiting.
-        let inFlight = try cache.prepare(layer: 1, expert: cache.lowSlotCount, level: 0)
+        let inFlight = try cache.prepare(ExpertKey(layer: 1, expert: cache.lowSlotCount), level: 0)
         #expect(cache.isReady(inFlight, level: 0))
         _ = try cache.load(slot: inFlight, level: 0)
         cache.release(inFlight)
-        let upgraded = (0...cache.lowSlotCount).filter { cache.cachedLevel(layer: 1, expert: $0) == 2 }
+        let upgraded = (0...cache.lowSlotCount).filter { cache.cachedLevel(ExpertKey(layer: 1, expert: $0)) == 2 }
         #expect(upgraded.count == 2 && upgraded.contains(cache.lowSlotCount))
         for expert in upgraded {
-            let slot = try cache.prepare(layer: 1, expert: expert, level: 2)
+            let slot = try cache.prepare(ExpertKey(layer: 1, expert: expert), level: 2)
             defer { cache.release(slot) }
             let bytes = try cache.load(slot: slot, level: 2)
             let entry = file.expert(layer: 1, expert: expert)!

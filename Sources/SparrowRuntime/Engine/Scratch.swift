@@ -24,16 +24,10 @@ final class Scratch: @unchecked Sendable {
     /// Cache slots of the active experts (budgeted sessions) and the level each runs at.
     let activeSlots: UnsafeMutablePointer<Int32>
     let activeLevels: UnsafeMutablePointer<Int32>
-    /// The layer plan's estimates per active expert: seconds to read it, seconds to compute it.
-    let activeRead: UnsafeMutablePointer<Double>
-    let activeCompute: UnsafeMutablePointer<Double>
     /// Per expert (capacity E): its smallest unimportance over the tokens that chose it and its
     /// largest gate weight (token-level precision, cache policies).
     let expertUnimportance: UnsafeMutablePointer<Float>
     let expertGate: UnsafeMutablePointer<Float>
-    /// Predicted top-k lists, one per layer ahead (prefetch, up to 3 layers).
-    let predictIds: UnsafeMutablePointer<Int32>
-    let predictWeights: UnsafeMutablePointer<Float>
     /// Dense MLP and shared expert intermediates.
     let mlpGate, mlpUp: FloatBuffer
     let gateScalar: FloatBuffer
@@ -53,7 +47,7 @@ final class Scratch: @unchecked Sendable {
         attn = FloatBuffer(count: b * qDim)
         proj = FloatBuffer(count: b * h)
         moeOut = FloatBuffer(count: b * h)
-        router = FloatBuffer(count: max(b, 3) * max(c.expertCount, 1))  // (also: two layers' routers stacked)
+        router = FloatBuffer(count: b * max(c.expertCount, 1))
         scoreChunks = max(1, threads * 2)
         scores = FloatBuffer(count: scoreChunks * context)
         kvRow = FloatBuffer(count: scoreChunks * c.headDim)
@@ -73,12 +67,8 @@ final class Scratch: @unchecked Sendable {
         activeWeights = .allocate(capacity: max(1, c.expertCount))
         activeSlots = .allocate(capacity: max(1, c.expertCount))
         activeLevels = .allocate(capacity: max(1, c.expertCount))
-        activeRead = .allocate(capacity: max(1, c.expertCount))
-        activeCompute = .allocate(capacity: max(1, c.expertCount))
         expertUnimportance = .allocate(capacity: max(1, c.expertCount))
         expertGate = .allocate(capacity: max(1, c.expertCount))
-        predictIds = .allocate(capacity: 3 * max(1, c.expertsPerToken))
-        predictWeights = .allocate(capacity: 3 * max(1, c.expertsPerToken))
         let m = max(c.denseIntermediateSize, c.sharedExpertIntermediateSize, 1)
         mlpGate = FloatBuffer(count: b * m)
         mlpUp = FloatBuffer(count: b * m)
@@ -99,11 +89,7 @@ final class Scratch: @unchecked Sendable {
         activeWeights.deallocate()
         activeSlots.deallocate()
         activeLevels.deallocate()
-        activeRead.deallocate()
-        activeCompute.deallocate()
         expertUnimportance.deallocate()
         expertGate.deallocate()
-        predictIds.deallocate()
-        predictWeights.deallocate()
     }
 }

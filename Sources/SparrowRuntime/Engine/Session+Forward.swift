@@ -1,4 +1,3 @@
-import SparrowIO
 import SparrowKernels
 
 extension Session {
@@ -34,14 +33,10 @@ extension Session {
                 try moe(layer: l, weights: lw, n: n)
             }
             for i in 0..<(n * h) { x[i] += s.moeOut.pointer[i] }
-            if n == 1 && prefetchDepth > 0 { refinePrediction(after: l) }
+            if n == 1 { scheduler.refinePrediction(after: l, hidden: x, cache: expertCache) }
         }
         position += n
-        // The lane is usually idle now (output head, sampling, the next embedding): downgraded
-        // records get their full level in the background (a scan of the slots: once a token).
-        if n == 1, tokenPrecision?.upgradeInBackground == true, let cache = expertCache {
-            cache.upgradeInBackground(limit: IOLane.backgroundBatch)
-        }
+        if n == 1 { scheduler.tokenFinished(cache: expertCache) }
 
         guard let dest else { return }
         let rows = allRows ? n : 1

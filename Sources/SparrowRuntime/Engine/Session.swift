@@ -97,28 +97,22 @@ public final class Session {
     public var expertInputObserver: ((_ layer: Int, _ expert: Int, _ rows: UnsafePointer<Float>, _ count: Int) -> Void)?
     /// Forces the level of each expert a MoE step runs (-1: skip it), replacing the session's
     /// choice. For tests and experiments (e.g. replaying the levels another run chose).
-    public var expertLevelOverride: ((_ position: Int, _ layer: Int, _ expert: Int) -> Int)?
+    public var expertLevelOverride: ((_ position: Int, _ layer: Int, _ expert: Int) -> Int)? {
+        get { scheduler.levelOverride }
+        set { scheduler.levelOverride = newValue }
+    }
     /// Token-level precision (nil: off), its low level, and the prefetch depth (0: off).
-    public let tokenPrecision: TokenPrecision?
-    /// Experts (layer × experts + expert) a miss always reads at full precision: per layer, the
-    /// `protectedShare` whose low level changes their output most in the profile.
-    let sensitiveExperts: Set<Int>
-    public let lowLevel: Int
-    public let prefetchDepth: Int
+    public var tokenPrecision: TokenPrecision? { scheduler.tokenPrecision }
+    public var lowLevel: Int { scheduler.lowLevel }
+    public var prefetchDepth: Int { scheduler.prefetchDepth }
     /// Records compute and I/O spans for `bench --timeline` while set (nil: nothing recorded).
     public var timeline: Timeline? {
         didSet { expertCache?.timeline = timeline }
     }
     /// Precision choices and prediction quality so far.
-    public internal(set) var schedulerStatistics = SchedulerStatistics()
-    /// Experts predicted for each layer by earlier layers at this token: [layer][depth − 1] → ids.
-    var predictions: [[[Int32]]] = []
-    /// The routers of the layers 2…`prefetchDepth` ahead of each layer, one matrix per layer
-    /// (nil with a prefetch depth below 2).
-    let stackedRouters: StackedRouters?
-
-    /// Orders each MoE step (nil: the router's order).
-    var planner: LayerPlanner?
+    public var schedulerStatistics: SchedulerStatistics { scheduler.statistics }
+    /// Every decision about experts other than computing them.
+    let scheduler: Scheduler
 
     /// The budgeted expert cache; nil when experts come from the mapping.
     let expertCache: ExpertCache?
@@ -166,111 +160,22 @@ public final class Session {
         } else {
             expertLevel = max(0, stored.count - 1)
         }
-        if let tp = options.tokenPrecision {
-            guard tp.fullThreshold >= 0, tp.lowThreshold >= tp.fullThreshold else {
-                throw .invalidArgument("token precision thresholds must satisfy 0 ≤ full ≤ low (got \(tp.fullThreshold), \(tp.lowThreshold))")
-            }
-            if let bits = tp.lowBits {
-                guard let level = stored.firstIndex(of: bits), level <= expertLevel else {
-                    throw .invalidArgument(
-                        "low precision of \(bits) bits is not a stored level at or below \(stored[expertLevel]) bits "
-                            + "(stored: \(stored.map(String.init).joined(separator: ", ")))")
-                }
-                lowLevel = level
-            } else {
-                lowLevel = 0
-            }
-        } else {
-            lowLevel = expertLevel
-        }
-        // A profile of another file (size or levels differ) is ignored.
-        let profile = options.profile.flatMap {
-            $0.modelBytes == model.file.file.count && $0.expertBits == stored && $0.experts.count == model.config.layerCount ? $0 : nil
-        }
-        var precision = options.tokenPrecision
-        if let tolerance = precision?.profileTolerance {
-            if let t = profile?.thresholds(lowLevel: lowLevel, tolerance: tolerance) {
-                precision!.fullThreshold = t.full
-                precision!.lowThreshold = t.low
-            } else {
-                precision!.profileTolerance = nil  // no usable profile: the thresholds as given
-            }
-        }
-        tokenPrecision = precision
-        if let share = options.tokenPrecision?.protectedShare, share > 0, let p = profile {
-            sensitiveExperts = p.mostSensitive(level: lowLevel, share: share, expertCount: model.config.expertCount)
-        } else {
-            sensitiveExperts = []
-        }
-        guard (0...3).contains(options.prefetchDepth) else { throw .invalidArgument("prefetch depth must be 0…3") }
-        prefetchDepth = options.prefetchDepth
-        let moeLayers = model.config.layerCount
-        predictions = Array(repeating: Array(repeating: [], count: max(1, options.prefetchDepth)), count: moeLayers)
-        schedulerStatistics.predicted = Array(repeating: 0, count: options.prefetchDepth)
-        schedulerStatistics.correct = Array(repeating: 0, count: options.prefetchDepth)
-        schedulerStatistics.chosen = Array(repeating: 0, count: options.prefetchDepth)
-        stackedRouters = options.prefetchDepth >= 2 ? StackedRouters(weights: model.weights, config: config, depth: options.prefetchDepth) : nil
+        let scheduler = try Scheduler(model: model, expertLevel: expertLevel, options: options)
+        self.scheduler = scheduler
         let kvDim = config.kvHeadCount * config.headDim
         keys = (0..<config.layerCount).map { _ in KVBuffer(rows: ctx, width: kvDim, type: options.kvType) }
         values = (0..<config.layerCount).map { _ in KVBuffer(rows: ctx, width: kvDim, type: options.kvType) }
         scratch = Scratch(config: config, batch: batchSize, context: ctx, threads: threads)
         backend = CPUBackend(scratch: scratch, config: config)
-        planner = options.intraLayerPlan ? LayerPlanner() : nil
         if options.budget != nil || options.expertCacheBytes != nil {
             embeddingRows = config.tieWordEmbeddings ? nil : EmbeddingRows(model: model)
-            // Low-precision slots (token-level precision): the share given, else the profile's demand.
-            var low: (level: Int, share: Double)?
-            if let tp = tokenPrecision {
-                let fraction = Double(model.file.decodedLength(level: lowLevel))
-                    / Double(max(1, model.file.decodedLength(level: expertLevel)))
-                let share = options.lowPrecisionShare
-                    ?? profile?.lowSlotShare(fullThreshold: tp.fullThreshold, lowFraction: fraction) ?? 0.25
-                low = (lowLevel, share)
-            }
-            expertCache = try Self.makeCache(
+            let low = scheduler.lowSlotShare.map { (level: scheduler.lowLevel, share: $0) }
+            expertCache = try ExpertCache.forSession(
                 model: model, level: expertLevel, low: low, options: options, skipping: embeddingRows?.ranges ?? [])
         } else {
             expertCache = nil
             embeddingRows = nil
         }
-    }
-
-    /// Sizes the expert cache from what is left of `budget` once everything else is resident.
-    private static func makeCache(
-        model: Model, level: Int, low: (level: Int, share: Double)?, options: SessionOptions, skipping: [Range<Int>]
-    ) throws(SparrowError) -> ExpertCache {
-        let c = model.config
-        guard c.moeLayerCount > 0 else { throw .invalidArgument("a memory budget needs a model with experts") }
-        let slot = ExpertCache.slotSize(file: model.file, level: level)
-        let need = c.expertsPerToken * slot
-        if let bytes = options.expertCacheBytes {
-            guard bytes >= need else {
-                throw .budgetTooSmall(
-                    "an expert cache of \(ByteSize.format(bytes)) cannot hold one layer's top-\(c.expertsPerToken) experts at "
-                        + "\(model.expertBits[level]) bits (\(ByteSize.format(need)))")
-            }
-            return try ExpertCache(
-                file: model.file, config: c, maxLevel: level, arenaBytes: bytes, policy: options.cachePolicy, io: options.io,
-                lowLevel: low?.level, lowShare: low?.share ?? 0)
-        }
-        let budget = options.budget!
-        model.touchDense(skipping: skipping)
-        let fixed = ProcessMemory.currentRSS
-        let reserve = (8 << 20) + budget / 50  // transient allocations: logits, activations, I/O bookkeeping
-        let arena = budget - fixed - reserve
-        guard arena >= need else {
-            let lowest = c.expertsPerToken * ExpertCache.slotSize(file: model.file, level: 0)
-            throw .budgetTooSmall(
-                "\(ByteSize.format(budget)) leaves \(ByteSize.format(max(0, arena))) for experts after "
-                    + "\(ByteSize.format(fixed)) resident (dense weights, KV cache, scratch, runtime) and a "
-                    + "\(ByteSize.format(reserve)) reserve; one layer's top-\(c.expertsPerToken) experts at "
-                    + "\(model.expertBits[level]) bits need \(ByteSize.format(need)), so the budget must be at least "
-                    + "\(ByteSize.format(fixed + reserve + need))"
-                    + (level > 0 ? " (\(ByteSize.format(fixed + reserve + lowest)) at \(model.expertBits[0]) bits)" : ""))
-        }
-        return try ExpertCache(
-            file: model.file, config: c, maxLevel: level, arenaBytes: arena, policy: options.cachePolicy, io: options.io,
-                lowLevel: low?.level, lowShare: low?.share ?? 0)
     }
 
     /// Runs `body(task)` for task in 0..<tasks on the shared worker pool, or on the calling thread

@@ -110,13 +110,13 @@ public struct ExpertProfile: Codable, Sendable, Equatable {
         return (Float(full) * Float(Self.gridStep), Float(low) * Float(Self.gridStep))
     }
 
-    /// Per layer, the `share` of experts whose output `level` changes most (keys layer × experts +
-    /// expert): the ones token-level precision should never downgrade.
-    public func mostSensitive(level: Int, share: Double, expertCount: Int) -> Set<Int> {
-        var keys = Set<Int>()
+    /// Per layer, the `share` of experts whose output `level` changes most: the ones token-level
+    /// precision should never downgrade.
+    public func mostSensitive(level: Int, share: Double) -> Set<ExpertKey> {
+        var keys = Set<ExpertKey>()
         for (l, layer) in experts.enumerated() where !layer.isEmpty {
             let order = layer.indices.sorted { layer[$0].levelError[level] > layer[$1].levelError[level] }
-            for x in order.prefix(Int((Double(layer.count) * min(share, 1)).rounded())) { keys.insert(l * expertCount + x) }
+            for x in order.prefix(Int((Double(layer.count) * min(share, 1)).rounded())) { keys.insert(ExpertKey(layer: l, expert: x)) }
         }
         return keys
     }

@@ -6,12 +6,10 @@ public struct CacheClock: Sendable {
     /// Index of the MoE layer being computed (layers run in order, then wrap to the next token).
     public var layer: Int
     public var layerCount: Int
-    public var expertCount: Int
 
     /// Layers until `key`'s layer runs again: 0 for the next layer, layerCount − 1 for this one.
-    func distance(to key: Int) -> Int {
-        let l = key / expertCount
-        return (l - layer - 1 + 2 * layerCount) % layerCount
+    func distance(to key: ExpertKey) -> Int {
+        (key.layer - layer - 1 + 2 * layerCount) % layerCount
     }
 }
 
@@ -19,29 +17,29 @@ public struct CacheClock: Sendable {
 /// every use of an expert and evicts the unpinned slot whose `rank` is lowest.
 public protocol EvictionPolicy: Sendable {
     var name: String { get }
-    /// Records a use of `key` (layer × experts + expert) at logical time `tick` with its routing
+    /// Records a use of `key` at logical time `tick` with its routing
     /// weight (the gate's probability for the token, 1 when unknown).
-    mutating func used(key: Int, tick: UInt64, weight: Float)
+    mutating func used(key: ExpertKey, tick: UInt64, weight: Float)
     /// Eviction order: lower is evicted first. `lastUse` is the tick of the key's latest use.
-    func rank(key: Int, lastUse: UInt64, clock: CacheClock) -> (Double, UInt64)
+    func rank(key: ExpertKey, lastUse: UInt64, clock: CacheClock) -> (Double, UInt64)
 }
 
 /// Least recently used.
 public struct LRUPolicy: EvictionPolicy {
     public var name: String { "lru" }
     public init() {}
-    public mutating func used(key: Int, tick: UInt64, weight: Float) {}
-    public func rank(key: Int, lastUse: UInt64, clock: CacheClock) -> (Double, UInt64) { (Double(lastUse), 0) }
+    public mutating func used(key: ExpertKey, tick: UInt64, weight: Float) {}
+    public func rank(key: ExpertKey, lastUse: UInt64, clock: CacheClock) -> (Double, UInt64) { (Double(lastUse), 0) }
 }
 
 /// Least frequently used: uses counted per expert over the session (an expert evicted and loaded
 /// again keeps its count, so hot experts stay hot), ties broken by recency.
 public struct LFUPolicy: EvictionPolicy {
     public var name: String { "lfu" }
-    private var counts: [Int: UInt64] = [:]
+    private var counts: [ExpertKey: UInt64] = [:]
     public init() {}
-    public mutating func used(key: Int, tick: UInt64, weight: Float) { counts[key, default: 0] += 1 }
-    public func rank(key: Int, lastUse: UInt64, clock: CacheClock) -> (Double, UInt64) {
+    public mutating func used(key: ExpertKey, tick: UInt64, weight: Float) { counts[key, default: 0] += 1 }
+    public func rank(key: ExpertKey, lastUse: UInt64, clock: CacheClock) -> (Double, UInt64) {
         (Double(counts[key] ?? 0), lastUse)
     }
 }
@@ -53,13 +51,13 @@ public struct ScorePolicy: EvictionPolicy {
     public var name: String { "score" }
     /// Per use of any expert, how much old weight is kept.
     let decay: Double
-    private var scores: [Int: (score: Double, at: UInt64)] = [:]
+    private var scores: [ExpertKey: (score: Double, at: UInt64)] = [:]
     public init(decay: Double = 0.999) { self.decay = decay }
-    public mutating func used(key: Int, tick: UInt64, weight: Float) {
+    public mutating func used(key: ExpertKey, tick: UInt64, weight: Float) {
         let old = scores[key].map { $0.score * pow(decay, Double(tick - $0.at)) } ?? 0
         scores[key] = (old + Double(weight), tick)
     }
-    public func rank(key: Int, lastUse: UInt64, clock: CacheClock) -> (Double, UInt64) {
+    public func rank(key: ExpertKey, lastUse: UInt64, clock: CacheClock) -> (Double, UInt64) {
         (scores[key].map { $0.score * pow(decay, Double(lastUse - $0.at)) } ?? 0, lastUse)
     }
 }
@@ -71,10 +69,10 @@ public struct ScorePolicy: EvictionPolicy {
 /// LFU it does not thrash when the cache holds fewer experts than one token uses.
 public struct LayerDistancePolicy: EvictionPolicy {
     public var name: String { "distance" }
-    private var counts: [Int: UInt64] = [:]
+    private var counts: [ExpertKey: UInt64] = [:]
     public init() {}
-    public mutating func used(key: Int, tick: UInt64, weight: Float) { counts[key, default: 0] += 1 }
-    public func rank(key: Int, lastUse: UInt64, clock: CacheClock) -> (Double, UInt64) {
+    public mutating func used(key: ExpertKey, tick: UInt64, weight: Float) { counts[key, default: 0] += 1 }
+    public func rank(key: ExpertKey, lastUse: UInt64, clock: CacheClock) -> (Double, UInt64) {
         (Double(counts[key] ?? 0) / Double(1 + clock.distance(to: key)), lastUse)
     }
 }

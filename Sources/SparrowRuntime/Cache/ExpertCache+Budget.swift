@@ -1,0 +1,43 @@
+import Foundation
+
+extension ExpertCache {
+    /// The cache of a budgeted session: `options.expertCacheBytes`, or what is left of
+    /// `options.budget` once everything else is resident (the dense weights, except the `skipping`
+    /// byte ranges read per use, are touched first so the measurement sees them).
+    static func forSession(
+        model: Model, level: Int, low: (level: Int, share: Double)?, options: SessionOptions, skipping: [Range<Int>]
+    ) throws(SparrowError) -> ExpertCache {
+        let c = model.config
+        guard c.moeLayerCount > 0 else { throw .invalidArgument("a memory budget needs a model with experts") }
+        let slot = slotSize(file: model.file, level: level)
+        let need = c.expertsPerToken * slot
+        if let bytes = options.expertCacheBytes {
+            guard bytes >= need else {
+                throw .budgetTooSmall(
+                    "an expert cache of \(ByteSize.format(bytes)) cannot hold one layer's top-\(c.expertsPerToken) experts at "
+                        + "\(model.expertBits[level]) bits (\(ByteSize.format(need)))")
+            }
+            return try ExpertCache(
+                file: model.file, config: c, maxLevel: level, arenaBytes: bytes, policy: options.cachePolicy, io: options.io,
+            lowLevel: low?.level, lowShare: low?.share ?? 0)
+        }
+        let budget = options.budget!
+        model.touchDense(skipping: skipping)
+        let fixed = ProcessMemory.currentRSS
+        let reserve = (8 << 20) + budget / 50  // transient allocations: logits, activations, I/O bookkeeping
+        let arena = budget - fixed - reserve
+        guard arena >= need else {
+            let lowest = c.expertsPerToken * slotSize(file: model.file, level: 0)
+            throw .budgetTooSmall(
+                "\(ByteSize.format(budget)) leaves \(ByteSize.format(max(0, arena))) for experts after "
+                    + "\(ByteSize.format(fixed)) resident (dense weights, KV cache, scratch, runtime) and a "
+                    + "\(ByteSize.format(reserve)) reserve; one layer's top-\(c.expertsPerToken) experts at "
+                    + "\(model.expertBits[level]) bits need \(ByteSize.format(need)), so the budget must be at least "
+                    + "\(ByteSize.format(fixed + reserve + need))"
+                    + (level > 0 ? " (\(ByteSize.format(fixed + reserve + lowest)) at \(model.expertBits[0]) bits)" : ""))
+        }
+        return try ExpertCache(
+            file: model.file, config: c, maxLevel: level, arenaBytes: arena, policy: options.cachePolicy, io: options.io,
+            lowLevel: low?.level, lowShare: low?.share ?? 0)
+    }
+}
