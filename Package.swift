@@ -67,13 +67,14 @@ let package = Package(
         .executableTarget(
             name: "sparrow",
             dependencies: [
-                "Sparrow", "SparrowFormat", "SparrowQuant", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "Sparrow", "SparrowRuntime", "SparrowFormat", "SparrowQuant", "SparrowIO", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
         .testTarget(
             name: "SparrowTests",
             dependencies: [
                 "Sparrow", "SparrowRuntime", "SparrowFormat", "SparrowKernels", "CSparrowKernels", "SparrowQuant", "SparrowIO",
+                "CSparrowABI",
             ],
             exclude: ["Fixtures"]),
     ],

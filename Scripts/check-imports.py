@@ -30,7 +30,7 @@ for target in package["targets"]:
                 continue
             path = os.path.join(folder, name)
             for line in open(path, encoding="utf-8"):
-                m = re.match(r"\s*(?:@_exported\s+|@testable\s+)?import\s+(?:struct\s+|class\s+|enum\s+)?(\w+)", line)
+                m = re.match(r"\s*(?:@_exported\s+|@testable\s+|@_spi\(\w+\)\s+)?import\s+(?:struct\s+|class\s+|enum\s+|protocol\s+|func\s+)?(\w+)", line)
                 if m and m.group(1) not in declared | TOOLCHAIN:
                     bad.append(f"{path}: imports {m.group(1)}, which target {target['name']} does not declare")
 for b in bad:

@@ -28,10 +28,12 @@ case "$target" in
 esac
 work="$root/.build/fuzz"
 mkdir -p "$work/corpus/$target" "$work/seeds/$target" "$work/tmp"
-(cd "$root/Fuzz" && swift build -c debug --sanitize=fuzzer --sanitize=address --product "$product" 2>&1 |
-    grep -E "error|warning: unre|Compiling Fuzz" || true)
+# (A failed build must fail the script: an old binary would fuzz old code.)
+built=0
+log=$(cd "$root/Fuzz" && swift build -c debug --sanitize=fuzzer --sanitize=address --product "$product" 2>&1) || built=$?
+grep -E "error|warning: unre|Compiling Fuzz" <<<"$log" || true
 binary="$root/Fuzz/.build/debug/$product"
-[ -x "$binary" ] || { echo "fuzz.sh: $product did not build" >&2; exit 1; }
+[ "$built" -eq 0 ] && [ -x "$binary" ] || { echo "fuzz.sh: $product did not build" >&2; exit 1; }
 if [ "$target" = spw ] && [ ! -s "$work/seeds/spw/qwen2_moe.spw" ]; then
     (cd "$root" && swift build -c release --product sparrow >/dev/null &&
         .build/release/sparrow convert Tests/SparrowTests/Fixtures/qwen2_moe -o "$work/seeds/spw/qwen2_moe.spw" \

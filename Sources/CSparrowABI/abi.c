@@ -59,6 +59,7 @@ sparrow_session_params sparrow_session_default_params(void) {
     p.precision_policy = SPARROW_PRECISION_FIXED;
     p.kv_type = SPARROW_KV_F32;
     p.prefetch_depth = 0;
+    /* TokenPrecision.defaultFullThreshold / defaultLowThreshold (SwiftAPITests keeps them equal). */
     p.token_full_threshold = 0.6f;
     p.token_low_threshold = 0.9f;
     p.low_bits = 0;

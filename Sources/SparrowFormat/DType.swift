@@ -18,16 +18,16 @@ public enum DType: String, Codable, Sendable, CaseIterable {
     }
 
     /// Bytes per element of a float type (planes pack several elements per byte: use `bytes(count:)`).
-    public var size: Int { bits / 8 }
+    package var size: Int { bits / 8 }
 
     /// Bytes that `count` elements occupy.
-    public func bytes(count: Int) -> Int { count * bits / 8 }
+    package func bytes(count: Int) -> Int { count * bits / 8 }
 
     /// Whether this is a float type the kernels read directly.
-    public var isFloat: Bool { self == .f32 || self == .f16 || self == .bf16 }
+    package var isFloat: Bool { self == .f32 || self == .f16 || self == .bf16 }
 
     /// The code-plane type of a given width in bits.
-    public static func plane(width: Int) -> DType? {
+    package static func plane(width: Int) -> DType? {
         switch width {
         case 2: return .u2
         case 4: return .u4
@@ -37,7 +37,7 @@ public enum DType: String, Codable, Sendable, CaseIterable {
     }
 
     /// The kernel library's name for a float type (f32 for code planes, which are not read as floats).
-    public var kernelType: spk_dtype {
+    package var kernelType: spk_dtype {
         switch self {
         case .f32: return SPK_F32
         case .f16: return SPK_F16
@@ -47,7 +47,7 @@ public enum DType: String, Codable, Sendable, CaseIterable {
     }
 
     /// Parses a safetensors dtype name ("F32", "F16", "BF16").
-    public init?(safetensorsName: String) {
+    package init?(safetensorsName: String) {
         switch safetensorsName {
         case "F32": self = .f32
         case "F16": self = .f16

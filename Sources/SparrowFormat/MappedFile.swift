@@ -7,13 +7,13 @@ import Darwin
 /// A whole file mapped read-only into memory. Unmaps and closes on deinit.
 ///
 /// Immutable after init, so it may be shared across threads.
-public final class MappedFile: @unchecked Sendable {
-    public let path: String
+package final class MappedFile: @unchecked Sendable {
+    package let path: String
     /// The mapped bytes; valid as long as this object lives.
-    public let bytes: UnsafeRawBufferPointer
-    public let fileDescriptor: Int32
+    package let bytes: UnsafeRawBufferPointer
+    package let fileDescriptor: Int32
 
-    public init(path: String) throws(FormatError) {
+    package init(path: String) throws(FormatError) {
         self.path = path
         // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below as not a
         // regular file); it changes nothing for a regular file.
@@ -44,10 +44,10 @@ public final class MappedFile: @unchecked Sendable {
     }
 
     /// Size of the file in bytes.
-    public var count: Int { bytes.count }
+    package var count: Int { bytes.count }
 
     /// Advises the kernel about a range (e.g. MADV_WILLNEED, MADV_DONTNEED). Errors are ignored.
-    public func advise(offset: Int, length: Int, _ advice: Int32) {
+    package func advise(offset: Int, length: Int, _ advice: Int32) {
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let start = offset / page * page
         let end = min(count, offset + length)

@@ -2,15 +2,15 @@ import Foundation
 
 /// Reading and writing NumPy `.npy` arrays (version 1.0, little-endian, C order): the format the
 /// reference data and `sparrow logits` use.
-public enum NPY {
+package enum NPY {
     /// A loaded array: shape and values widened to Double-free Swift arrays of its element type.
-    public struct Array<Element> {
-        public var shape: [Int]
-        public var values: [Element]
+    package struct Array<Element> {
+        package var shape: [Int]
+        package var values: [Element]
     }
 
     /// Writes float32 values with `shape` to `path` (atomically).
-    public static func write(_ values: [Float], shape: [Int], to path: String) throws(FormatError) {
+    package static func write(_ values: [Float], shape: [Int], to path: String) throws(FormatError) {
         guard shape.reduce(1, *) == values.count else { throw .invalidArgument("npy: shape does not match value count") }
         var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (\(shape.map(String.init).joined(separator: ", "))\(shape.count == 1 ? "," : "")), }"
         let unpadded = 10 + header.utf8.count + 1
@@ -26,14 +26,14 @@ public enum NPY {
     }
 
     /// Reads a float32 array.
-    public static func readFloat32(_ path: String) throws(FormatError) -> Array<Float> {
+    package static func readFloat32(_ path: String) throws(FormatError) -> Array<Float> {
         let (descr, shape, body) = try parse(path)
         guard descr == "<f4" else { throw .corrupt(path: path, what: "npy dtype \(descr), expected <f4") }
         return Array(shape: shape, values: body.withUnsafeBytes { Swift.Array($0.bindMemory(to: Float.self)) })
     }
 
     /// Reads an int32 or int64 array as Int.
-    public static func readInt(_ path: String) throws(FormatError) -> Array<Int> {
+    package static func readInt(_ path: String) throws(FormatError) -> Array<Int> {
         let (descr, shape, body) = try parse(path)
         switch descr {
         case "<i4": return Array(shape: shape, values: body.withUnsafeBytes { $0.bindMemory(to: Int32.self).map(Int.init) })

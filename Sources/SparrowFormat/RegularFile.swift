@@ -9,9 +9,9 @@ import Darwin
 /// Whole-file reads of inputs a user names (configs, tokenizers, profiles, texts): only regular
 /// files are read. A FIFO, a device or a directory would block forever or never end; here it is
 /// simply not readable, and the caller reports that as its usual error.
-public enum RegularFile {
+package enum RegularFile {
     /// Whether `path` names a regular file (following symbolic links).
-    public static func isRegular(_ path: String) -> Bool {
+    package static func isRegular(_ path: String) -> Bool {
         var st = stat()
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
     }
@@ -20,7 +20,7 @@ public enum RegularFile {
     /// regular file. The file is checked once opened (no race between check and read), opened
     /// without blocking (a FIFO returns at once), and read with read(2) (FileManager's
     /// `contents(atPath:)` leaks a 4 KiB buffer on an empty file: found by the config fuzzer).
-    public static func contents(atPath path: String) -> Data? {
+    package static func contents(atPath path: String) -> Data? {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { return nil }
         defer { close(fd) }

@@ -9,20 +9,20 @@ import Foundation
 /// the runtime when a record is first used), the whole file with `verifyAll()`.
 /// Immutable after init; shareable across threads.
 public final class SPWFile: @unchecked Sendable {
-    public let file: MappedFile
-    public let sections: [SectionEntry]
+    package let file: MappedFile
+    package let sections: [SectionEntry]
     /// The meta JSON (architecture, hyper-parameters, provenance), opaque to the format.
-    public let meta: [UInt8]
+    package let meta: [UInt8]
     /// The tokenizer definition (tokenizer.json bytes), decompressed.
-    public let tokenizer: [UInt8]
-    public let directory: TensorDirectory
-    public let experts: [ExpertRecordEntry]
+    package let tokenizer: [UInt8]
+    package let directory: TensorDirectory
+    package let experts: [ExpertRecordEntry]
     /// Decoded bytes each expert level adds (the layout's sizes; a zstd level stores fewer).
-    public let levelSizes: [Int]
+    package let levelSizes: [Int]
     private let tensorIndex: [String: Int]
     private let expertIndex: [Int: Int]  // layer << 32 | expert → index in `experts`
 
-    public var path: String { file.path }
+    package var path: String { file.path }
 
     public init(path: String) throws(FormatError) {
         let mapped = try MappedFile(path: path)
@@ -100,33 +100,33 @@ public final class SPWFile: @unchecked Sendable {
     }
 
     /// Directory entry of a dense tensor.
-    public func tensor(_ name: String) -> TensorEntry? {
+    package func tensor(_ name: String) -> TensorEntry? {
         tensorIndex[name].map { directory.tensors[$0] }
     }
 
     /// The bytes of a dense tensor, valid while this object lives.
-    public func bytes(of t: TensorEntry) -> UnsafeRawBufferPointer {
+    package func bytes(of t: TensorEntry) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(rebasing: file.bytes[t.offset..<(t.offset + t.length)])
     }
 
     /// Directory entry of an expert record.
-    public func expert(layer: Int, expert: Int) -> ExpertRecordEntry? {
+    package func expert(layer: Int, expert: Int) -> ExpertRecordEntry? {
         expertIndex[layer << 32 | expert].map { experts[$0] }
     }
 
     /// Whether levels 0...level of a record are stored raw (usable in place, no decoding).
-    public func isRaw(_ e: ExpertRecordEntry, upTo level: Int) -> Bool {
+    package func isRaw(_ e: ExpertRecordEntry, upTo level: Int) -> Bool {
         e.levels[0...level].allSatisfy { $0.codec == .raw }
     }
 
     /// Decoded bytes of levels 0...level (what `decodeExpert` writes).
-    public func decodedLength(level: Int) -> Int { levelSizes[0...level].reduce(0, +) }
+    package func decodedLength(level: Int) -> Int { levelSizes[0...level].reduce(0, +) }
 
     /// Checks the stored bytes of levels `from...level` of a record (`stored` holds the record's
     /// stored prefix through `level`) and decodes them into `output`, which holds the decoded
     /// prefix (at least `decodedLength(level:)` bytes); levels below `from` are already there.
     /// A checksum mismatch or undecodable level is an error naming the layer, expert and level.
-    public func decodeExpert(
+    package func decodeExpert(
         _ e: ExpertRecordEntry, levels range: ClosedRange<Int>, stored: UnsafeRawBufferPointer,
         into output: UnsafeMutableRawBufferPointer
     ) throws(FormatError) {
@@ -146,13 +146,13 @@ public final class SPWFile: @unchecked Sendable {
     }
 
     /// The mapped bytes of an expert record's prefix up to and including `level`.
-    public func mappedExpert(_ e: ExpertRecordEntry, level: Int) -> UnsafeRawBufferPointer {
+    package func mappedExpert(_ e: ExpertRecordEntry, level: Int) -> UnsafeRawBufferPointer {
         let start = Int(e.offset)
         return UnsafeRawBufferPointer(rebasing: file.bytes[start..<(start + e.prefixLength(level: level))])
     }
 
     /// Checks one level of an expert record against its checksum.
-    public func verifyExpert(_ e: ExpertRecordEntry, level: Int) throws(FormatError) {
+    package func verifyExpert(_ e: ExpertRecordEntry, level: Int) throws(FormatError) {
         let start = Int(e.offset) + (level == 0 ? 0 : Int(e.levels[level - 1].end))
         let end = Int(e.offset) + Int(e.levels[level].end)
         if crc32c(UnsafeRawBufferPointer(rebasing: file.bytes[start..<end])) != e.levels[level].crc32c {
@@ -163,7 +163,7 @@ public final class SPWFile: @unchecked Sendable {
     /// Checks every dense tensor against its checksum. Each tensor's pages are released from this
     /// process once checked (they stay in the page cache), so opening a model never holds more
     /// than one tensor resident: a memory budget decides later what stays.
-    public func verifyDense() throws(FormatError) {
+    package func verifyDense() throws(FormatError) {
         for t in directory.tensors {
             if crc32c(bytes(of: t)) != t.crc32c { throw .checksumMismatch(path: path, what: "tensor '\(t.name)'") }
             // Whole pages only: a page shared with the next tensor stays.

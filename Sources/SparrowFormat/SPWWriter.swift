@@ -10,9 +10,9 @@ import Darwin
 /// directories, tokenizer and meta, then the header. Bytes go to a temporary file beside the
 /// destination which is renamed over it only by `finish`, so a crash never leaves a half file
 /// under the final name and never touches what was there before.
-public final class SPWWriter {
-    public let destination: String
-    public let temporaryPath: String
+package final class SPWWriter {
+    package let destination: String
+    package let temporaryPath: String
     private var fd: Int32
     private var position: Int
     private var tensors: [TensorEntry] = []
@@ -24,7 +24,7 @@ public final class SPWWriter {
     private var finished = false
 
     /// Creates the temporary file. Does not look at `destination` (the caller decides about overwriting).
-    public init(destination: String) throws(FormatError) {
+    package init(destination: String) throws(FormatError) {
         self.destination = destination
         self.temporaryPath = destination + ".tmp-\(getpid())"
         fd = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
@@ -38,7 +38,7 @@ public final class SPWWriter {
     }
 
     /// Deletes the temporary file; the destination is untouched.
-    public func abandon() {
+    package func abandon() {
         if fd >= 0 { close(fd) }
         fd = -1
         unlink(temporaryPath)
@@ -66,7 +66,7 @@ public final class SPWWriter {
     }
 
     /// Appends a dense tensor (already in `dtype`, row-major, little-endian).
-    public func addDense(name: String, dtype: DType, shape: [Int], bytes: UnsafeRawBufferPointer) throws(FormatError) {
+    package func addDense(name: String, dtype: DType, shape: [Int], bytes: UnsafeRawBufferPointer) throws(FormatError) {
         precondition(expertStart == 0, "dense tensors must be written before experts")
         guard bytes.count == dtype.bytes(count: shape.reduce(1, *)) else {
             throw .badTensor(path: destination, name: name, problem: "byte count does not match shape \(shape)")
@@ -79,7 +79,7 @@ public final class SPWWriter {
     }
 
     /// Starts the expert section; every record that follows has the given level layout.
-    public func beginExperts(levels: [ExpertLevelLayout]) {
+    package func beginExperts(levels: [ExpertLevelLayout]) {
         position = SPW.align(position, SPW.recordAlignment)
         sections.append(
             SectionEntry(kind: .dense, offset: UInt64(denseStart), length: UInt64(position - denseStart), checksum: 0))
@@ -89,7 +89,7 @@ public final class SPWWriter {
 
     /// Appends one expert record; `levels[k]` is the bytes stored for level k, encoded with
     /// `codecs[k]` (all raw when nil). The record is the concatenation, so levels 0...k stay a byte prefix.
-    public func addExpert(
+    package func addExpert(
         layer: Int, expert: Int, levels: [UnsafeRawBufferPointer], codecs: [LevelCodec]? = nil
     ) throws(FormatError) {
         precondition(expertStart != 0, "beginExperts first")
@@ -120,7 +120,7 @@ public final class SPWWriter {
 
     /// Writes the directories, tokenizer (compressed) and meta, then the header; syncs and renames
     /// the file to its destination.
-    public func finish(meta: [UInt8], tokenizer: [UInt8]) throws(FormatError) {
+    package func finish(meta: [UInt8], tokenizer: [UInt8]) throws(FormatError) {
         if expertStart == 0 { beginExperts(levels: []) }
         position = SPW.align(position, SPW.recordAlignment)
         sections.append(

@@ -2,21 +2,21 @@ import Foundation
 
 /// One tensor in a safetensors file: where its bytes are and what they hold.
 public struct SafeTensorInfo: Sendable {
-    public let name: String
+    package let name: String
     /// The safetensors dtype name as written in the file ("BF16", "F32", ...).
-    public let dtypeName: String
-    public let shape: [Int]
+    package let dtypeName: String
+    package let shape: [Int]
     /// Byte range inside the file (absolute).
-    public let range: Range<Int>
+    package let range: Range<Int>
     /// Parsed type, nil when Sparrow cannot read it.
-    public var dtype: DType? { DType(safetensorsName: dtypeName) }
-    public var elementCount: Int { shape.reduce(1, *) }
+    package var dtype: DType? { DType(safetensorsName: dtypeName) }
+    package var elementCount: Int { shape.reduce(1, *) }
 }
 
 /// A memory-mapped safetensors file. Tensors are read lazily through the mapping,
 /// so a checkpoint larger than RAM is never loaded whole.
 public final class SafeTensorsFile: @unchecked Sendable {
-    public let file: MappedFile
+    package let file: MappedFile
     public let tensors: [String: SafeTensorInfo]
 
     public init(path: String) throws(FormatError) {
@@ -78,13 +78,13 @@ public final class SafeTensorsFile: @unchecked Sendable {
 }
 
 /// A checkpoint spread over one or more safetensors files (with `model.safetensors.index.json`).
-public final class SafeTensorsCheckpoint: @unchecked Sendable {
-    public let directory: String
-    public let files: [SafeTensorsFile]
+package final class SafeTensorsCheckpoint: @unchecked Sendable {
+    package let directory: String
+    package let files: [SafeTensorsFile]
     private let owner: [String: Int]
 
     /// Opens `model.safetensors.index.json` when present, else every `*.safetensors` in `directory`.
-    public init(directory: String) throws(FormatError) {
+    package init(directory: String) throws(FormatError) {
         self.directory = directory
         let fm = FileManager.default
         let indexPath = directory + "/model.safetensors.index.json"
@@ -118,14 +118,14 @@ public final class SafeTensorsCheckpoint: @unchecked Sendable {
     }
 
     /// Names of all tensors across the shards.
-    public var tensorNames: [String] { Array(owner.keys) }
+    package var tensorNames: [String] { Array(owner.keys) }
 
     /// Looks a tensor up by name.
-    public func info(_ name: String) -> (SafeTensorsFile, SafeTensorInfo)? {
+    package func info(_ name: String) -> (SafeTensorsFile, SafeTensorInfo)? {
         guard let i = owner[name], let t = files[i].tensors[name] else { return nil }
         return (files[i], t)
     }
 
     /// Paths of the shard files (the converter must never write over one of them).
-    public var paths: [String] { files.map(\.file.path) }
+    package var paths: [String] { files.map(\.file.path) }
 }

@@ -6,14 +6,14 @@ import Glibc
 
 /// One read: `length` bytes at file `offset` into `destination`. On an O_DIRECT reader all three
 /// are multiples of `BlockReaderOptions.alignment`.
-public struct ReadRequest: Sendable {
-    public var offset: Int
-    public var length: Int
-    public nonisolated(unsafe) var destination: UnsafeMutableRawPointer
+package struct ReadRequest: Sendable {
+    package var offset: Int
+    package var length: Int
+    package nonisolated(unsafe) var destination: UnsafeMutableRawPointer
     /// The caller's name for the read, in `0..<tags` of the reader: at most one read per tag in flight.
-    public var tag: Int
+    package var tag: Int
 
-    public init(offset: Int, length: Int, destination: UnsafeMutableRawPointer, tag: Int) {
+    package init(offset: Int, length: Int, destination: UnsafeMutableRawPointer, tag: Int) {
         self.offset = offset
         self.length = length
         self.destination = destination
@@ -33,7 +33,7 @@ public enum IOMode: String, Sendable, CaseIterable {
 /// `enqueue`, started by `submit`, and finished by `next()` (the next to complete) and `wait(tag:)`.
 /// Short reads are resumed, EINTR/EAGAIN retried; any other failure is the error of that tag.
 /// One thread drives a reader at a time (`IOLane` is that thread for the expert cache).
-public protocol BlockReader: AnyObject {
+package protocol BlockReader: AnyObject {
     /// What it is, for logs and `bench` ("io_uring, O_DIRECT, fixed buffers", "pread ×4, O_DIRECT").
     var summary: String { get }
     /// Whether reads bypass the page cache (O_DIRECT).
@@ -54,7 +54,7 @@ public protocol BlockReader: AnyObject {
 
 /// A fault to inject into a read (tests): the seam through which EIO, short reads and damaged
 /// bytes are simulated on either implementation.
-public enum ReadFault: Sendable, Equatable {
+package enum ReadFault: Sendable, Equatable {
     /// The read fails with this errno.
     case error(Int32)
     /// The read returns only this many bytes (the reader must resume the rest).
@@ -64,7 +64,7 @@ public enum ReadFault: Sendable, Equatable {
 }
 
 /// Decides, per completed read attempt, whether to inject a fault (tests only; nil in production).
-public typealias FaultInjector = @Sendable (_ request: ReadRequest) -> ReadFault?
+package typealias FaultInjector = @Sendable (_ request: ReadRequest) -> ReadFault?
 
 /// Options shared by the readers.
 public struct BlockReaderOptions: Sendable {
@@ -75,13 +75,23 @@ public struct BlockReaderOptions: Sendable {
     public var queueDepth: Int
     /// Use O_DIRECT where the file system allows it.
     public var direct: Bool
-    public var faults: FaultInjector?
+    /// Faults to inject into reads (tests of the error paths).
+    package var faults: FaultInjector?
     /// Told why a reader fell back (io_uring unavailable, O_DIRECT refused by the file system);
     /// nil: silent. The engine reports, the caller presents (the CLI prints it on standard error).
     public var notice: (@Sendable (String) -> Void)?
 
+    /// How to read: `mode` (io_uring when the kernel allows it), at most `queueDepth` reads in
+    /// flight, O_DIRECT when `direct` and the file system takes it; `notice` hears of fallbacks.
     public init(
-        mode: IOMode = .auto, queueDepth: Int = 32, direct: Bool = true, faults: FaultInjector? = nil,
+        mode: IOMode = .auto, queueDepth: Int = 32, direct: Bool = true, notice: (@Sendable (String) -> Void)? = nil
+    ) {
+        self.init(mode: mode, queueDepth: queueDepth, direct: direct, faults: nil, notice: notice)
+    }
+
+    /// The same, with `faults` injected into every read.
+    package init(
+        mode: IOMode = .auto, queueDepth: Int = 32, direct: Bool = true, faults: FaultInjector?,
         notice: (@Sendable (String) -> Void)? = nil
     ) {
         self.mode = mode
@@ -94,10 +104,10 @@ public struct BlockReaderOptions: Sendable {
 
 /// Opens the best reader for a file: io_uring with O_DIRECT when possible, else pread (with
 /// O_DIRECT when the file system takes it), telling `options.notice` why.
-public enum BlockReaders {
+package enum BlockReaders {
     /// `arena`: the memory reads land in (registered with io_uring as fixed buffers); `tags`: the
     /// number of distinct tags the caller uses.
-    public static func open(
+    package static func open(
         path: String, arena: UnsafeMutableRawBufferPointer, tags: Int, options: BlockReaderOptions
     ) throws(IOError) -> BlockReader {
         let (fd, direct) = try openFile(path, direct: options.direct, notice: options.notice)
@@ -138,10 +148,10 @@ public enum BlockReaders {
 }
 
 /// The kernel's page cache for one file.
-public enum PageCache {
+package enum PageCache {
     /// Drops the file's clean cached pages (posix_fadvise DONTNEED), so the next reads come from
     /// storage: a cold start. Pages mapped by a running process stay.
-    public static func evict(path: String) throws(IOError) {
+    package static func evict(path: String) throws(IOError) {
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw IOError(path: path, operation: "open", errno: errno) }
         defer { close(fd) }

@@ -8,9 +8,9 @@ import Foundation
 /// upgrades: handed over only while no other read is in flight, a few at a time, so they never
 /// delay a read the compute thread waits for); a background read not yet handed over can be
 /// promoted (now needed) or cancelled (stale).
-public final class IOLane: @unchecked Sendable {
+package final class IOLane: @unchecked Sendable {
     /// Called on the lane thread once per read, in completion order, with its error if it failed.
-    public typealias Finish = (_ tag: Int, _ error: IOError?) -> Void
+    package typealias Finish = (_ tag: Int, _ error: IOError?) -> Void
 
     private let reader: BlockReader
     private let finish: Finish
@@ -22,10 +22,10 @@ public final class IOLane: @unchecked Sendable {
     private var stopping = false
 
     /// What reads the bytes, for logs and `bench`.
-    public var summary: String { reader.summary }
+    package var summary: String { reader.summary }
 
     /// Starts the lane over `reader` (which only the lane uses from now on).
-    public init(reader: BlockReader, tags: Int, finish: @escaping Finish) {
+    package init(reader: BlockReader, tags: Int, finish: @escaping Finish) {
         self.reader = reader
         self.finish = finish
         // The thread holds the lane (and so the reader and `finish`) until its reads have landed.
@@ -35,11 +35,11 @@ public final class IOLane: @unchecked Sendable {
     }
 
     /// Background reads handed to the reader at once when it is idle.
-    public static let backgroundBatch = 2
+    package static let backgroundBatch = 2
 
     /// Queues a read; it starts at the next `submit` (a background one once the reader is idle).
     /// At most one read per tag queued or in flight.
-    public func enqueue(_ request: ReadRequest, background isBackground: Bool = false) {
+    package func enqueue(_ request: ReadRequest, background isBackground: Bool = false) {
         lock.withLock {
             if isBackground { background.append(request) } else { incoming.append(request) }
         }
@@ -48,7 +48,7 @@ public final class IOLane: @unchecked Sendable {
     /// Makes the background read of `tag`, if it is still waiting, a foreground one (it is needed
     /// now). Returns whether it was waiting.
     @discardableResult
-    public func promote(tag: Int) -> Bool {
+    package func promote(tag: Int) -> Bool {
         let moved = lock.withLock { () -> Bool in
             guard let i = background.firstIndex(where: { $0.tag == tag }) else { return false }
             incoming.append(background.remove(at: i))
@@ -60,7 +60,7 @@ public final class IOLane: @unchecked Sendable {
 
     /// Drops the background read of `tag` if the reader does not have it yet; `finish` is then
     /// never called for it. Returns whether it was dropped.
-    public func cancel(tag: Int) -> Bool {
+    package func cancel(tag: Int) -> Bool {
         lock.withLock {
             guard let i = background.firstIndex(where: { $0.tag == tag }) else { return false }
             background.remove(at: i)
@@ -69,14 +69,14 @@ public final class IOLane: @unchecked Sendable {
     }
 
     /// Hands the queued reads to the lane.
-    public func submit() {
+    package func submit() {
         if lock.withLock({ !incoming.isEmpty || !background.isEmpty }) { reader.wake() }
     }
 
     /// Ends the thread once every read in flight has landed (the memory they land in must stay
     /// valid until then: `finish` may hold it). Returns at once; `finish` is not called for reads
     /// that land after `stop`, so an owner may call it from its deinit.
-    public func stop() {
+    package func stop() {
         lock.withLock { stopping = true }
         reader.wake()
     }

@@ -20,17 +20,17 @@ public struct IOError: Error, CustomStringConvertible, Equatable {
 
 /// Reads byte ranges of a file with pread(2): short reads are resumed, EINTR and EAGAIN retried,
 /// a read past the end of the file is an error. The portable path the io_uring loader falls back to.
-public struct PositionalReader: Sendable {
-    public let fileDescriptor: Int32
-    public let path: String
+package struct PositionalReader: Sendable {
+    package let fileDescriptor: Int32
+    package let path: String
 
-    public init(fileDescriptor: Int32, path: String) {
+    package init(fileDescriptor: Int32, path: String) {
         self.fileDescriptor = fileDescriptor
         self.path = path
     }
 
     /// Fills `buffer` with the bytes at `offset`.
-    public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(IOError) {
+    package func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(IOError) {
         let progress = ReadProgress(path: path, verb: "pread", isDirect: false)
         var done = 0
         while done < buffer.count {

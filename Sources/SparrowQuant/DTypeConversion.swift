@@ -2,10 +2,10 @@ import CSparrowKernels
 import SparrowFormat
 
 /// Converting tensors between storage types at convert time (f32 ↔ f16 ↔ bf16, round to nearest even).
-public enum DTypeConversion {
+package enum DTypeConversion {
     /// Converts `count` elements from `src` (type `from`) into `dst` (type `to`), in chunks through
     /// an f32 scratch buffer so huge tensors need no f32 copy of their own.
-    public static func convert(
+    package static func convert(
         _ src: UnsafeRawPointer, from: DType, to: DType, count: Int, into dst: UnsafeMutableRawPointer
     ) {
         if from == to {

@@ -2,26 +2,26 @@ import SparrowFormat
 
 /// The three projections of a SwiGLU expert, in the order a record stores them. Their raw values
 /// are the component names in the file (`gate`, `gate.scales`, `gate.plane0`, …).
-public enum Projection: String, CaseIterable, Sendable {
+package enum Projection: String, CaseIterable, Sendable {
     case gate, up, down
 
     /// `[rows, cols]` of this projection for an expert of `intermediate` neurons in a model of
     /// `hidden` dimensions: gate and up `[intermediate, hidden]`, down `[hidden, intermediate]`.
-    public func shape(intermediate: Int, hidden: Int) -> [Int] {
+    package func shape(intermediate: Int, hidden: Int) -> [Int] {
         self == .down ? [hidden, intermediate] : [intermediate, hidden]
     }
 }
 
 /// Names and shapes of the stored pieces of a quantized matrix `NAME`: `NAME.scales`
 /// (f16 `[rows, cols / group, 2]`) and `NAME.plane0`, `NAME.plane1`, … (code planes `[rows, cols]`).
-public enum QuantLayout {
+package enum QuantLayout {
     /// The scales of matrix `base`.
-    public static func scalesName(_ base: String) -> String { base + ".scales" }
+    package static func scalesName(_ base: String) -> String { base + ".scales" }
     /// Plane `k` of matrix `base` (most significant first).
-    public static func planeName(_ base: String, _ k: Int) -> String { base + ".plane\(k)" }
+    package static func planeName(_ base: String, _ k: Int) -> String { base + ".plane\(k)" }
 
     /// The components one level adds for a `[rows, cols]` matrix: level 0 carries the scales too.
-    public static func components(
+    package static func components(
         _ base: String, rows: Int, cols: Int, scheme: MatryoshkaScheme, level: Int
     ) -> [(name: String, dtype: DType, shape: [Int])] {
         var out: [(String, DType, [Int])] = []

@@ -7,7 +7,7 @@ public enum Architecture: String, Codable, Sendable, CaseIterable {
     case olmoe = "olmoe"
 
     /// Recognises a config.json by `model_type`, or failing that by `architectures[0]`.
-    public init?(modelType: String?, architectures: [String]?) {
+    package init?(modelType: String?, architectures: [String]?) {
         if let m = modelType, let a = Architecture(rawValue: m) {
             self = a
             return
@@ -57,7 +57,7 @@ extension ArchitectureSpec {
 }
 
 /// Sparrow's own names for the dense tensors of a model, independent of the checkpoint's.
-public enum TensorName: Hashable, Sendable, CustomStringConvertible {
+package enum TensorName: Hashable, Sendable, CustomStringConvertible {
     case embedding, finalNorm, lmHead
     case attnNorm(Int), ffnNorm(Int)
     case q(Int), k(Int), v(Int), o(Int)
@@ -68,7 +68,7 @@ public enum TensorName: Hashable, Sendable, CustomStringConvertible {
     case mlpGate(Int), mlpUp(Int), mlpDown(Int)
 
     /// The name stored in the `.spw` tensor directory.
-    public var description: String {
+    package var description: String {
         switch self {
         case .embedding: return "embedding"
         case .finalNorm: return "final_norm"

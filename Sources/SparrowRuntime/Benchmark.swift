@@ -42,7 +42,7 @@ public enum Benchmark {
     }
 
     /// Deterministic prompt ids spread over the vocabulary (no file needed).
-    public static func syntheticPrompt(length: Int, vocab: Int, avoiding special: Set<Int>) -> [Int] {
+    package static func syntheticPrompt(length: Int, vocab: Int, avoiding special: Set<Int>) -> [Int] {
         var out: [Int] = []
         var x: UInt64 = 0x9E37_79B9
         while out.count < length {
@@ -59,7 +59,15 @@ public enum Benchmark {
     /// soon loops over the same few experts).
     public static func run(
         model: Model, promptLength: Int, tokens: Int, options: SessionOptions = .init(), cold: Bool = false,
-        text: String? = nil, timeline: Timeline? = nil, timelineTokens: Int = 3
+        text: String? = nil
+    ) throws(SparrowError) -> Result {
+        try run(model: model, promptLength: promptLength, tokens: tokens, options: options, cold: cold, text: text, timeline: nil)
+    }
+
+    /// The same, recording the first `timelineTokens` decode steps into `timeline`.
+    package static func run(
+        model: Model, promptLength: Int, tokens: Int, options: SessionOptions = .init(), cold: Bool = false,
+        text: String? = nil, timeline: Timeline?, timelineTokens: Int = 3
     ) throws(SparrowError) -> Result {
         guard promptLength > 0, tokens > 0 else { throw .invalidArgument("prompt length and token count must be positive") }
         var o = options
@@ -118,11 +126,11 @@ public enum Benchmark {
 }
 
 /// Resident memory of this process, read from /proc/self/status.
-public enum ProcessMemory {
+package enum ProcessMemory {
     /// Peak resident set size (VmHWM) in bytes, 0 where unavailable.
-    public static var peakRSS: Int { field("VmHWM:") }
+    package static var peakRSS: Int { field("VmHWM:") }
     /// Current resident set size (VmRSS) in bytes.
-    public static var currentRSS: Int { field("VmRSS:") }
+    package static var currentRSS: Int { field("VmRSS:") }
 
     static func field(_ name: String) -> Int {
         guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
@@ -137,6 +145,6 @@ public enum ProcessMemory {
 import SparrowKernels
 
 /// Which kernels this CPU runs.
-public enum SparrowKernelsInfo {
-    public static var isa: String { Ops.isa }
+package enum SparrowKernelsInfo {
+    package static var isa: String { Ops.isa }
 }

@@ -2,9 +2,9 @@ import Foundation
 
 /// Byte counts as people write them: `512MiB`, `1.5GiB`, `800MB`, `1000000`, or a percentage of
 /// a reference size (`60%`, for budgets relative to the model file).
-public enum ByteSize {
+package enum ByteSize {
     /// Parses `text`; `percentOf` is the size a percentage refers to (nil refuses percentages).
-    public static func parse(_ text: String, percentOf reference: Int? = nil) -> Int? {
+    package static func parse(_ text: String, percentOf reference: Int? = nil) -> Int? {
         let t = text.trimmingCharacters(in: .whitespaces)
         if t.hasSuffix("%") {
             guard let ref = reference, let p = Double(t.dropLast()), p > 0, p.isFinite else { return nil }
@@ -25,7 +25,7 @@ public enum ByteSize {
     }
 
     /// `1.50 GiB`, `512.00 MiB`, `900 B`.
-    public static func format(_ n: Int) -> String {
+    package static func format(_ n: Int) -> String {
         let units = ["B", "KiB", "MiB", "GiB", "TiB"]
         var v = Double(n)
         var u = 0

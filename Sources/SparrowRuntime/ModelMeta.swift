@@ -29,14 +29,14 @@ public struct ModelMeta: Codable, Sendable {
     }
 
     /// Encodes the meta as sorted, readable JSON.
-    public func encoded() throws(SparrowError) -> [UInt8] {
+    package func encoded() throws(SparrowError) -> [UInt8] {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys, .prettyPrinted]
         do { return Array(try e.encode(self)) } catch { throw .invalidArgument("cannot encode meta: \(error)") }
     }
 
     /// Decodes the meta section of `path`.
-    public static func decode(_ bytes: [UInt8], path: String) throws(SparrowError) -> ModelMeta {
+    package static func decode(_ bytes: [UInt8], path: String) throws(SparrowError) -> ModelMeta {
         do { return try JSONDecoder().decode(ModelMeta.self, from: Data(bytes)) } catch {
             throw .format(.corrupt(path: path, what: "meta JSON: \(error)"))
         }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Sparrow
+import SparrowIO
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -200,7 +201,7 @@ struct Bench: ParsableCommand {
     /// The baseline is the on-demand loader with its best policy of LRU and LFU in each round;
     /// single techniques run beside LFU, and "all" with --cache-policy.
     private func runAblation() throws {
-        let precision = modelOptions.tokenPrecision == "off" ? "0.6,0.9" : modelOptions.tokenPrecision
+        let precision = modelOptions.tokenPrecision == "off" ? TokenPrecision.defaultThresholdsFlag : modelOptions.tokenPrecision
         let depth = modelOptions.prefetch == 0 ? 1 : modelOptions.prefetch
         let chosen = modelOptions.cachePolicy
         let precise = ["--token-precision", precision] + precisionArguments()

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Sparrow
+import SparrowIO
 
 /// Sparrow's loader alone: random aligned reads of one block size at one queue depth, as fio's
 /// `randread` does, so the two can be compared on the same file (Benchmarks/loader-vs-fio).

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Sparrow
+@_spi(Internals) import SparrowRuntime
 import SparrowFormat
 
 /// Calibrates a model's experts (EdgeMoE-style profile) and stores the result beside it.
@@ -49,6 +50,7 @@ func printSummary(_ p: ExpertProfile) {
                      l, hottest, 100 * f[hottest] / max(1e-12, f.reduce(0, +)),
                      100 * (f.min() ?? 0) / max(1e-12, f.reduce(0, +)), err))
     }
-    let share = p.lowUseShare(fullThreshold: 0.6)
-    print(String(format: "  expert uses with unimportance > 0.6 (read at the low level on a miss): %.1f %%", 100 * share))
+    let share = p.lowUseShare(fullThreshold: TokenPrecision.defaultFullThreshold)
+    print(String(format: "  expert uses with unimportance > %g (read at the low level on a miss): %.1f %%",
+                 Double(TokenPrecision.defaultFullThreshold), 100 * share))
 }

@@ -64,7 +64,7 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "With --budget: predict the next N layers' experts (0–3) and read them ahead.")
     var prefetch: Int = 0
 
-    @Option(name: .customLong("token-precision"), help: "With --budget: token-level precision for cache misses: 'T1,T2' (HOBBIT thresholds on an expert's unimportance, e.g. 0.6,0.9), 'auto' (thresholds from the model's profile for a 5 % change of a MoE output; 0.6,0.9 without a profile), 'auto:TOLERANCE', or 'off'.")
+    @Option(name: .customLong("token-precision"), help: "With --budget: token-level precision for cache misses: 'T1,T2' (HOBBIT thresholds on an expert's unimportance, e.g. \(TokenPrecision.defaultThresholdsFlag)), 'auto' (thresholds from the model's profile for a 5 % change of a MoE output; \(TokenPrecision.defaultThresholdsFlag) without a profile), 'auto:TOLERANCE', or 'off'.")
     var tokenPrecision: String = "off"
 
     @Option(name: .customLong("low-bits"), help: "The low level token-level precision reads (default: the lowest stored).")
@@ -122,8 +122,8 @@ struct ModelOptions: ParsableArguments {
             return nil
         }
         let bad = ValidationError(
-            "--token-precision must be 'off', 'auto', 'auto:TOLERANCE' (0 < TOLERANCE ≤ 1) or 'T1,T2' with 0 ≤ T1 ≤ T2, e.g. 0.6,0.9 (got '\(tokenPrecision)')")
-        var t1: Float = 0.6, t2: Float = 0.9  // HOBBIT's, where auto finds no profile
+            "--token-precision must be 'off', 'auto', 'auto:TOLERANCE' (0 < TOLERANCE ≤ 1) or 'T1,T2' with 0 ≤ T1 ≤ T2, e.g. \(TokenPrecision.defaultThresholdsFlag) (got '\(tokenPrecision)')")
+        var t1 = TokenPrecision.defaultFullThreshold, t2 = TokenPrecision.defaultLowThreshold  // where auto finds no profile
         var tolerance: Double?
         if tokenPrecision == "auto" || tokenPrecision.hasPrefix("auto:") {
             tolerance = tokenPrecision == "auto" ? TokenPrecision.defaultTolerance : Double(tokenPrecision.dropFirst(5))
@@ -144,7 +144,7 @@ struct ModelOptions: ParsableArguments {
         let precision = try precision()
         if precision?.profileTolerance != nil && profile?.gateMassCDF == nil {
             FileHandle.standardError.write(Data(
-                "note: --token-precision auto found no current profile of \(model) (run `sparrow profile`); using 0.6,0.9\n".utf8))
+                "note: --token-precision auto found no current profile of \(model) (run `sparrow profile`); using \(TokenPrecision.defaultThresholdsFlag)\n".utf8))
         }
         return SessionOptions(
             contextLength: contextLength, threads: threads, batchSize: batchSize, expertBits: expertBits,
@@ -171,4 +171,9 @@ func parseTokenList(_ s: String) throws -> [Int] {
 /// The engine's notices (a reader's fallback), on standard error.
 @Sendable func printNotice(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
+}
+
+extension TokenPrecision {
+    /// The default thresholds as `--token-precision` writes them ("0.6,0.9").
+    static var defaultThresholdsFlag: String { "\(defaultFullThreshold),\(defaultLowThreshold)" }
 }

@@ -1,7 +1,7 @@
 import Foundation
 import SparrowFormat
 import SparrowIO
-import SparrowRuntime
+@_spi(Internals) import SparrowRuntime
 import Testing
 
 /// `sparrow profile`'s data: sensible statistics from real text, an atomic round trip through the

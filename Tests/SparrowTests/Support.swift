@@ -10,6 +10,11 @@ enum Paths {
     static let demo = repo + "/Models/tiny-qwen3moe"
     static let architectures = ["qwen3_moe", "qwen2_moe", "mixtral", "olmoe"]
 
+    /// The first `n` of the demo's held-out tokens.
+    static func demoTokens(_ n: Int) throws -> [Int] {
+        Array(try NPY.readInt(demo + "/eval-tokens.npy").values.prefix(n))
+    }
+
     /// A fresh temporary directory (removed by the OS eventually; tests clean up what is large).
     static func temporaryDirectory() -> String {
         let dir = NSTemporaryDirectory() + "sparrow-tests-\(getpid())-\(UUID().uuidString.prefix(8))"

@@ -51,7 +51,7 @@ import Testing
 
     @Test func statisticsAndStateCopy() throws {
         let model = try Converted.model(Paths.demo)
-        let tokens = Array(try NPY.readInt(Paths.demo + "/eval-tokens.npy").values.prefix(12))
+        let tokens = try Paths.demoTokens(12)
         let a = try Session(model: model, options: .init(contextLength: 64))
         _ = try a.evaluate(Array(tokens.prefix(8)))
         let s = a.statistics

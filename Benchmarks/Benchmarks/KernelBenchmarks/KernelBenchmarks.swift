@@ -1,6 +1,8 @@
 import Benchmark
 import CSparrowKernels
 import Sparrow
+import SparrowFormat
+import SparrowQuant
 import SparrowKernels
 
 // Weight-streaming throughput of the matrix-vector kernels (decode's inner loop), next to a

@@ -1,5 +1,6 @@
 import FuzzSupport
 import Sparrow
+@_spi(Internals) import SparrowRuntime
 
 /// A checkpoint's config.json on arbitrary bytes: every architecture's fields and checks.
 @_cdecl("LLVMFuzzerTestOneInput")

@@ -1,5 +1,6 @@
 import FuzzSupport
 import Sparrow
+import SparrowFormat
 
 /// The .spw reader on arbitrary bytes: open (header, sections, meta JSON, directories, tokenizer),
 /// every checksum, every expert level's record. Errors are expected; a crash or hang is a finding.

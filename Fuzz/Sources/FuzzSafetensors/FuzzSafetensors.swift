@@ -1,5 +1,6 @@
 import FuzzSupport
 import Sparrow
+import SparrowFormat
 
 /// A safetensors file's header (length, JSON, dtypes, shapes, offsets) on arbitrary bytes.
 @_cdecl("LLVMFuzzerTestOneInput")

@@ -2,16 +2,16 @@ import SparrowFormat
 import SparrowIO
 
 /// An expert record's identity: its MoE layer and its index among that layer's experts.
-public struct ExpertKey: Hashable, Sendable, CustomStringConvertible {
-    public let layer: Int
-    public let expert: Int
+package struct ExpertKey: Hashable, Sendable, CustomStringConvertible {
+    package let layer: Int
+    package let expert: Int
 
-    public init(layer: Int, expert: Int) {
+    package init(layer: Int, expert: Int) {
         self.layer = layer
         self.expert = expert
     }
 
-    public var description: String { "layer \(layer) expert \(expert)" }
+    package var description: String { "layer \(layer) expert \(expert)" }
 }
 
 /// Why the cache reads a record: what the timeline shows and which counters the read feeds.

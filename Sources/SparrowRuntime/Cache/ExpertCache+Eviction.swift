@@ -2,7 +2,7 @@ import Foundation
 
 /// Choosing, moving and dropping records: eviction for a use, and the two kinds of read no use
 /// waits for (prefetches and background upgrades), which may only take room a record gives up
-/// willingly. Every function here except the public ones runs with the lock held.
+/// willingly. Every function here except the package ones runs with the lock held.
 extension ExpertCache {
     /// Starts reading `key` at `level` ahead of its use, into a slot that is kept from eviction for
     /// `steps` more layers (then stale), unless it is cached already. Takes a free slot, or evicts
@@ -12,7 +12,7 @@ extension ExpertCache {
     /// idle (a guess far ahead), and is cancelled if its layer runs without the expert first
     /// (`retirePrefetches`). Returns the bytes it will read (0: nothing needed or no room).
     @discardableResult
-    public func prefetch(_ key: ExpertKey, level: Int, steps: Int, background: Bool = false) -> Int {
+    package func prefetch(_ key: ExpertKey, level: Int, steps: Int, background: Bool = false) -> Int {
         lock.lock()
         defer { lock.unlock() }
         if let s = index[key] {
@@ -42,7 +42,7 @@ extension ExpertCache {
     /// Layer `layer` has chosen its experts (all prepared): its prefetched records left unused
     /// lose their protection, and those whose read has not started are cancelled (a stale guess
     /// no longer takes the lane's time).
-    public func retirePrefetches(layer: Int) {
+    package func retirePrefetches(layer: Int) {
         lock.lock()
         defer { lock.unlock() }
         for s in slots.indices where slots[s].prefetched && slots[s].pins == 0 && slots[s].key?.layer == layer {
@@ -62,7 +62,7 @@ extension ExpertCache {
     /// copied) to a full slot, taking a free one or one whose record was idle a whole token and is
     /// valued less. Returns how many were queued.
     @discardableResult
-    public func upgradeInBackground(limit: Int) -> Int {
+    package func upgradeInBackground(limit: Int) -> Int {
         lock.lock()
         defer { lock.unlock() }
         guard !compressed, readsOutstanding == 0 else { return 0 }

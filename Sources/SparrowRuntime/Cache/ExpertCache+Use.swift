@@ -10,7 +10,7 @@ extension ExpertCache {
     /// routing weight (for the policy); `transient` (prefill): the use does not count for the
     /// policy, and a record read for it is evicted before any other until a non-transient use
     /// claims it.
-    public func prepare(_ key: ExpertKey, level: Int, weight: Float = 1, transient: Bool = false) throws(Full) -> Int {
+    package func prepare(_ key: ExpertKey, level: Int, weight: Float = 1, transient: Bool = false) throws(Full) -> Int {
         lock.lock()
         defer { lock.unlock() }
         tick += 1
@@ -50,13 +50,13 @@ extension ExpertCache {
     }
 
     /// Starts the queued reads.
-    public func submit() {
+    package func submit() {
         lane.submit()
     }
 
     /// The MoE layer `layer` starts: the clock policies rank by, and the step prefetch
     /// protection counts in.
-    public func beginLayer(_ layer: Int) {
+    package func beginLayer(_ layer: Int) {
         lock.withLock {
             step += 1
             clock.layer = layer
@@ -65,13 +65,13 @@ extension ExpertCache {
 
     /// Whether `slot`'s record is usable at `level` without waiting (an upgrade in flight above
     /// a verified `level` does not make it wait).
-    public func isReady(_ slot: Int, level: Int) -> Bool {
+    package func isReady(_ slot: Int, level: Int) -> Bool {
         lock.withLock { !slots[slot].isReading || slots[slot].level >= level }
     }
 
     /// Waits until the read into one of `slots` has landed (or none is in flight) and returns its
     /// index in `slots`: the next expert whose weights can be used, whatever order reads land in.
-    public func awaitAny(_ wanted: UnsafeBufferPointer<Int32>) -> Int {
+    package func awaitAny(_ wanted: UnsafeBufferPointer<Int32>) -> Int {
         lock.lock()
         defer { lock.unlock() }
         var waited: UInt64 = 0
@@ -110,14 +110,14 @@ extension ExpertCache {
 
     /// Waits for the pinned `slot` to hold `level` (checked) and returns its bytes: the record
     /// prefix through that level, laid out as in the file.
-    public func load(slot: Int, level: Int) throws(SparrowError) -> UnsafeRawBufferPointer {
+    package func load(slot: Int, level: Int) throws(SparrowError) -> UnsafeRawBufferPointer {
         _ = try weights(slot: slot, level: level)
         return UnsafeRawBufferPointer(start: slotAddress(slot), count: file.decodedLength(level: level))
     }
 
     /// Unpins a slot taken by `prepare` (also after `weights` failed for it). A failure nobody
     /// took is settled when the last pin goes, so the slot can be used again.
-    public func release(_ slot: Int) {
+    package func release(_ slot: Int) {
         lock.withLock {
             guard slots[slot].pins > 0 else { return }
             slots[slot].pins -= 1

@@ -11,21 +11,21 @@ import SparrowIO
 /// The slot mechanics live here and in `+Use` (pinning a record for a use), `+Reads` (the read
 /// transitions), `+Eviction` (choosing, moving and dropping records, prefetch and background
 /// upgrades) and `+Statistics`; what to read, when and at which level is the `Scheduler`'s.
-public final class ExpertCache: @unchecked Sendable {
+package final class ExpertCache: @unchecked Sendable {
     /// Thrown by `prepare` when every slot that could hold the record is pinned or being read.
-    public struct Full: Error {}
+    package struct Full: Error {}
 
     let file: SPWFile
     let levels: [ExpertLevelLayout]
     /// Bytes of a full slot (one record through the session's level) and the number of slots of
     /// both classes. With a low level, part of the arena is cut into smaller slots that hold a
     /// record only through that level (several low-precision experts in the room of one).
-    public let slotSize: Int
-    public let slotCount: Int
-    public let lowSlotSize: Int
-    public let lowSlotCount: Int
+    package let slotSize: Int
+    package let slotCount: Int
+    package let lowSlotSize: Int
+    package let lowSlotCount: Int
     /// The memory slots are carved from.
-    public let arena: UnsafeMutableRawBufferPointer
+    package let arena: UnsafeMutableRawBufferPointer
     /// The thread that reads records in and checks (and decodes) them as they land.
     private(set) var lane: IOLane!
     /// Records with zstd levels are read into the tail of the slot and decoded to its front.
@@ -54,13 +54,13 @@ public final class ExpertCache: @unchecked Sendable {
     var recorder: Timeline?
 
     /// Records reads for `bench --timeline` (nil: nothing recorded).
-    public var timeline: Timeline? {
+    package var timeline: Timeline? {
         get { lock.withLock { recorder } }
         set { lock.withLock { recorder = newValue } }
     }
 
     /// Slot bytes needed for records up to `level` of `file`.
-    public static func slotSize(file: SPWFile, level: Int) -> Int {
+    package static func slotSize(file: SPWFile, level: Int) -> Int {
         let a = BlockReaderOptions.alignment
         let decoded = file.decodedLength(level: level)
         let zstd = file.experts.contains { !file.isRaw($0, upTo: level) }
@@ -74,7 +74,7 @@ public final class ExpertCache: @unchecked Sendable {
     /// A cache of `arenaBytes` of slots reading `file` with `io`: full slots (through `maxLevel`),
     /// and, with a `lowLevel`, `lowShare` of the arena in slots holding records through that level
     /// only (the bit allocation: how much memory low-precision copies get).
-    public init(
+    package init(
         file: SPWFile, config: ModelConfig, maxLevel: Int, arenaBytes: Int, policy: CachePolicyKind,
         io: BlockReaderOptions, lowLevel: Int? = nil, lowShare: Double = 0.25
     ) throws(SparrowError) {

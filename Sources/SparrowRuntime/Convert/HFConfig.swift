@@ -2,12 +2,12 @@ import Foundation
 import SparrowFormat
 
 /// A Hugging Face `config.json`, read with typed accessors that name the missing or malformed key.
-public struct HFConfig {
-    public let path: String
+@_spi(Internals) public struct HFConfig {
+    package let path: String
     let json: [String: Any]
 
     /// Reads and parses `path`.
-    public init(path: String) throws(SparrowError) {
+    @_spi(Internals) public init(path: String) throws(SparrowError) {
         self.path = path
         guard let data = RegularFile.contents(atPath: path) else {
             throw .config(path: path, problem: "cannot read config.json (missing or unreadable)")

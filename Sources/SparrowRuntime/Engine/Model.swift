@@ -6,7 +6,7 @@ import SparrowKernels
 /// A converted model, opened from a `.spw` file. Immutable after open: one model may be shared by
 /// many sessions on many threads.
 public final class Model: @unchecked Sendable {
-    public let file: SPWFile
+    package let file: SPWFile
     public let meta: ModelMeta
     public var config: ModelConfig { meta.config }
     public let tokenizer: Tokenizer

@@ -88,16 +88,16 @@ public final class Session {
     public internal(set) var position = 0
     /// Called for each MoE layer and token with the selected expert ids and their weights
     /// (descending router probability). For tests and profiling; nil costs nothing.
-    public var routingObserver: ((_ layer: Int, _ position: Int, _ experts: [Int], _ weights: [Float]) -> Void)?
+    package var routingObserver: ((_ layer: Int, _ position: Int, _ experts: [Int], _ weights: [Float]) -> Void)?
     /// Called for each expert a MoE step runs with the level it runs at (-1: skipped); `position`
     /// is the session's position when the step started. For tests and experiments.
-    public var expertLevelObserver: ((_ position: Int, _ layer: Int, _ expert: Int, _ level: Int) -> Void)?
+    package var expertLevelObserver: ((_ position: Int, _ layer: Int, _ expert: Int, _ level: Int) -> Void)?
     /// Called for each expert a MoE step runs with the input rows routed to it (`count × hidden`
     /// floats, valid during the call). For profiling; nil costs nothing.
-    public var expertInputObserver: ((_ layer: Int, _ expert: Int, _ rows: UnsafePointer<Float>, _ count: Int) -> Void)?
+    package var expertInputObserver: ((_ layer: Int, _ expert: Int, _ rows: UnsafePointer<Float>, _ count: Int) -> Void)?
     /// Forces the level of each expert a MoE step runs (-1: skip it), replacing the session's
     /// choice. For tests and experiments (e.g. replaying the levels another run chose).
-    public var expertLevelOverride: ((_ position: Int, _ layer: Int, _ expert: Int) -> Int)? {
+    package var expertLevelOverride: ((_ position: Int, _ layer: Int, _ expert: Int) -> Int)? {
         get { scheduler.levelOverride }
         set { scheduler.levelOverride = newValue }
     }
@@ -106,7 +106,7 @@ public final class Session {
     public var lowLevel: Int { scheduler.lowLevel }
     public var prefetchDepth: Int { scheduler.prefetchDepth }
     /// Records compute and I/O spans for `bench --timeline` while set (nil: nothing recorded).
-    public var timeline: Timeline? {
+    package var timeline: Timeline? {
         didSet { expertCache?.timeline = timeline }
     }
     /// Precision choices and prediction quality so far.

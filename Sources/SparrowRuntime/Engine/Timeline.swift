@@ -2,9 +2,9 @@ import Foundation
 
 /// A record of what the compute thread and the I/O lane did, on one time axis, for
 /// `bench --timeline`. Attached to a session (`Session.timeline`); nil costs nothing.
-public final class Timeline: @unchecked Sendable {
+package final class Timeline: @unchecked Sendable {
     /// What a span was.
-    public enum Kind: String, Codable, Sendable {
+    package enum Kind: String, Codable, Sendable {
         /// Compute: attention, experts already cached, an expert whose read it waited for.
         case attention, resident, awaited
         /// I/O: a read for a miss at the session's level, a downgraded (low-level) miss, a
@@ -12,16 +12,16 @@ public final class Timeline: @unchecked Sendable {
         case miss, downgrade, prefetch, upgrade
     }
 
-    public struct Span: Codable, Sendable {
-        public var kind: Kind
-        public var layer: Int
+    package struct Span: Codable, Sendable {
+        package var kind: Kind
+        package var layer: Int
         /// Seconds from the timeline's start.
-        public var start: Double
-        public var end: Double
+        package var start: Double
+        package var end: Double
         /// The worker thread that ran it (rows in the order threads first recorded), nil for the
         /// compute thread's own spans (which may use every worker) and reads.
-        public var thread: Int?
-        public var isIO: Bool { [.miss, .downgrade, .prefetch, .upgrade].contains(kind) }
+        package var thread: Int?
+        package var isIO: Bool { [.miss, .downgrade, .prefetch, .upgrade].contains(kind) }
     }
 
     private let lock = NSLock()
@@ -32,17 +32,17 @@ public final class Timeline: @unchecked Sendable {
     /// Worker rows by thread identity.
     private var threadRows: [UInt: Int] = [:]
 
-    public init() {}
+    package init() {}
 
     /// Seconds since the timeline started.
-    public func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds - origin) / 1e9 }
+    package func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds - origin) / 1e9 }
 
-    public func add(_ kind: Kind, layer: Int, from start: Double, to end: Double) {
+    package func add(_ kind: Kind, layer: Int, from start: Double, to end: Double) {
         lock.withLock { spans.append(Span(kind: kind, layer: layer, start: start, end: end)) }
     }
 
     /// Records a span the calling worker thread ran (one expert of a layer run in parallel).
-    public func addOnThisThread(_ kind: Kind, layer: Int, from start: Double, to end: Double) {
+    package func addOnThisThread(_ kind: Kind, layer: Int, from start: Double, to end: Double) {
         let id = UInt(pthread_self())
         lock.withLock {
             let row = threadRows[id] ?? threadRows.count
@@ -63,5 +63,5 @@ public final class Timeline: @unchecked Sendable {
     }
 
     /// Everything recorded so far, in start order.
-    public var recorded: [Span] { lock.withLock { spans.sorted { $0.start < $1.start } } }
+    package var recorded: [Span] { lock.withLock { spans.sorted { $0.start < $1.start } } }
 }

@@ -70,14 +70,14 @@ public struct ExpertProfile: Codable, Sendable, Equatable {
 
     /// The share of expert uses token-level precision would read at the low level on a miss
     /// (unimportance above `fullThreshold`), from the calibration's distribution.
-    public func lowUseShare(fullThreshold: Float) -> Double {
+    @_spi(Internals) public func lowUseShare(fullThreshold: Float) -> Double {
         let i = min(Self.gridPoint(atOrBelow: Double(fullThreshold)), unimportanceCDF.count - 1)
         return 1 - unimportanceCDF[i]
     }
 
     /// The grid the unimportance distributions are kept on: 0, 0.05, …, 1 (`gridPoints` values).
-    public static let gridStep = 0.05
-    public static let gridPoints = 21
+    package static let gridStep = 0.05
+    package static let gridPoints = 21
 
     /// The grid point a use of unimportance `u` is counted at (the first at or above it).
     static func gridPoint(atOrAbove u: Double) -> Int { min(gridPoints - 1, Int((u / gridStep).rounded(.up))) }
@@ -93,7 +93,7 @@ public struct ExpertProfile: Codable, Sendable, Equatable {
     /// frequency-weighted mean output error of that level), and the smallest T2 ≥ T1 at which
     /// dropping the uses above it (`allowSkip`) would change it by at most as much (the gate
     /// weight above T2). nil when the profile predates the gate-weight distribution.
-    public func thresholds(lowLevel: Int, tolerance: Double) -> (full: Float, low: Float)? {
+    @_spi(Internals) public func thresholds(lowLevel: Int, tolerance: Double) -> (full: Float, low: Float)? {
         guard let mass = gateMassCDF, mass.count == Self.gridPoints else { return nil }
         var weighted = 0.0
         var total = 0.0
@@ -112,7 +112,7 @@ public struct ExpertProfile: Codable, Sendable, Equatable {
 
     /// Per layer, the `share` of experts whose output `level` changes most: the ones token-level
     /// precision should never downgrade.
-    public func mostSensitive(level: Int, share: Double) -> Set<ExpertKey> {
+    package func mostSensitive(level: Int, share: Double) -> Set<ExpertKey> {
         var keys = Set<ExpertKey>()
         for (l, layer) in experts.enumerated() where !layer.isEmpty {
             let order = layer.indices.sorted { layer[$0].levelError[level] > layer[$1].levelError[level] }
@@ -123,7 +123,7 @@ public struct ExpertProfile: Codable, Sendable, Equatable {
 
     /// The arena share for low-precision slots that matches demand: low uses × low size over all
     /// uses × their sizes (`lowFraction` = low record size ÷ full record size).
-    public func lowSlotShare(fullThreshold: Float, lowFraction: Double) -> Double {
+    package func lowSlotShare(fullThreshold: Float, lowFraction: Double) -> Double {
         let low = lowUseShare(fullThreshold: fullThreshold) * lowFraction
         let full = 1 - lowUseShare(fullThreshold: fullThreshold)
         return low + full > 0 ? low / (low + full) : 0

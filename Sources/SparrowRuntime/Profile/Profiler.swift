@@ -2,13 +2,13 @@ import Foundation
 import SparrowKernels
 
 /// Runs calibration text through a model at full precision and builds its `ExpertProfile`.
-public enum Profiler {
+package enum Profiler {
     /// Inputs kept per expert for measuring the error of each level.
     static let samplesPerExpert = 16
 
     /// Profiles `model` on the first `tokens` tokens of `text` (windows of `window` tokens, each
     /// from position 0, batched). `progress(done, total)` is called per window.
-    public static func run(
+    package static func run(
         model: Model, text: String, tokens limit: Int? = nil, window: Int = 256, progress: ((Int, Int) -> Void)? = nil
     ) throws(SparrowError) -> ExpertProfile {
         let c = model.config

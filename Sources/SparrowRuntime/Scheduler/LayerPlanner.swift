@@ -6,12 +6,12 @@
 /// from the lane's measured bandwidth, compute times from the measured compute rate (seconds per
 /// row per record byte, one rate for single-token steps and one for prompts), both updated as
 /// the session runs; the plan's predicted finish time is kept beside the measured one.
-public struct LayerPlanner: Sendable {
+package struct LayerPlanner: Sendable {
     /// Compute seconds per row per record byte: single-token steps, prompt steps. Until measured,
     /// a guess of 10 GB/s (only the order of equal reads depends on it).
     private var rate = (decode: 1e-10, prefill: 1e-10)
 
-    public init() {}
+    package init() {}
 
     /// The compute estimate of an expert with `rows` rows and `bytes` record bytes.
     func computeSeconds(rows: Int, bytes: Int, prefill: Bool) -> Double {
@@ -29,7 +29,7 @@ public struct LayerPlanner: Sendable {
     /// exchanges two experts everywhere they are listed) by Johnson's rule, stable, and returns
     /// the predicted finish time: reads back to back at the lane's rate, each expert computed
     /// once its read has landed and the one before it is done.
-    public static func order(
+    package static func order(
         count: Int, read: UnsafeMutablePointer<Double>, compute: UnsafeMutablePointer<Double>, swap: (Int, Int) -> Void
     ) -> Double {
         func first(_ i: Int, _ j: Int) -> Bool {

@@ -23,6 +23,11 @@ public struct TokenPrecision: Sendable, Equatable, Codable {
     /// thresholds above stay. nil: use them as given.
     public var profileTolerance: Double?
 
+    /// HOBBIT's thresholds (measured on Mixtral): the defaults of the Swift API, the CLI and the C
+    /// library (`sparrow_session_params_default`; a test keeps them equal).
+    public static let defaultFullThreshold: Float = 0.6
+    public static let defaultLowThreshold: Float = 0.9
+
     /// The relative MoE-output change `--token-precision auto` allows.
     public static let defaultTolerance = 0.05
 
@@ -43,7 +48,7 @@ public struct TokenPrecision: Sendable, Equatable, Codable {
     }
 
     public init(
-        fullThreshold: Float = 0.6, lowThreshold: Float = 0.9, lowBits: Int? = nil, allowSkip: Bool = false,
+        fullThreshold: Float = defaultFullThreshold, lowThreshold: Float = defaultLowThreshold, lowBits: Int? = nil, allowSkip: Bool = false,
         protectedShare: Double = 0, upgradeInBackground: Bool = true, profileTolerance: Double? = nil
     ) {
         self.profileTolerance = profileTolerance
