@@ -33,8 +33,10 @@ let package = Package(
         .target(name: "CSparrowKernels"),
         .target(name: "SparrowKernels", dependencies: ["CSparrowKernels"]),
 
+        // CRC-32C in C (the SSE4.2 instruction): the checksums of the .spw format.
+        .target(name: "CChecksum"),
         // The .spw file, the safetensors reader, checksums.
-        .target(name: "SparrowFormat", dependencies: ["CSparrowKernels", "CZstd"]),
+        .target(name: "SparrowFormat", dependencies: ["CChecksum", "CZstd"]),
         // Number formats and matryoshka quantization.
         .target(name: "SparrowQuant", dependencies: ["CSparrowKernels", "SparrowFormat", "SparrowKernels"]),
         // Moving expert bytes from storage into memory.

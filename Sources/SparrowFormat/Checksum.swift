@@ -1,4 +1,4 @@
-import CSparrowKernels
+import CChecksum
 
 /// CRC-32C over a byte range (hardware instruction where the CPU has one).
 @inlinable

@@ -1,4 +1,3 @@
-import CSparrowKernels
 
 /// Element type of a stored tensor: a float type, or a plane of W-bit quantization codes
 /// (`u2`, `u4`, `u8`; see docs/QUANT.md).
@@ -33,16 +32,6 @@ public enum DType: String, Codable, Sendable, CaseIterable {
         case 4: return .u4
         case 8: return .u8
         default: return nil
-        }
-    }
-
-    /// The kernel library's name for a float type (f32 for code planes, which are not read as floats).
-    package var kernelType: spk_dtype {
-        switch self {
-        case .f32: return SPK_F32
-        case .f16: return SPK_F16
-        case .bf16: return SPK_BF16
-        case .u2, .u4, .u8: return SPK_F32
         }
     }
 

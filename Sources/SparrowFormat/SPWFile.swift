@@ -57,7 +57,15 @@ public final class SPWFile: @unchecked Sendable {
         let (dense, _) = try section(.dense)
         let (expertSection, _) = try section(.experts)
 
-        var ti: [String: Int] = [:]
+        tensorIndex = try Self.indexTensors(dir, dense: dense, path: path)
+        levelSizes = try Self.levelSizes(dir, path: path)
+        expertIndex = try Self.indexExperts(records, levelSizes: levelSizes, section: expertSection, path: path)
+    }
+
+    /// Each tensor's index by name, after checking that its length matches its shape and that it
+    /// lies inside the dense section.
+    private static func indexTensors(_ dir: TensorDirectory, dense: SectionEntry, path: String) throws(FormatError) -> [String: Int] {
+        var index: [String: Int] = [:]
         for (i, t) in dir.tensors.enumerated() {
             let need = t.dtype.bytes(count: t.shape.reduce(1, *))
             guard t.shape.allSatisfy({ $0 >= 0 }), t.length == need else {
@@ -66,11 +74,15 @@ public final class SPWFile: @unchecked Sendable {
             guard t.offset >= Int(dense.offset), t.offset + t.length <= Int(dense.offset + dense.length) else {
                 throw .corrupt(path: path, what: "tensor '\(t.name)' lies outside the dense section")
             }
-            ti[t.name] = i
+            index[t.name] = i
         }
-        tensorIndex = ti
+        return index
+    }
 
-        var levelEnds: [Int] = []
+    /// Decoded bytes each expert level adds, after checking that the components follow each other
+    /// and match their shapes.
+    private static func levelSizes(_ dir: TensorDirectory, path: String) throws(FormatError) -> [Int] {
+        var ends: [Int] = []
         var end = 0
         for level in dir.expertLevels {
             for c in level.components {
@@ -79,14 +91,21 @@ public final class SPWFile: @unchecked Sendable {
                 }
                 end = c.offset + c.length
             }
-            levelEnds.append(end)
+            ends.append(end)
         }
-        levelSizes = levelEnds.indices.map { levelEnds[$0] - ($0 == 0 ? 0 : levelEnds[$0 - 1]) }
-        var ei: [Int: Int] = [:]
+        return ends.indices.map { ends[$0] - ($0 == 0 ? 0 : ends[$0 - 1]) }
+    }
+
+    /// Each record's index by (layer, expert), after checking that it is aligned, inside the expert
+    /// section, has every level, and that its raw levels have the layout's sizes.
+    private static func indexExperts(
+        _ records: [ExpertRecordEntry], levelSizes: [Int], section: SectionEntry, path: String
+    ) throws(FormatError) -> [Int: Int] {
+        var index: [Int: Int] = [:]
         for (i, e) in records.enumerated() {
-            guard e.levels.count == levelEnds.count, e.offset % UInt64(SPW.recordAlignment) == 0,
-                e.offset >= expertSection.offset,
-                e.offset + (e.levels.last?.end ?? 0) <= expertSection.offset + expertSection.length
+            guard e.levels.count == levelSizes.count, e.offset % UInt64(SPW.recordAlignment) == 0,
+                e.offset >= section.offset,
+                e.offset + (e.levels.last?.end ?? 0) <= section.offset + section.length
             else { throw .corrupt(path: path, what: "expert record (layer \(e.layer), expert \(e.expert)) bounds") }
             for (k, l) in e.levels.enumerated() {
                 let stored = Int(l.end) - (k == 0 ? 0 : Int(e.levels[k - 1].end))
@@ -94,9 +113,9 @@ public final class SPWFile: @unchecked Sendable {
                     throw .corrupt(path: path, what: "expert record (layer \(e.layer), expert \(e.expert)) level \(k) size")
                 }
             }
-            ei[e.layer << 32 | e.expert] = i
+            index[e.layer << 32 | e.expert] = i
         }
-        expertIndex = ei
+        return index
     }
 
     /// Directory entry of a dense tensor.

@@ -1,5 +1,6 @@
 import DequeModule
 import Foundation
+import Synchronization
 
 /// The thread that drives a `BlockReader`: any thread queues reads (`enqueue`, then `submit`);
 /// the lane submits them and, as each completes, runs `finish` for it on the lane's own thread,
@@ -14,12 +15,15 @@ package final class IOLane: @unchecked Sendable {
 
     private let reader: BlockReader
     private let finish: Finish
-    private let lock = NSLock()
-    /// Guarded by `lock`: reads queued by callers, not yet handed to the reader.
-    private var incoming: [ReadRequest] = []
-    /// Guarded by `lock`: background reads waiting for the reader to be idle, oldest first.
-    private var background = Deque<ReadRequest>()
-    private var stopping = false
+    /// What callers hand the lane thread.
+    private struct Queues {
+        /// Reads queued by callers, not yet handed to the reader.
+        var incoming: [ReadRequest] = []
+        /// Background reads waiting for the reader to be idle, oldest first.
+        var background = Deque<ReadRequest>()
+        var stopping = false
+    }
+    private let queues = Mutex(Queues())
 
     /// What reads the bytes, for logs and `bench`.
     package var summary: String { reader.summary }
@@ -40,8 +44,8 @@ package final class IOLane: @unchecked Sendable {
     /// Queues a read; it starts at the next `submit` (a background one once the reader is idle).
     /// At most one read per tag queued or in flight.
     package func enqueue(_ request: ReadRequest, background isBackground: Bool = false) {
-        lock.withLock {
-            if isBackground { background.append(request) } else { incoming.append(request) }
+        queues.withLock {
+            if isBackground { $0.background.append(request) } else { $0.incoming.append(request) }
         }
     }
 
@@ -49,9 +53,9 @@ package final class IOLane: @unchecked Sendable {
     /// now). Returns whether it was waiting.
     @discardableResult
     package func promote(tag: Int) -> Bool {
-        let moved = lock.withLock { () -> Bool in
-            guard let i = background.firstIndex(where: { $0.tag == tag }) else { return false }
-            incoming.append(background.remove(at: i))
+        let moved = queues.withLock { q -> Bool in
+            guard let i = q.background.firstIndex(where: { $0.tag == tag }) else { return false }
+            q.incoming.append(q.background.remove(at: i))
             return true
         }
         if moved { reader.wake() }
@@ -61,23 +65,23 @@ package final class IOLane: @unchecked Sendable {
     /// Drops the background read of `tag` if the reader does not have it yet; `finish` is then
     /// never called for it. Returns whether it was dropped.
     package func cancel(tag: Int) -> Bool {
-        lock.withLock {
-            guard let i = background.firstIndex(where: { $0.tag == tag }) else { return false }
-            background.remove(at: i)
+        queues.withLock { q in
+            guard let i = q.background.firstIndex(where: { $0.tag == tag }) else { return false }
+            q.background.remove(at: i)
             return true
         }
     }
 
     /// Hands the queued reads to the lane.
     package func submit() {
-        if lock.withLock({ !incoming.isEmpty || !background.isEmpty }) { reader.wake() }
+        if queues.withLock({ !$0.incoming.isEmpty || !$0.background.isEmpty }) { reader.wake() }
     }
 
     /// Ends the thread once every read in flight has landed (the memory they land in must stay
     /// valid until then: `finish` may hold it). Returns at once; `finish` is not called for reads
     /// that land after `stop`, so an owner may call it from its deinit.
     package func stop() {
-        lock.withLock { stopping = true }
+        queues.withLock { $0.stopping = true }
         reader.wake()
     }
 
@@ -86,15 +90,15 @@ package final class IOLane: @unchecked Sendable {
         var count = 0
         while true {
             let idle = count == 0
-            let (batch, stop) = lock.withLock { () -> ([ReadRequest], Bool) in
-                defer { incoming.removeAll(keepingCapacity: true) }
-                if stopping { background.removeAll() }
-                if idle && incoming.isEmpty && !background.isEmpty {
-                    let n = min(Self.backgroundBatch, background.count)
-                    defer { background.removeFirst(n) }
-                    return (Array(background.prefix(n)), stopping)
+            let (batch, stop) = queues.withLock { q -> ([ReadRequest], Bool) in
+                defer { q.incoming.removeAll(keepingCapacity: true) }
+                if q.stopping { q.background.removeAll() }
+                if idle && q.incoming.isEmpty && !q.background.isEmpty {
+                    let n = min(Self.backgroundBatch, q.background.count)
+                    defer { q.background.removeFirst(n) }
+                    return (Array(q.background.prefix(n)), q.stopping)
                 }
-                return (incoming, stopping)
+                return (q.incoming, q.stopping)
             }
             for r in batch {
                 reader.enqueue(r)
@@ -108,12 +112,12 @@ package final class IOLane: @unchecked Sendable {
                 do { try reader.wait(tag: tag) } catch { failure = error }
                 inFlight[tag] = false
                 count -= 1
-                if !lock.withLock({ stopping }) { finish(tag, failure) }
+                if !queues.withLock({ $0.stopping }) { finish(tag, failure) }
             } catch {
                 // The ring itself failed (submit or wait): every read in flight is reported failed.
                 // (Should such a read still land later, it lands in the same slot memory, which
                 // stays allocated; its tag's next read is then a fresh request.)
-                let stopped = lock.withLock { stopping }
+                let stopped = queues.withLock { $0.stopping }
                 for tag in inFlight.indices where inFlight[tag] {
                     inFlight[tag] = false
                     if !stopped { finish(tag, error) }

@@ -7,6 +7,7 @@
 //   kernel_test                     run everything
 //   kernel_test --expect-env-error  only check that SPARROW_ISA (set by the caller) was refused
 //   kernel_test --expect-process P  only check that SPARROW_ISA made P the process path
+#include "sparrow_crc32c.h"
 #include "sparrow_kernels.h"
 #include <math.h>
 #include <stdio.h>

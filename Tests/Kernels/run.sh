@@ -8,7 +8,8 @@ cd "$(dirname "$0")/../.."
 src=Sources/CSparrowKernels
 out=.build/kernel-tests
 mkdir -p "$out"
-flags=(-O2 -std=gnu11 -Wall -Wextra -Werror -I"$src/include" -I"$src" "$src"/*.c Tests/Kernels/kernel_test.c -lpthread -lm)
+flags=(-O2 -std=gnu11 -Wall -Wextra -Werror -I"$src/include" -I"$src" -ISources/CChecksum/include "$src"/*.c
+    Sources/CChecksum/crc32c.c Tests/Kernels/kernel_test.c -lpthread -lm)
 status=0
 run() {  # label, command...
     local label="$1"

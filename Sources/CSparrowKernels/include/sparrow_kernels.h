@@ -160,8 +160,6 @@ void spk_qgemm_ref_int(const spk_qmatrix *w, const spk_qact *a, size_t row0, siz
 /// matrix on the calling thread's path.
 int spk_qgemm_is_integer(const spk_qmatrix *w);
 
-/// CRC-32C (Castagnoli) of `len` bytes, continuing from `crc` (start with 0).
-uint32_t spk_crc32c(uint32_t crc, const void *data, size_t len);
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import SparrowFormat
 import SparrowKernels
 import SparrowQuant
@@ -18,22 +19,35 @@ final class MappedExpertStore: ExpertStore, @unchecked Sendable {
     private let file: SPWFile
     private let levels: [ExpertLevelLayout]
     private let expertCount: Int
-    private var verified: [Bool]
-    private let lock = NSLock()
-    /// Every (layer, expert, level)'s matrices, resolved once: the token loop only looks them up.
-    private var table: [MLPWeights?]
-    /// Decoded copies of records stored with zstd levels.
-    private var decoded: [UnsafeMutableRawBufferPointer] = []
+    /// What uses have resolved so far, per (layer, expert, level).
+    private struct Resolved {
+        /// The matrices: resolved once, the token loop only looks them up.
+        var table: [MLPWeights?]
+        /// Whether the record's levels through this one have been checked.
+        var verified: [Bool]
+        /// Decoded copies of records stored with zstd levels.
+        var decoded: [UnsafeMutableRawBufferPointer] = []
+    }
+    private let resolved: Mutex<Resolved>
 
-    deinit { for d in decoded { d.deallocate() } }
+    deinit { resolved.withLock { for d in $0.decoded { d.deallocate() } } }
 
     init(file: SPWFile, config: ModelConfig) throws(SparrowError) {
         self.file = file
         self.levels = file.directory.expertLevels
         self.expertCount = config.expertCount
-        verified = Array(repeating: false, count: config.layerCount * config.expertCount * max(1, levels.count))
-        table = Array(repeating: nil, count: verified.count)
-        guard config.moeLayerCount > 0 else { return }
+        let count = config.layerCount * config.expertCount * max(1, levels.count)
+        let table = config.moeLayerCount > 0 ? try Self.mappedRecords(file: file, config: config) : Array(repeating: nil, count: count)
+        resolved = Mutex(Resolved(table: table, verified: Array(repeating: false, count: count)))
+    }
+
+    /// Checks that every MoE layer has all its records, with the model's shapes and every level,
+    /// and resolves the matrices of the raw (uncompressed) levels in the mapping: per (layer,
+    /// expert, level), nil where a level is stored with zstd (decoded on first use).
+    private static func mappedRecords(file: SPWFile, config: ModelConfig) throws(SparrowError) -> [MLPWeights?] {
+        let levels = file.directory.expertLevels
+        let expertCount = config.expertCount
+        var table = [MLPWeights?](repeating: nil, count: config.layerCount * expertCount * max(1, levels.count))
         for l in 0..<config.layerCount where config.moeLayers[l] {
             for e in 0..<config.expertCount where file.expert(layer: l, expert: e) == nil {
                 throw .format(.corrupt(path: file.path, what: "no record for layer \(l) expert \(e)"))
@@ -45,7 +59,7 @@ final class MappedExpertStore: ExpertStore, @unchecked Sendable {
         for level in levels.indices {
             for p in Projection.allCases {
                 let name = p.rawValue
-                guard Self.shape(of: name, in: levels, upTo: level) == p.shape(intermediate: i, hidden: h) else {
+                guard shape(of: name, in: levels, upTo: level) == p.shape(intermediate: i, hidden: h) else {
                     throw .format(
                         .corrupt(path: file.path, what: "expert '\(name)' at level \(level) does not match the model's shape"))
                 }
@@ -64,6 +78,7 @@ final class MappedExpertStore: ExpertStore, @unchecked Sendable {
                 }
             }
         }
+        return table
     }
 
     /// The logical shape of projection `name` at `level`: its float component's, or, when it is
@@ -82,15 +97,24 @@ final class MappedExpertStore: ExpertStore, @unchecked Sendable {
 
     func weights(layer: Int, expert: Int, level: Int) throws(SparrowError) -> MLPWeights {
         let key = (layer * expertCount + expert) * levels.count + level
-        guard level >= 0, level < levels.count, key >= 0, key < table.count,
+        guard level >= 0, level < levels.count, layer >= 0, expert >= 0, expert < expertCount,
             let entry = file.expert(layer: layer, expert: expert)
         else { throw .invalidArgument("no expert record for layer \(layer) expert \(expert) level \(level)") }
-        lock.lock()
-        defer { lock.unlock() }
-        if verified[key], let w = table[key] { return w }
-        if let w = table[key] {
+        return try resolved.withLock { (r) throws(SparrowError) -> MLPWeights in
+            try resolve(&r, key: key, entry: entry, layer: layer, expert: expert, level: level)
+        }
+    }
+
+    /// The matrices of `key` (= layer, expert, level), checking or decoding the record the first
+    /// time (the store's state held).
+    private func resolve(
+        _ r: inout Resolved, key: Int, entry: ExpertRecordEntry, layer: Int, expert: Int, level: Int
+    ) throws(SparrowError) -> MLPWeights {
+        guard key < r.table.count else { throw .invalidArgument("no expert record for layer \(layer) expert \(expert)") }
+        if r.verified[key], let w = r.table[key] { return w }
+        if let w = r.table[key] {
             do { for k in 0...level { try file.verifyExpert(entry, level: k) } } catch { throw .format(error) }
-            verified[key] = true
+            r.verified[key] = true
             return w
         }
         // Stored with zstd: decode the whole record once (checksums checked while decoding).
@@ -100,13 +124,13 @@ final class MappedExpertStore: ExpertStore, @unchecked Sendable {
             out.deallocate()
             throw .format(error)
         }
-        decoded.append(out)
+        r.decoded.append(out)
         let first = (layer * expertCount + expert) * levels.count
         for k in levels.indices {
-            table[first + k] = MLPWeights(base: UnsafeRawPointer(out.baseAddress!), levels: levels, level: k)
-            verified[first + k] = true
+            r.table[first + k] = MLPWeights(base: UnsafeRawPointer(out.baseAddress!), levels: levels, level: k)
+            r.verified[first + k] = true
         }
-        return table[key]!
+        return r.table[key]!
     }
 
 }

@@ -6,6 +6,15 @@ extension Session {
     /// Grouped-query causal attention for `n` new tokens whose normalised input is in `scratch.xn`;
     /// appends their keys and values to the cache and leaves the projected output in `scratch.proj`.
     func attention(layer l: Int, weights lw: LayerWeights, n: Int) {
+        projectQKV(layer: l, weights: lw, n: n)
+        attend(layer: l, n: n)
+        Ops.matmul(lw.o, scratch.attn.pointer, n: n, into: scratch.proj.pointer, threads: threads, act: scratch.actIn)
+        if let b = lw.oBias { addBias(scratch.proj.pointer, b, rows: n, dim: config.hiddenSize) }
+    }
+
+    /// Queries, keys and values of the `n` new tokens (biases, q/k norms, clipping, RoPE as the
+    /// architecture has them) into `scratch.q`; keys and values appended to layer `l`'s cache.
+    private func projectQKV(layer l: Int, weights lw: LayerWeights, n: Int) {
         let c = config
         let s = scratch
         let hd = c.headDim
@@ -34,26 +43,37 @@ extension Session {
         }
         // OLMoE clamps after the q/k norms.
         if let clip = c.clipQKV {
-            for p in [(q, qDim), (k, kvDim), (v, kvDim)] {
-                for i in 0..<(n * p.1) { p.0[i] = min(max(p.0[i], -clip), clip) }
-            }
+            clamp(q, count: n * qDim, clip)
+            clamp(k, count: n * kvDim, clip)
+            clamp(v, count: n * kvDim, clip)
         }
-        let kc = keys[l]
-        let vc = values[l]
         model.invFreq.withUnsafeBufferPointer { inv in
             for i in 0..<n {
                 Ops.rope(q + i * qDim, heads: heads, headDim: hd, position: position + i, invFreq: inv.baseAddress!)
                 Ops.rope(k + i * kvDim, heads: kvHeads, headDim: hd, position: position + i, invFreq: inv.baseAddress!)
             }
         }
-        kc.store(k, at: position, count: n)
-        vc.store(v, at: position, count: n)
+        keys[l].store(k, at: position, count: n)
+        values[l].store(v, at: position, count: n)
+    }
 
-        // One task per (token, head); chunks own a row of score scratch each.
+    /// Softmax(q·kᵀ/√d)·v for the `n` new tokens against layer `l`'s cache (causal, within the
+    /// sliding window where there is one) into `scratch.attn`: one task per (token, head), chunks
+    /// over the threads, each owning a row of score scratch.
+    private func attend(layer l: Int, n: Int) {
+        let c = config
+        let s = scratch
+        let hd = c.headDim
+        let heads = c.headCount
+        let qDim = heads * hd
+        let kvDim = c.kvHeadCount * hd
+        let q = s.q.pointer
+        let kc = keys[l]
+        let vc = values[l]
         let tasks = n * heads
         let chunks = min(s.scoreChunks, tasks)
         let per = (tasks + chunks - 1) / chunks
-        let group = heads / kvHeads
+        let group = heads / c.kvHeadCount
         let scale = 1 / Float(hd).squareRoot()
         let out = s.attn.pointer
         let base = position
@@ -89,8 +109,10 @@ extension Session {
                 }
             }
         }
-        Ops.matmul(lw.o, out, n: n, into: s.proj.pointer, threads: threads, act: s.actIn)
-        if let b = lw.oBias { addBias(s.proj.pointer, b, rows: n, dim: c.hiddenSize) }
+    }
+
+    private func clamp(_ x: UnsafeMutablePointer<Float>, count: Int, _ clip: Float) {
+        for i in 0..<count { x[i] = min(max(x[i], -clip), clip) }
     }
 
     private func addBias(_ x: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, rows: Int, dim: Int) {

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A record of what the compute thread and the I/O lane did, on one time axis, for
 /// `bench --timeline`. Attached to a session (`Session.timeline`); nil costs nothing.
@@ -24,13 +25,16 @@ package final class Timeline: @unchecked Sendable {
         package var isIO: Bool { [.miss, .downgrade, .prefetch, .upgrade].contains(kind) }
     }
 
-    private let lock = NSLock()
+    private struct Recording {
+        var spans: [Span] = []
+        /// Per cache slot: the read in flight (kind, layer, start).
+        var open: [Int: (Kind, Int, Double)] = [:]
+        /// Worker rows by thread identity.
+        var threadRows: [UInt: Int] = [:]
+    }
+
     private let origin = DispatchTime.now().uptimeNanoseconds
-    private var spans: [Span] = []
-    /// Per cache slot: the read in flight (kind, layer, start).
-    private var open: [Int: (Kind, Int, Double)] = [:]
-    /// Worker rows by thread identity.
-    private var threadRows: [UInt: Int] = [:]
+    private let recording = Mutex(Recording())
 
     package init() {}
 
@@ -38,30 +42,33 @@ package final class Timeline: @unchecked Sendable {
     package func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds - origin) / 1e9 }
 
     package func add(_ kind: Kind, layer: Int, from start: Double, to end: Double) {
-        lock.withLock { spans.append(Span(kind: kind, layer: layer, start: start, end: end)) }
+        recording.withLock { $0.spans.append(Span(kind: kind, layer: layer, start: start, end: end)) }
     }
 
     /// Records a span the calling worker thread ran (one expert of a layer run in parallel).
     package func addOnThisThread(_ kind: Kind, layer: Int, from start: Double, to end: Double) {
         let id = UInt(pthread_self())
-        lock.withLock {
-            let row = threadRows[id] ?? threadRows.count
-            threadRows[id] = row
-            spans.append(Span(kind: kind, layer: layer, start: start, end: end, thread: row))
+        recording.withLock {
+            let row = $0.threadRows[id] ?? $0.threadRows.count
+            $0.threadRows[id] = row
+            $0.spans.append(Span(kind: kind, layer: layer, start: start, end: end, thread: row))
         }
     }
 
     /// A read into `slot` started / landed.
-    func readStarted(slot: Int, kind: Kind, layer: Int) { lock.withLock { open[slot] = (kind, layer, now()) } }
-    func readCancelled(slot: Int) { lock.withLock { _ = open.removeValue(forKey: slot) } }
+    func readStarted(slot: Int, kind: Kind, layer: Int) {
+        let start = now()
+        recording.withLock { $0.open[slot] = (kind, layer, start) }
+    }
+    func readCancelled(slot: Int) { recording.withLock { _ = $0.open.removeValue(forKey: slot) } }
     func readLanded(slot: Int) {
         let end = now()
-        lock.withLock {
-            guard let (kind, layer, start) = open.removeValue(forKey: slot) else { return }
-            spans.append(Span(kind: kind, layer: layer, start: start, end: end))
+        recording.withLock {
+            guard let (kind, layer, start) = $0.open.removeValue(forKey: slot) else { return }
+            $0.spans.append(Span(kind: kind, layer: layer, start: start, end: end))
         }
     }
 
     /// Everything recorded so far, in start order.
-    package var recorded: [Span] { lock.withLock { spans.sorted { $0.start < $1.start } } }
+    package var recorded: [Span] { recording.withLock { $0.spans }.sorted { $0.start < $1.start } }
 }

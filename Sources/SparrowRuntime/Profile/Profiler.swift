@@ -12,94 +12,48 @@ package enum Profiler {
         model: Model, text: String, tokens limit: Int? = nil, window: Int = 256, progress: ((Int, Int) -> Void)? = nil
     ) throws(SparrowError) -> ExpertProfile {
         let c = model.config
-        let e = c.expertCount
-        let layers = c.layerCount
         var ids = model.tokenizer.encode(text)
         if let limit { ids = Array(ids.prefix(limit)) }
         guard ids.count >= 2 else { throw .invalidArgument("the calibration text has fewer than 2 tokens") }
         guard c.moeLayerCount > 0 else { throw .invalidArgument("the model has no experts to profile") }
-
-        var counts = Array(repeating: Array(repeating: 0, count: e), count: layers)
-        var gates = Array(repeating: Array(repeating: [Float](), count: e), count: layers)
-        var co = Array(repeating: Array(repeating: Array(repeating: 0, count: e), count: e), count: layers)
-        var unimportance = Array(repeating: 0, count: ExpertProfile.gridPoints)
-        var mass = Array(repeating: 0.0, count: ExpertProfile.gridPoints)
-        var uses = 0
-        var samples = Array(repeating: Array(repeating: [Float](), count: e), count: layers)
-        var previous: [Int: [Int]] = [:]  // position → experts chosen by the previous MoE layer
-        var previousLayer = -1
-
+        let seen = RoutingObservations(config: c, samplesPerExpert: samplesPerExpert)
         let session = try Session(model: model, options: SessionOptions(contextLength: window, batchSize: min(window, 64)))
-        session.routingObserver = { layer, position, experts, weights in
-            if layer != previousLayer {
-                if layer < previousLayer || previousLayer < 0 { previous = [:] }
-                previousLayer = layer
-            }
-            weights.withUnsafeBufferPointer { w in
-                TokenPrecision.forEachUnimportance(w.baseAddress!, count: w.count) { j, u, share in
-                    let x = experts[j]
-                    counts[layer][x] += 1
-                    gates[layer][x].append(share)
-                    let bin = ExpertProfile.gridPoint(atOrAbove: Double(u))
-                    unimportance[bin] += 1
-                    mass[bin] += Double(share)
-                    uses += 1
-                    if let before = previous[position] { for p in before { co[layer][p][x] += 1 } }
-                }
-            }
-            previous[position] = experts
-        }
-        let h = c.hiddenSize
-        session.expertInputObserver = { layer, expert, rows, count in
-            let have = samples[layer][expert].count / h
-            let take = min(count, samplesPerExpert - have)
-            if take > 0 { samples[layer][expert] += UnsafeBufferPointer(start: rows, count: take * h) }
-        }
+        session.routingObserver = { seen.routed(layer: $0, position: $1, experts: $2, weights: $3) }
+        session.expertInputObserver = { seen.input(layer: $0, expert: $1, rows: $2, count: $3) }
         let windows = max(1, ids.count / window)
         for w in 0..<windows {
             session.reset()
-            previous = [:]
-            previousLayer = -1
+            seen.newSequence()
             let slice = Array(ids[(w * window)..<min(ids.count, (w + 1) * window)])
             if slice.isEmpty { break }
             _ = try session.evaluate(slice)
             progress?(w + 1, windows)
         }
-
         let top = model.expertBits.count - 1
         var experts: [[ExpertProfile.Expert]] = []
-        for l in 0..<layers {
-            guard c.moeLayers[l] else {
-                experts.append([])
-                continue
-            }
-            let selections = max(1, counts[l].reduce(0, +))
-            var row: [ExpertProfile.Expert] = []
-            for x in 0..<e {
-                let g = gates[l][x].sorted()
-                let q = [0.1, 0.5, 0.9].map { p in g.isEmpty ? 0 : g[min(g.count - 1, Int(p * Double(g.count - 1)))] }
-                let errors = try levelErrors(model: model, layer: l, expert: x, inputs: samples[l][x], top: top)
-                row.append(.init(frequency: Double(counts[l][x]) * Double(c.expertsPerToken) / Double(selections),
-                                 gateQuantiles: q, levelError: errors))
-            }
-            experts.append(row)
-        }
-        var cdf: [Double] = []
-        var running = 0
-        for b in unimportance {
-            running += b
-            cdf.append(Double(running) / Double(max(1, uses)))
-        }
-        let totalMass = max(mass.reduce(0, +), .leastNormalMagnitude)
-        var massCDF: [Double] = []
-        var carried = 0.0
-        for m in mass {
-            carried += m
-            massCDF.append(carried / totalMass)
+        for l in 0..<c.layerCount {
+            experts.append(
+                try c.moeLayers[l]
+                    ? (0..<c.expertCount).map { (x) throws(SparrowError) in
+                        ExpertProfile.Expert(
+                            frequency: seen.frequency(layer: l, expert: x), gateQuantiles: seen.gateQuantiles(layer: l, expert: x),
+                            levelError: try levelErrors(model: model, layer: l, expert: x, inputs: seen.samples[l][x], top: top))
+                    } : [])
         }
         return ExpertProfile(
             modelBytes: model.file.file.count, calibrationTokens: ids.count, expertBits: model.expertBits, experts: experts,
-            coActivation: co, unimportanceCDF: cdf, gateMassCDF: massCDF)
+            coActivation: seen.coActivation, unimportanceCDF: cumulative(seen.unimportance.map(Double.init)),
+            gateMassCDF: cumulative(seen.gateMass))
+    }
+
+    /// Running sums of `values` over their total (all 0 when the total is 0).
+    static func cumulative(_ values: [Double]) -> [Double] {
+        let total = max(values.reduce(0, +), .leastNormalMagnitude)
+        var running = 0.0
+        return values.map {
+            running += $0
+            return running / total
+        }
     }
 
     /// ‖y_level − y_top‖ / ‖y_top‖ of one expert on `inputs` (rows of the hidden size), per level.

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Byte-level BPE tokenizer read from a Hugging Face `tokenizer.json` (GPT-2, Qwen, OLMo style).
 ///
@@ -23,8 +24,8 @@ public final class Tokenizer: @unchecked Sendable {
     private let normalizer: Normalizer
     private let preTokenizer: PreTokenizer
     private let ignoreMerges: Bool
-    private var cache: [String: [Int32]] = [:]
-    private let lock = NSLock()
+    /// Pieces already split, shared by the threads that encode.
+    private let cache = Mutex<[String: [Int32]]>([:])
 
     /// Parses tokenizer.json bytes.
     /// Token ids must be below this (the largest vocabularies in use have a few hundred thousand).
@@ -45,14 +46,7 @@ public final class Tokenizer: @unchecked Sendable {
         }
         ignoreMerges = model["ignore_merges"] as? Bool ?? false
         var v = vocab
-        var addedList: [(String, Int, Bool, Bool)] = []
-        var special = Set<Int>()
-        for a in (obj["added_tokens"] as? [[String: Any]]) ?? [] {
-            guard let id = a["id"] as? Int, let content = a["content"] as? String, !content.isEmpty else { continue }
-            v[content] = id
-            addedList.append((content, id, a["lstrip"] as? Bool ?? false, a["rstrip"] as? Bool ?? false))
-            if a["special"] as? Bool ?? false { special.insert(id) }
-        }
+        let (addedList, special) = Self.addedTokens(obj["added_tokens"], into: &v)
         // Ids index tables sized by the largest: checked before anything is allocated (found by
         // Scripts/fuzz.sh tokenizer-json: a negative id trapped, a huge one would ask for terabytes).
         if let bad = v.values.first(where: { $0 < 0 || $0 >= Self.maxTokenId }) {
@@ -66,21 +60,7 @@ public final class Tokenizer: @unchecked Sendable {
             idToToken[id] = tok
             idToBytes[id] = addedIds.contains(id) ? Array(tok.utf8) : (ByteLevel.decode(tok) ?? Array(tok.utf8))
         }
-        var m: [UInt64: (Int32, Int32)] = [:]
-        for (rank, entry) in rawMerges.enumerated() {
-            let pair: [String]
-            if let s = entry as? String {
-                pair = s.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-            } else if let a = entry as? [String] {
-                pair = a
-            } else {
-                throw .tokenizer("merge \(rank) is malformed")
-            }
-            guard pair.count == 2, let a = v[pair[0]], let b = v[pair[1]], let c = v[pair[0] + pair[1]] else {
-                throw .tokenizer("merge \(rank) names tokens missing from the vocabulary")
-            }
-            m[UInt64(a) << 32 | UInt64(b)] = m[UInt64(a) << 32 | UInt64(b)] ?? (Int32(rank), Int32(c))
-        }
+        let m = try Self.merges(rawMerges, vocab: v)
         self.vocab = v
         self.count = n
         self.idToToken = idToToken
@@ -96,6 +76,40 @@ public final class Tokenizer: @unchecked Sendable {
         for b in 0..<256 where v[String(ByteLevel.byteToScalar[b])] == nil {
             throw .tokenizer("vocabulary lacks byte \(b): not a byte-level BPE vocabulary")
         }
+    }
+
+    /// The added tokens of tokenizer.json (content, id, lstrip, rstrip), entered into `vocab`, and
+    /// the ids of those marked special.
+    private static func addedTokens(_ json: Any?, into vocab: inout [String: Int]) -> ([(String, Int, Bool, Bool)], Set<Int>) {
+        var list: [(String, Int, Bool, Bool)] = []
+        var special = Set<Int>()
+        for a in (json as? [[String: Any]]) ?? [] {
+            guard let id = a["id"] as? Int, let content = a["content"] as? String, !content.isEmpty else { continue }
+            vocab[content] = id
+            list.append((content, id, a["lstrip"] as? Bool ?? false, a["rstrip"] as? Bool ?? false))
+            if a["special"] as? Bool ?? false { special.insert(id) }
+        }
+        return (list, special)
+    }
+
+    /// The merge table: (left id, right id) → (rank, merged id); the first of duplicate pairs wins.
+    private static func merges(_ raw: [Any], vocab v: [String: Int]) throws(SparrowError) -> [UInt64: (rank: Int32, id: Int32)] {
+        var m: [UInt64: (rank: Int32, id: Int32)] = [:]
+        for (rank, entry) in raw.enumerated() {
+            let pair: [String]
+            if let s = entry as? String {
+                pair = s.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            } else if let a = entry as? [String] {
+                pair = a
+            } else {
+                throw .tokenizer("merge \(rank) is malformed")
+            }
+            guard pair.count == 2, let a = v[pair[0]], let b = v[pair[1]], let c = v[pair[0] + pair[1]] else {
+                throw .tokenizer("merge \(rank) names tokens missing from the vocabulary")
+            }
+            m[UInt64(a) << 32 | UInt64(b)] = m[UInt64(a) << 32 | UInt64(b)] ?? (Int32(rank), Int32(c))
+        }
+        return m
     }
 
     /// Token ids of `text` (added/special tokens in the text are recognised).
@@ -165,12 +179,7 @@ public final class Tokenizer: @unchecked Sendable {
 
     /// Byte-level BPE of one pre-token.
     func bpe(_ piece: String) -> [Int] {
-        lock.lock()
-        if let hit = cache[piece] {
-            lock.unlock()
-            return hit.map(Int.init)
-        }
-        lock.unlock()
+        if let hit = cache.withLock({ $0[piece] }) { return hit.map(Int.init) }
         let mapped = ByteLevel.encode(piece.utf8)
         var ids: [Int32]
         if ignoreMerges, let whole = vocab[mapped] {
@@ -193,10 +202,10 @@ public final class Tokenizer: @unchecked Sendable {
                 ids.remove(at: bestAt + 1)
             }
         }
-        lock.lock()
-        if cache.count > 100_000 { cache.removeAll(keepingCapacity: true) }
-        cache[piece] = ids
-        lock.unlock()
+        cache.withLock {
+            if $0.count > 100_000 { $0.removeAll(keepingCapacity: true) }
+            $0[piece] = ids
+        }
         return ids.map(Int.init)
     }
 }

@@ -1,4 +1,4 @@
-#include "sparrow_kernels.h"
+#include "sparrow_crc32c.h"
 #include <string.h>
 
 // CRC-32C (Castagnoli, reflected polynomial 0x82F63B78): SSE4.2 instruction
