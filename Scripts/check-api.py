@@ -82,8 +82,38 @@ def surface():
     return sorted(set(decls))
 
 
+def undocumented():
+    """Public declarations of the surface without a `///` comment right above them (attributes
+    aside); enum cases and `description` (CustomStringConvertible) are exempt."""
+    names = {d.split(" ")[0].split(".")[0] for d in surface()}
+    out = []
+    files = [f for m in ["Sparrow", "SparrowRuntime"] for f in sorted((ROOT / "Sources" / m).rglob("*.swift"))]
+    files += [f for m in ["SparrowIO", "SparrowFormat", "SparrowQuant"] for f in sorted((ROOT / "Sources" / m).rglob("*.swift"))]
+    for f in files:
+        lines = f.read_text().splitlines()
+        lower = "SparrowRuntime" not in str(f) and "/Sparrow/" not in str(f)
+        current = None
+        for i, line in enumerate(lines):
+            t = TYPE.match(line)
+            if t and t.group(2) != "extension" and not line.startswith(" "):
+                current = t.group(3)
+            if not re.match(r"^\s*(?:@[\w()]+\s+)*public\b", line) or "@_spi" in line or "var description" in line:
+                continue
+            if lower and current not in names:
+                continue
+            j = i - 1
+            while j >= 0 and lines[j].strip().startswith("@"):
+                j -= 1
+            if j < 0 or not lines[j].strip().startswith("///"):
+                out.append(f"{f.relative_to(ROOT)}:{i + 1}: {line.strip()[:80]}")
+    return out
+
+
 def main():
     found = surface()
+    missing_docs = undocumented()
+    for d in missing_docs:
+        print(f"check-api: no doc comment: {d}")
     text = DOC.read_text()
     head, rest = text.split(BEGIN, 1)
     listed_block, tail = rest.split(END, 1)
@@ -100,6 +130,8 @@ def main():
         print(f"check-api: in docs/API.md but not public: {d}")
     if missing or stale:
         print("check-api: the public API changed; if deliberate, run python3 Scripts/check-api.py --write")
+        return 1
+    if missing_docs:
         return 1
     print(f"check-api: {len(found)} public declarations, as docs/API.md lists them")
     return 0

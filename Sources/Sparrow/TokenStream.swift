@@ -11,23 +11,28 @@
 /// task that may block). A cancelled task ends the sequence after the step in progress. Errors
 /// are typed: `SparrowError`.
 public struct TokenStream: AsyncSequence {
+    /// Each generated token with its text.
     public typealias Element = GeneratedToken
+    /// What generation can fail with.
     public typealias Failure = SparrowError
 
     let session: Session
     let prompt: [Int]
     let options: GenerationOptions
 
+    /// An iterator that starts generating on its first `next()`.
     public func makeAsyncIterator() -> Iterator {
         Iterator(generator: TokenGenerator(session: session, prompt: prompt, options: options))
     }
 
+    /// Generates one token per `next()`.
     public struct Iterator: AsyncIteratorProtocol {
         var generator: TokenGenerator
 
         /// Timing of the generation so far.
         public var stats: GenerationStats { generator.stats }
 
+        /// The next token, nil once generation has stopped (token limit or end of sequence).
         public mutating func next() async throws(SparrowError) -> GeneratedToken? {
             if Task.isCancelled { return nil }
             return try generator.next()

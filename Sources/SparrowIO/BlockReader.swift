@@ -70,6 +70,7 @@ package typealias FaultInjector = @Sendable (_ request: ReadRequest) -> ReadFaul
 public struct BlockReaderOptions: Sendable {
     /// Alignment of offsets, lengths and buffers for O_DIRECT.
     public static let alignment = 4096
+    /// Which reader: io_uring, pread, or the best the kernel allows.
     public var mode: IOMode
     /// Reads in flight at most (ring size; pread worker count is min(this, 8)).
     public var queueDepth: Int

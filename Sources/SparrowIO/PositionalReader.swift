@@ -6,11 +6,15 @@ import Darwin
 
 /// An error while moving bytes from storage.
 public struct IOError: Error, CustomStringConvertible, Equatable {
+    /// The file.
     public let path: String
+    /// What failed (open, read, fstat…).
     public let operation: String
+    /// The system's error number.
     public let errno: Int32
     public var description: String { "\(path): \(operation) failed: \(String(cString: strerror(errno))) (errno \(errno))" }
 
+    /// The error `errno` of `operation` on `path`.
     public init(path: String, operation: String, errno: Int32) {
         self.path = path
         self.operation = operation

@@ -110,6 +110,21 @@ public enum Ops {
         }
     }
 
+    /// `n` values of float type `type` (f32, f16, bf16) at `src` as f32 into `out`.
+    public static func toF32(_ src: UnsafeRawPointer, type: spk_dtype, _ n: Int, into out: UnsafeMutablePointer<Float>) {
+        spk_to_f32(src, type, out, n)
+    }
+
+    /// `n` f32 values as float type `type` (f32, f16, bf16).
+    public static func fromF32(_ src: UnsafePointer<Float>, type: spk_dtype, _ n: Int, into out: UnsafeMutableRawPointer) {
+        spk_from_f32(src, out, type, n)
+    }
+
+    /// Reads `bytes` bytes (a multiple of 8) at `p` and returns their sum: an opaque call, so the
+    /// reads happen (bringing mapped pages into memory).
+    @discardableResult
+    public static func touch(_ p: UnsafeRawPointer, bytes: Int) -> UInt64 { spk_read_sum(p, bytes) }
+
     /// Softmax in place over `n` values.
     public static func softmax(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
         var m = -Float.infinity

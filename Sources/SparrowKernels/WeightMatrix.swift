@@ -80,6 +80,51 @@ public struct WeightMatrix: @unchecked Sendable {
         case .quantized(var q): spk_qrow(&q, r, out)
         }
     }
+
+    /// Where row 0 of each of the matrix's arrays starts and how many bytes a row of it has: the
+    /// float table; or the scales, then each plane. Row `r` of an array is at `start + r × bytes`.
+    public var rowPieces: [(start: UnsafeRawPointer, bytes: Int)] {
+        switch storage {
+        case .float(let p, let t):
+            return [(p, cols * spk_dtype_size(t))]
+        case .quantized(let q):
+            var pieces: [(start: UnsafeRawPointer, bytes: Int)] = [(UnsafeRawPointer(q.scales!), (cols / q.group) * 4)]
+            withUnsafeBytes(of: q.planes) { planes in
+                withUnsafeBytes(of: q.widths) { widths in
+                    for k in 0..<Int(q.nplanes) {
+                        pieces.append((planes.load(fromByteOffset: k * 8, as: UnsafeRawPointer.self), cols * Int(widths[k]) / 8))
+                    }
+                }
+            }
+            return pieces
+        }
+    }
+
+    /// Decodes one row whose pieces (as `rowPieces` lists them, each `bytes` long) lie back to back
+    /// at `packed` into `out` as f32: a row read from a file rather than through the matrix. No
+    /// allocation.
+    public func decodeRow(packed: UnsafeRawPointer, into out: UnsafeMutablePointer<Float>) {
+        switch storage {
+        case .float(_, let t): spk_to_f32(packed, t, out, cols)
+        case .quantized(var q):
+            q.rows = 1
+            q.scales = packed.assumingMemoryBound(to: UInt16.self)
+            var plane = packed + (cols / q.group) * 4
+            let n = Int(q.nplanes)
+            withUnsafeBytes(of: q.widths) { widths in
+                withUnsafeMutableBytes(of: &q.planes) { planes in
+                    for k in 0..<n {
+                        planes.storeBytes(of: plane, toByteOffset: k * 8, as: UnsafeRawPointer.self)
+                        plane += cols * Int(widths[k]) / 8
+                    }
+                }
+            }
+            spk_qrow(&q, 0, out)
+        }
+    }
+
+    /// Bytes of one element of a float type.
+    public static func elementSize(_ type: spk_dtype) -> Int { spk_dtype_size(type) }
 }
 
 /// Caller-owned space for activations quantized to int8 (the integer kernels' input):

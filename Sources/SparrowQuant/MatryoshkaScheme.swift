@@ -10,6 +10,7 @@ public struct MatryoshkaScheme: Codable, Sendable, Equatable {
     /// Weights per group along the input dimension (a multiple of 16).
     public var groupSize: Int
 
+    /// Nested levels of `levels` bits (ascending), scales per `groupSize` weights of a row.
     public init(levels: [Int], groupSize: Int) {
         self.levels = levels
         self.groupSize = groupSize

@@ -2,27 +2,39 @@ import Foundation
 
 /// Measures prefill and decode speed of a model in one process.
 public enum Benchmark {
+    /// What one benchmark run measured (the CLI prints it as a table or JSON).
     public struct Result: Codable, Sendable {
+        /// Tokens in the prompt.
         public var promptTokens: Int
+        /// Tokens decoded after it.
         public var generatedTokens: Int
+        /// Compute threads of the session.
         public var threads: Int
         /// Seconds from the prompt's submission to the first generated token's logits.
         public var timeToFirstToken: Double
+        /// Prompt tokens evaluated per second.
         public var prefillTokensPerSecond: Double
+        /// Tokens decoded per second (one at a time).
         public var decodeTokensPerSecond: Double
         /// Per decoded token, milliseconds.
         public var latencyP50: Double
+        /// The 90th percentile of the per-token decode latency, milliseconds.
         public var latencyP90: Double
+        /// The 99th percentile of the per-token decode latency, milliseconds.
         public var latencyP99: Double
         /// Peak resident set size of the process (VmHWM), bytes.
         public var peakRSS: Int
+        /// Bytes of the model file by part (dense, experts, file).
         public var modelBytes: [String: Int]
+        /// The kernels' instruction-set path (e.g. avx2, avx512, neon).
         public var isa: String
         /// Bits of the expert level the run used.
         public var expertBits: Int
         /// The memory budget (bytes) and how the cache read experts; nil when unbudgeted.
         public var budget: Int?
+        /// How the expert cache read (io_uring or pread, O_DIRECT, depth); nil when unbudgeted.
         public var io: String?
+        /// The expert cache's eviction policy; nil when unbudgeted.
         public var cachePolicy: String?
         /// The expert cache's figures over the whole run (warm-up, prefill and decode).
         public var cache: CacheStatistics?
@@ -37,7 +49,9 @@ public enum Benchmark {
         /// The scheduler's settings and counters: prefetch depth, token-level precision, precision
         /// choices and prediction precision/recall per depth.
         public var prefetchDepth: Int?
+        /// Token-level precision as used (thresholds after any profile derivation); nil when off.
         public var tokenPrecision: TokenPrecision?
+        /// Precision choices and prediction quality over the run.
         public var scheduler: SchedulerStatistics?
     }
 

@@ -6,6 +6,7 @@ import SparrowQuant
 public struct ModelMeta: Codable, Sendable {
     /// Always "sparrow".
     public var format: String
+    /// The hyper-parameters of the forward pass.
     public var config: ModelConfig
     /// Where the weights came from and what made the file.
     public var provenance: Provenance
@@ -21,10 +22,15 @@ public struct ModelMeta: Codable, Sendable {
     /// Whether the tokenizer wants a BOS token prepended (`add_bos_token` in tokenizer_config.json).
     public var addBosToken: Bool
 
+    /// Where a model file came from and what made it.
     public struct Provenance: Codable, Sendable {
+        /// The checkpoint's name (its `_name_or_path`, or its folder's name; never a local path).
         public var source: String
+        /// The checkpoint format (safetensors, gguf).
         public var sourceType: String
+        /// The converter and its version.
         public var converter: String
+        /// When the file was written (ISO 8601).
         public var created: String
     }
 

@@ -3,10 +3,15 @@ import Foundation
 /// Perplexity over non-overlapping windows: each window is evaluated from position 0 and tokens
 /// 1..<window are scored given the ones before them (the protocol of the fixtures' eval.json).
 public enum Perplexity {
+    /// What a perplexity evaluation measured.
     public struct Result: Sendable {
+        /// exp(mean negative log-likelihood).
         public var perplexity: Double
+        /// Mean negative log-likelihood per scored token, in nats.
         public var meanNLL: Double
+        /// Tokens whose prediction was scored.
         public var scoredTokens: Int
+        /// Context windows the text was evaluated in.
         public var windows: Int
     }
 

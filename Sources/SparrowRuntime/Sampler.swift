@@ -15,6 +15,7 @@ public struct SamplingOptions: Sendable, Equatable {
     /// Seed of the random generator (same seed, same options, same logits → same tokens).
     public var seed: UInt64
 
+    /// Sampling options; the defaults are greedy decoding.
     public init(
         temperature: Float = 0, topK: Int = 0, topP: Float = 1, repetitionPenalty: Float = 1,
         repetitionWindow: Int = 64, seed: UInt64 = 0
@@ -43,11 +44,13 @@ public struct SamplingOptions: Sendable, Equatable {
 
 /// Chooses tokens from logits. Holds its random state, so one sampler per sequence.
 public struct Sampler {
+    /// How tokens are drawn.
     public let options: SamplingOptions
     private var rng: SplitMix64
     private var probs: [Float] = []
     private var order: [Int32] = []
 
+    /// A sampler drawing with `options` (seeded: the same seed gives the same tokens).
     public init(options: SamplingOptions) {
         self.options = options
         rng = SplitMix64(seed: options.seed)

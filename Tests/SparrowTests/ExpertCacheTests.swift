@@ -45,6 +45,21 @@ import Testing
         #expect(session.ioSummary!.hasPrefix(mode == .uring ? "io_uring" : "pread"))
     }
 
+    /// With quantized dense weights (the embedding at 8 bits) a budgeted session reads each
+    /// token's embedding row from the file, scales and planes, and decodes it as the resident
+    /// table does: identical logits.
+    @Test func quantizedEmbeddingRowsReadFromTheFile() throws {
+        var options = Self.scheme
+        options.denseBits = 4
+        let model = try Converted.model(Paths.demo, options: options, tag: "q248-dense4")
+        #expect(model.file.tensor("embedding.scales") != nil)  // quantized
+        let tokens = try Self.tokens(24)
+        let want = try Session(model: model, options: .init(expertBits: 4)).evaluate(tokens, logits: .all)
+        let slot = ExpertCache.slotSize(file: model.file, level: 1)
+        let session = try Session(model: model, options: SessionOptions(expertBits: 4, expertCacheBytes: 8 * slot))
+        #expect(try session.evaluate(tokens, logits: .all) == want)
+    }
+
     /// A file with zstd levels streams to the same logits; its levels are decoded on the I/O lane
     /// as they land (the lane's time is counted apart from the compute thread's stalls).
     @Test(arguments: [IOMode.uring, .pread])

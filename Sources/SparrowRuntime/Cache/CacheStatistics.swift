@@ -6,6 +6,7 @@ public struct CacheStatistics: Codable, Sendable, Equatable {
     public var misses = 0
     /// Uses that found a lower level cached and read only the missing suffix.
     public var upgrades = 0
+    /// Records dropped to make room.
     public var evictions = 0
     /// Bytes read from storage (aligned reads, as issued).
     public var bytesRead = 0
@@ -20,14 +21,20 @@ public struct CacheStatistics: Codable, Sendable, Equatable {
     public var ioBusySeconds = 0.0
     /// Slots and the size of a full one; how many of them are low-precision slots, and their size.
     public var slots = 0
+    /// Bytes of a full slot.
     public var slotBytes = 0
+    /// Low-precision slots (token-level precision).
     public var lowSlots = 0
+    /// Bytes of a low-precision slot.
     public var lowSlotBytes = 0
     /// Reads started ahead of use by prediction, their bytes, how many were used before being
     /// evicted, and how many were evicted unused.
     public var prefetches = 0
+    /// Bytes the prefetches read.
     public var prefetchBytes = 0
+    /// Prefetched records a use then found.
     public var prefetchesUsed = 0
+    /// Prefetched records evicted unused.
     public var prefetchesWasted = 0
     /// Prefetches dropped before their read started: the layer ran without the expert.
     public var prefetchesCancelled = 0
@@ -35,5 +42,6 @@ public struct CacheStatistics: Codable, Sendable, Equatable {
     /// otherwise idle (a later use then runs at full precision without waiting).
     public var backgroundUpgrades = 0
 
+    /// All counters at zero.
     public init() {}
 }

@@ -13,6 +13,7 @@ import Glibc
 /// the next, so peak memory is one expert record plus one dense tensor's conversion chunk,
 /// not the checkpoint.
 public struct Converter {
+    /// How a checkpoint is converted.
     public struct Options: Sendable {
         /// Storage type of float weights; nil keeps the checkpoint's type.
         public var weightType: DType?
@@ -28,6 +29,7 @@ public struct Converter {
         /// Replace an existing output file.
         public var force: Bool
 
+        /// Options with the measured defaults (experts at 2, 4 and 8 bits, dense weights in the checkpoint's float type).
         public init(
             weightType: DType? = nil, expertScheme: MatryoshkaScheme? = Converter.defaultScheme, denseBits: Int? = nil,
             denseGroupSize: Int? = nil, zstdMinSaving: Double? = nil, force: Bool = false
@@ -49,13 +51,19 @@ public struct Converter {
 
     /// What the conversion did.
     public struct Summary: Sendable {
+        /// The configuration read from the checkpoint.
         public var config: ModelConfig
+        /// The float type dense weights were stored in.
         public var weightType: DType
+        /// Bytes of dense weights written.
         public var denseBytes: Int
+        /// Bytes of expert records (decoded size).
         public var expertBytes: Int
+        /// Size of the output file.
         public var fileBytes: Int
         /// Expert levels stored zstd-compressed, and the bytes that saved.
         public var compressedLevels: Int
+        /// Bytes zstd saved over those levels.
         public var compressionSaved: Int
     }
 
@@ -75,10 +83,14 @@ public struct Converter {
         return name
     }
 
+    /// The checkpoint folder.
     public let input: String
+    /// The `.spw` file to write.
     public let output: String
+    /// How to convert.
     public let options: Options
 
+    /// A conversion of the checkpoint folder `input` into `output`; nothing happens until `run`.
     public init(input: String, output: String, options: Options = .init()) {
         self.input = input
         self.output = output

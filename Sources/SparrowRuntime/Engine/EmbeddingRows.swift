@@ -1,4 +1,3 @@
-import CSparrowKernels
 import Foundation
 import SparrowFormat
 import SparrowIO
@@ -24,22 +23,7 @@ final class EmbeddingRows {
         let name = TensorName.embedding.description
         let base = file.file.bytes.baseAddress!
         matrix = model.weights.embedding
-        func offset(_ p: UnsafeRawPointer) -> Int { p - base }
-        switch matrix.storage {
-        case .float(let p, let t):
-            pieces = [(offset(p), matrix.cols * spk_dtype_size(t))]
-        case .quantized(let q):
-            var list = [(offset(UnsafeRawPointer(q.scales)), (q.cols / q.group) * 4)]
-            withUnsafeBytes(of: q.planes) { planes in
-                withUnsafeBytes(of: q.widths) { widths in
-                    for k in 0..<Int(q.nplanes) {
-                        let p = planes.load(fromByteOffset: k * 8, as: UnsafeRawPointer.self)
-                        list.append((offset(p), q.cols * Int(widths[k]) / 8))
-                    }
-                }
-            }
-            pieces = list
-        }
+        pieces = matrix.rowPieces.map { (offset: $0.start - UnsafeRawPointer(base), rowBytes: $0.bytes) }
         var tensors = [file.tensor(name), file.tensor(QuantLayout.scalesName(name))].compactMap { $0 }
         var k = 0
         while let p = file.tensor(QuantLayout.planeName(name, k)) {
@@ -66,19 +50,6 @@ final class EmbeddingRows {
             do { try reader.read(into: dest, at: piece.offset + token * piece.rowBytes) } catch { throw .io(error) }
             at += piece.rowBytes
         }
-        switch matrix.storage {
-        case .float(_, let t): spk_to_f32(buffer, t, out, matrix.cols)
-        case .quantized(var q):
-            q.rows = 1
-            q.scales = UnsafePointer(buffer.assumingMemoryBound(to: UInt16.self))
-            var plane = buffer + pieces[0].rowBytes
-            withUnsafeMutableBytes(of: &q.planes) { planes in
-                for k in 1..<pieces.count {
-                    planes.storeBytes(of: UnsafeRawPointer(plane), toByteOffset: (k - 1) * 8, as: UnsafeRawPointer.self)
-                    plane += pieces[k].rowBytes
-                }
-            }
-            spk_qrow(&q, 0, out)
-        }
+        matrix.decodeRow(packed: buffer, into: out)
     }
 }

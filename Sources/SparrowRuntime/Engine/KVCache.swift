@@ -1,4 +1,5 @@
 import CSparrowKernels
+import SparrowKernels
 
 /// Element type of the KV cache. f32 is exact (the conformance reference); f16 halves the cache,
 /// which dominates memory at long contexts (llama.cpp's default).
@@ -33,7 +34,7 @@ final class KVBuffer: @unchecked Sendable {
     func store(_ rows: UnsafePointer<Float>, at row: Int, count: Int) {
         switch type {
         case .f32: at(row).assumingMemoryBound(to: Float.self).update(from: rows, count: count * rowWidth)
-        case .f16: spk_from_f32(rows, at(row), SPK_F16, count * rowWidth)
+        case .f16: Ops.fromF32(rows, type: SPK_F16, count * rowWidth, into: at(row))
         }
     }
 }

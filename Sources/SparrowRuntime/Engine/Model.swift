@@ -7,8 +7,11 @@ import SparrowKernels
 /// many sessions on many threads.
 public final class Model: @unchecked Sendable {
     package let file: SPWFile
+    /// What the file records: configuration, provenance, quantization.
     public let meta: ModelMeta
+    /// The hyper-parameters of the forward pass.
     public var config: ModelConfig { meta.config }
+    /// The tokenizer embedded in the file.
     public let tokenizer: Tokenizer
     let weights: ModelWeights
     let experts: ExpertStore
@@ -55,7 +58,7 @@ public final class Model: @unchecked Sendable {
         let base = file.file.bytes.baseAddress!
         for p in pieces {
             let start = p.lowerBound / 8 * 8
-            _ = spk_read_sum(base + start, (p.upperBound - start) / 8 * 8)  // an opaque C call: the reads happen
+            Ops.touch(base + start, bytes: (p.upperBound - start) / 8 * 8)
         }
     }
 }

@@ -101,7 +101,7 @@ extension Session {
                 for j in 0..<count {
                     let value = vc.at(first + j, kvh * hd)
                     if f16 {
-                        spk_to_f32(value, SPK_F16, row, hd)
+                        Ops.toF32(value, type: SPK_F16, hd, into: row)
                         Ops.axpy(hd, sc[j], row, o)
                     } else {
                         Ops.axpy(hd, sc[j], value.assumingMemoryBound(to: Float.self), o)

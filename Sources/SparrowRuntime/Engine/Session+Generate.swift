@@ -2,16 +2,21 @@ import Foundation
 
 /// Timing of one generation.
 public struct GenerationStats: Sendable, Equatable {
+    /// Tokens of the prompt evaluated.
     public var promptTokens = 0
+    /// Tokens generated so far.
     public var generatedTokens = 0
     /// Seconds spent evaluating the prompt (to the first token's logits).
     public var promptSeconds = 0.0
     /// Seconds spent generating after the prompt.
     public var decodeSeconds = 0.0
 
+    /// Nothing counted yet.
     public init() {}
 
+    /// Prompt tokens per second (0 before the prompt ran).
     public var promptTokensPerSecond: Double { promptSeconds > 0 ? Double(promptTokens) / promptSeconds : 0 }
+    /// Generated tokens per second (0 before the first).
     public var decodeTokensPerSecond: Double { decodeSeconds > 0 ? Double(generatedTokens) / decodeSeconds : 0 }
 }
 
@@ -19,10 +24,12 @@ public struct GenerationStats: Sendable, Equatable {
 public struct GenerationOptions: Sendable, Equatable {
     /// Tokens to generate at most (≥ 0).
     public var maxTokens: Int
+    /// How each token is drawn from the logits.
     public var sampling: SamplingOptions
     /// Stop after the model's end-of-sequence token.
     public var stopAtEOS: Bool
 
+    /// Generation of up to `maxTokens` tokens drawn with `sampling`, stopping at an end-of-sequence token when `stopAtEOS`.
     public init(maxTokens: Int = 64, sampling: SamplingOptions = .greedy, stopAtEOS: Bool = true) {
         self.maxTokens = maxTokens
         self.sampling = sampling
@@ -32,6 +39,7 @@ public struct GenerationOptions: Sendable, Equatable {
 
 /// One generated token.
 public struct GeneratedToken: Sendable, Equatable {
+    /// The token's id.
     public var id: Int
     /// The whole UTF-8 characters this token completes: bytes of a character split over several
     /// tokens arrive with the last of them (so concatenating `text` gives the generated text).
@@ -42,7 +50,9 @@ public struct GeneratedToken: Sendable, Equatable {
 /// samples a token, and the token is evaluated at the following call (so the last one is never
 /// evaluated needlessly). `Session.generate` and the async `TokenStream` both step one.
 public struct TokenGenerator {
+    /// The session the tokens are generated in.
     public let session: Session
+    /// How many tokens, and how they are drawn.
     public let options: GenerationOptions
     /// Timing so far.
     public private(set) var stats = GenerationStats()
@@ -55,6 +65,7 @@ public struct TokenGenerator {
     private var decoder = TextStreamDecoder()
     private var afterPrompt: UInt64 = 0
 
+    /// A generator that evaluates `prompt` in `session` on the first `next()`, then yields one token per call.
     public init(session: Session, prompt: [Int], options: GenerationOptions) {
         self.session = session
         self.options = options

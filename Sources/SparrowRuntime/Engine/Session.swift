@@ -42,6 +42,7 @@ public struct SessionOptions: Sendable {
     /// Off: the router's order.
     public var intraLayerPlan: Bool
 
+    /// Options with the defaults a user who sets nothing gets; see the properties.
     public init(
         contextLength: Int? = nil, threads: Int? = nil, batchSize: Int = 64, expertBits: Int? = nil, budget: Int? = nil,
         expertCacheBytes: Int? = nil, cachePolicy: CachePolicyKind = .score, io: BlockReaderOptions = .init(),
@@ -76,9 +77,13 @@ public enum LogitsRequest: Sendable {
 /// One sequence being evaluated: the KV cache, scratch space and position of a model.
 /// A session is used by one thread at a time; many sessions may share a model.
 public final class Session {
+    /// The model the session runs (shared, read-only).
     public let model: Model
+    /// Most tokens the session holds.
     public let contextLength: Int
+    /// Compute threads.
     public let threads: Int
+    /// Most tokens evaluated in one batched step.
     public let batchSize: Int
     /// The expert level (index into the stored levels) every expert runs at.
     public let expertLevel: Int
@@ -103,7 +108,9 @@ public final class Session {
     }
     /// Token-level precision (nil: off), its low level, and the prefetch depth (0: off).
     public var tokenPrecision: TokenPrecision? { scheduler.tokenPrecision }
+    /// The level token-level precision reads below `expertLevel` (equal to it when off).
     public var lowLevel: Int { scheduler.lowLevel }
+    /// Layers ahead whose experts are read before use (0: off).
     public var prefetchDepth: Int { scheduler.prefetchDepth }
     /// Records compute and I/O spans for `bench --timeline` while set (nil: nothing recorded).
     package var timeline: Timeline? {
@@ -133,6 +140,7 @@ public final class Session {
     /// Compute threads a session may ask for per core (more only adds scratch and contention).
     public static let threadsPerCore = 8
 
+    /// A session of `model` with `options`: throws for options the model or the machine cannot honour (a context beyond the model's, a budget too small, a precision not stored).
     public init(model: Model, options: SessionOptions = .init()) throws(SparrowError) {
         self.model = model
         config = model.config

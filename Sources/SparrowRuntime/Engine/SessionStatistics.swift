@@ -2,17 +2,23 @@
 public struct SessionStatistics: Codable, Sendable, Equatable {
     /// Tokens in the session, and how many it can hold.
     public var position: Int
+    /// Most tokens the session holds.
     public var contextLength: Int
+    /// Compute threads.
     public var threads: Int
     /// Bits of the expert level every expert runs at.
     public var expertBits: Int
     /// The memory budget in bytes (nil: none) and the process's peak resident memory so far.
     public var budget: Int?
+    /// Peak resident set size of the process so far, bytes.
     public var peakRSS: Int
     /// How experts are read and evicted, and what the cache did (nil without a budget).
     public var io: String?
+    /// The expert cache's eviction policy (nil without a budget).
     public var cachePolicy: String?
+    /// What the expert cache did (nil without a budget).
     public var cache: CacheStatistics?
+    /// Element type of the KV cache.
     public var kvType: KVCacheType
     /// Precision choices and prediction quality (token-level precision, prefetch).
     public var scheduler: SchedulerStatistics

@@ -6,6 +6,7 @@ import SparrowIO
 /// chosen, with what gate weights, after which experts of the previous layer, and how much each
 /// stored precision level changes its output. Stored beside the model as `MODEL.spw.profile.json`.
 public struct ExpertProfile: Codable, Sendable, Equatable {
+    /// What calibration showed about one expert.
     public struct Expert: Codable, Sendable, Equatable {
         /// Share of the layer's token selections that chose this expert (sums to top-k per layer).
         public var frequency: Double
@@ -18,7 +19,9 @@ public struct ExpertProfile: Codable, Sendable, Equatable {
 
     /// The size of the model file it describes (guards against a profile left from another file).
     public var modelBytes: Int
+    /// Tokens of calibration text the profile was measured on.
     public var calibrationTokens: Int
+    /// The stored expert levels (bits) the errors refer to.
     public var expertBits: [Int]
     /// [layer][expert]; layers without experts are empty.
     public var experts: [[Expert]]

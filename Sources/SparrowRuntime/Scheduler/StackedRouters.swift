@@ -20,7 +20,7 @@ final class StackedRouters {
             if case .float(_, let t) = r.storage { types.insert(t.rawValue) } else { types.insert(UInt32.max) }
         }
         let type = types.count == 1 && types.first != UInt32.max ? spk_dtype(rawValue: types.first!) : SPK_F32
-        let size = spk_dtype_size(type)
+        let size = WeightMatrix.elementSize(type)
         var matrices: [WeightMatrix?] = []
         var layers: [[Int]] = []
         var storage: [UnsafeMutableRawPointer] = []

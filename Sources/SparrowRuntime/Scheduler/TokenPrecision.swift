@@ -26,6 +26,7 @@ public struct TokenPrecision: Sendable, Equatable, Codable {
     /// HOBBIT's thresholds (measured on Mixtral): the defaults of the Swift API, the CLI and the C
     /// library (`sparrow_session_params_default`; a test keeps them equal).
     public static let defaultFullThreshold: Float = 0.6
+    /// HOBBIT's T2.
     public static let defaultLowThreshold: Float = 0.9
 
     /// The relative MoE-output change `--token-precision auto` allows.
@@ -47,6 +48,7 @@ public struct TokenPrecision: Sendable, Equatable, Codable {
         }
     }
 
+    /// Token-level precision with HOBBIT's thresholds unless given; see the properties.
     public init(
         fullThreshold: Float = defaultFullThreshold, lowThreshold: Float = defaultLowThreshold, lowBits: Int? = nil, allowSkip: Bool = false,
         protectedShare: Double = 0, upgradeInBackground: Bool = true, profileTolerance: Double? = nil

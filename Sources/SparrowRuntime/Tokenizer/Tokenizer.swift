@@ -12,6 +12,7 @@ public final class Tokenizer: @unchecked Sendable {
     public let count: Int
     /// Whether encode prepends the BOS token.
     public let addBos: Bool
+    /// The id of the BOS token, when the model has one.
     public let bosId: Int?
     /// Ids of tokens marked special (never produced by BPE, printed as their content).
     public let specialIds: Set<Int>
@@ -31,6 +32,7 @@ public final class Tokenizer: @unchecked Sendable {
     /// Token ids must be below this (the largest vocabularies in use have a few hundred thousand).
     public static let maxTokenId = 1 << 24
 
+    /// Parses tokenizer.json bytes (byte-level BPE); `addBos`: `encode` prepends `bosToken`. Throws for anything it cannot run exactly.
     public init(json bytes: [UInt8], addBos: Bool, bosToken: String? = nil) throws(SparrowError) {
         guard let obj = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
             throw .tokenizer("tokenizer.json is not a JSON object")
@@ -213,6 +215,7 @@ public final class Tokenizer: @unchecked Sendable {
 /// Turns a stream of token ids into text, holding back bytes until they form whole UTF-8 characters.
 public struct TextStreamDecoder {
     private var pending: [UInt8] = []
+    /// A decoder with nothing pending.
     public init() {}
 
     /// Adds a token's bytes; returns the text that is complete so far.
