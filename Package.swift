@@ -16,11 +16,11 @@ let package = Package(
         // The Swift runtime is linked in statically; only sparrow_* is exported.
         .library(name: "SparrowC", type: .dynamic, targets: ["SparrowC"]),
         // The kernels alone, for the micro-benchmarks in Benchmarks/.
-        .library(name: "SparrowKernels", targets: ["SparrowKernels"]),
+        .library(name: "SparrowKernels", targets: ["SparrowKernels"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0")
     ],
     targets: [
         // System libraries (module maps over the Debian -dev packages).
@@ -62,23 +62,25 @@ let package = Package(
                     "-l_FoundationCollections", "-l_FoundationCShims", "-lswiftSynchronization", "-lswiftDispatch",
                     "-ldispatch", "-lBlocksRuntime", "-Xlinker", "--end-group",
                     "-Xlinker", "--version-script=\(root)/Sources/SparrowC/exports.map",
-                    "-Xlinker", "-soname=libsparrow.so.0",
+                    "-Xlinker", "-soname=libsparrow.so.0"
                 ])
             ]),
         // The CLI.
         .executableTarget(
             name: "sparrow",
             dependencies: [
-                "Sparrow", "SparrowRuntime", "SparrowFormat", "SparrowQuant", "SparrowIO", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "Sparrow", "SparrowRuntime", "SparrowFormat", "SparrowQuant", "SparrowIO",
+                .product(name: "ArgumentParser", package: "swift-argument-parser")
             ]),
 
         .testTarget(
             name: "SparrowTests",
             dependencies: [
-                "Sparrow", "SparrowRuntime", "SparrowFormat", "SparrowKernels", "CSparrowKernels", "SparrowQuant", "SparrowIO",
-                "CSparrowABI",
+                "Sparrow", "SparrowRuntime", "SparrowFormat", "SparrowKernels", "CSparrowKernels", "SparrowQuant",
+                "SparrowIO",
+                "CSparrowABI"
             ],
-            exclude: ["Fixtures"]),
+            exclude: ["Fixtures"])
     ],
     // Kernels share raw buffers across worker threads by design; strict Sendable checking of
     // those captures would need unchecked wrappers everywhere, so the package uses Swift 5 mode.

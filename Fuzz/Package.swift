@@ -5,7 +5,8 @@ import Foundation
 import PackageDescription
 
 /// The parent package's identity: the name of the folder it was checked out into.
-let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().lastPathComponent.lowercased()
+let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().lastPathComponent
+    .lowercased()
 let sparrow: Target.Dependency = .product(name: "Sparrow", package: root)
 
 /// Each fuzz target defines LLVMFuzzerTestOneInput; libFuzzer (-sanitize=fuzzer) supplies main.
@@ -24,7 +25,7 @@ let package = Package(
         fuzzTarget("FuzzConfig"),
         fuzzTarget("FuzzTokenizerJSON"),
         fuzzTarget("FuzzTokenize"),
-        fuzzTarget("FuzzProfile"),
+        fuzzTarget("FuzzProfile")
     ],
     swiftLanguageModes: [.v5]
 )

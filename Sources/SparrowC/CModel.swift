@@ -31,7 +31,9 @@ public func sparrow_model_close_impl(_ model: OpaquePointer?) -> sparrow_status 
 }
 
 @_cdecl("sparrow_model_get_info")
-public func sparrow_model_get_info_impl(_ model: OpaquePointer?, _ info: UnsafeMutablePointer<sparrow_model_info>?) -> sparrow_status {
+public func sparrow_model_get_info_impl(_ model: OpaquePointer?, _ info: UnsafeMutablePointer<sparrow_model_info>?)
+    -> sparrow_status
+{
     entry { () throws(CFailure) in
         let h = try modelHandle(model)
         guard let info else { throw .null("info") }
@@ -73,7 +75,9 @@ struct ModelSizes: Encodable {
 }
 
 @_cdecl("sparrow_model_info_json")
-public func sparrow_model_info_json_impl(_ model: OpaquePointer?, _ json: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> sparrow_status {
+public func sparrow_model_info_json_impl(
+    _ model: OpaquePointer?, _ json: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
+) -> sparrow_status {
     entry { () throws(CFailure) in
         guard let json else { throw .null("json") }
         json.pointee = nil
@@ -133,7 +137,9 @@ public func sparrow_detokenize_impl(
         for i in 0..<count {
             let id = Int(tokens![i])
             guard id >= 0 && id < vocab else {
-                throw CFailure(SPARROW_ERR_INVALID_ARGUMENT, "token id \(id) at index \(i) is outside the vocabulary (0..<\(vocab))")
+                throw CFailure(
+                    SPARROW_ERR_INVALID_ARGUMENT,
+                    "token id \(id) at index \(i) is outside the vocabulary (0..<\(vocab))")
             }
             ids.append(id)
         }
@@ -146,7 +152,9 @@ public func sparrow_detokenize_impl(
 /// Copies `bytes` plus a NUL into a caller's buffer of `capacity` bytes.
 func copyOut(_ bytes: [UInt8], into text: UnsafeMutablePointer<CChar>?, capacity: Int) throws(CFailure) {
     guard bytes.count + 1 <= capacity, let text else {
-        throw CFailure(SPARROW_ERR_BUFFER_TOO_SMALL, "\(bytes.count + 1) bytes (with the NUL) do not fit in a buffer of \(capacity)")
+        throw CFailure(
+            SPARROW_ERR_BUFFER_TOO_SMALL,
+            "\(bytes.count + 1) bytes (with the NUL) do not fit in a buffer of \(capacity)")
     }
     for (i, b) in bytes.enumerated() { text[i] = CChar(bitPattern: b) }
     text[bytes.count] = 0

@@ -1,4 +1,3 @@
-
 /// Element type of a stored tensor: a float type, or a plane of W-bit quantization codes
 /// (`u2`, `u4`, `u8`; see docs/QUANT.md).
 public enum DType: String, Codable, Sendable, CaseIterable {

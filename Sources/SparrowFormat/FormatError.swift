@@ -40,7 +40,7 @@ public enum FormatError: Error, CustomStringConvertible, Equatable {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif

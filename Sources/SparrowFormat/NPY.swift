@@ -11,8 +11,11 @@ package enum NPY {
 
     /// Writes float32 values with `shape` to `path` (atomically).
     package static func write(_ values: [Float], shape: [Int], to path: String) throws(FormatError) {
-        guard shape.reduce(1, *) == values.count else { throw .invalidArgument("npy: shape does not match value count") }
-        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (\(shape.map(String.init).joined(separator: ", "))\(shape.count == 1 ? "," : "")), }"
+        guard shape.reduce(1, *) == values.count else {
+            throw .invalidArgument("npy: shape does not match value count")
+        }
+        var header =
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (\(shape.map(String.init).joined(separator: ", "))\(shape.count == 1 ? "," : "")), }"
         let unpadded = 10 + header.utf8.count + 1
         header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
         var data = Data([0x93] + Swift.Array("NUMPY".utf8) + [1, 0])
@@ -21,7 +24,9 @@ package enum NPY {
         data.append(contentsOf: header.utf8)
         values.withUnsafeBytes { data.append(contentsOf: $0) }
         do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-            throw .io(path: path, operation: "write", errno: (error as NSError).code == 0 ? EIO : Int32((error as NSError).code))
+            throw .io(
+                path: path, operation: "write",
+                errno: (error as NSError).code == 0 ? EIO : Int32((error as NSError).code))
         }
     }
 
@@ -36,8 +41,10 @@ package enum NPY {
     package static func readInt(_ path: String) throws(FormatError) -> Array<Int> {
         let (descr, shape, body) = try parse(path)
         switch descr {
-        case "<i4": return Array(shape: shape, values: body.withUnsafeBytes { $0.bindMemory(to: Int32.self).map(Int.init) })
-        case "<i8": return Array(shape: shape, values: body.withUnsafeBytes { $0.bindMemory(to: Int64.self).map(Int.init) })
+        case "<i4":
+            return Array(shape: shape, values: body.withUnsafeBytes { $0.bindMemory(to: Int32.self).map(Int.init) })
+        case "<i8":
+            return Array(shape: shape, values: body.withUnsafeBytes { $0.bindMemory(to: Int64.self).map(Int.init) })
         default: throw .corrupt(path: path, what: "npy dtype \(descr), expected <i4 or <i8")
         }
     }
@@ -73,7 +80,8 @@ package enum NPY {
         let descr = String(header[d..<dEnd])
         let size = descr.hasSuffix("8") ? 8 : 4
         guard body.count == shape.reduce(1, *) * size else {
-            throw .truncated(path: path, expected: UInt64(start + headerLen + shape.reduce(1, *) * size), actual: UInt64(data.count))
+            throw .truncated(
+                path: path, expected: UInt64(start + headerLen + shape.reduce(1, *) * size), actual: UInt64(data.count))
         }
         return (descr, shape, Data(body))
     }

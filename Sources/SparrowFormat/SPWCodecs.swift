@@ -53,7 +53,9 @@ enum SPWHeaderCodec {
     /// Parses and validates the header of a mapped file.
     static func decode(_ file: UnsafeRawBufferPointer, path: String) throws(FormatError) -> [SectionEntry] {
         guard file.count >= SPW.headerSize else {
-            if file.count >= 8 && !zip(SPW.magic, file.prefix(8)).allSatisfy({ $0 == $1 }) { throw .badMagic(path: path) }
+            if file.count >= 8 && !zip(SPW.magic, file.prefix(8)).allSatisfy({ $0 == $1 }) {
+                throw .badMagic(path: path)
+            }
             throw .truncated(path: path, expected: UInt64(SPW.headerSize), actual: UInt64(file.count))
         }
         guard zip(SPW.magic, file.prefix(8)).allSatisfy({ $0 == $1 }) else { throw .badMagic(path: path) }

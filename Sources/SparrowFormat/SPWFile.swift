@@ -64,12 +64,15 @@ public final class SPWFile: @unchecked Sendable {
 
     /// Each tensor's index by name, after checking that its length matches its shape and that it
     /// lies inside the dense section.
-    private static func indexTensors(_ dir: TensorDirectory, dense: SectionEntry, path: String) throws(FormatError) -> [String: Int] {
+    private static func indexTensors(_ dir: TensorDirectory, dense: SectionEntry, path: String) throws(FormatError)
+        -> [String: Int]
+    {
         var index: [String: Int] = [:]
         for (i, t) in dir.tensors.enumerated() {
             let need = t.dtype.bytes(count: t.shape.reduce(1, *))
             guard t.shape.allSatisfy({ $0 >= 0 }), t.length == need else {
-                throw .corrupt(path: path, what: "tensor '\(t.name)' length \(t.length) does not match shape \(t.shape)")
+                throw .corrupt(
+                    path: path, what: "tensor '\(t.name)' length \(t.length) does not match shape \(t.shape)")
             }
             guard t.offset >= Int(dense.offset), t.offset + t.length <= Int(dense.offset + dense.length) else {
                 throw .corrupt(path: path, what: "tensor '\(t.name)' lies outside the dense section")
@@ -110,7 +113,8 @@ public final class SPWFile: @unchecked Sendable {
             for (k, l) in e.levels.enumerated() {
                 let stored = Int(l.end) - (k == 0 ? 0 : Int(e.levels[k - 1].end))
                 if stored < 0 || (l.codec == .raw && stored != levelSizes[k]) {
-                    throw .corrupt(path: path, what: "expert record (layer \(e.layer), expert \(e.expert)) level \(k) size")
+                    throw .corrupt(
+                        path: path, what: "expert record (layer \(e.layer), expert \(e.expert)) level \(k) size")
                 }
             }
             index[e.layer << 32 | e.expert] = i
@@ -175,7 +179,8 @@ public final class SPWFile: @unchecked Sendable {
         let start = Int(e.offset) + (level == 0 ? 0 : Int(e.levels[level - 1].end))
         let end = Int(e.offset) + Int(e.levels[level].end)
         if crc32c(UnsafeRawBufferPointer(rebasing: file.bytes[start..<end])) != e.levels[level].crc32c {
-            throw .checksumMismatch(path: path, what: "expert record layer \(e.layer) expert \(e.expert) level \(level)")
+            throw .checksumMismatch(
+                path: path, what: "expert record layer \(e.layer) expert \(e.expert) level \(level)")
         }
     }
 

@@ -1,9 +1,9 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Writes a `.spw` file in one streaming pass: dense tensors, then expert records, then the
@@ -74,7 +74,8 @@ package final class SPWWriter {
         position = SPW.align(position, SPW.tensorAlignment)
         try write(bytes, at: position)
         tensors.append(
-            TensorEntry(name: name, dtype: dtype, shape: shape, offset: position, length: bytes.count, crc32c: crc32c(bytes)))
+            TensorEntry(
+                name: name, dtype: dtype, shape: shape, offset: position, length: bytes.count, crc32c: crc32c(bytes)))
         position += bytes.count
     }
 
@@ -124,7 +125,8 @@ package final class SPWWriter {
         if expertStart == 0 { beginExperts(levels: []) }
         position = SPW.align(position, SPW.recordAlignment)
         sections.append(
-            SectionEntry(kind: .experts, offset: UInt64(expertStart), length: UInt64(position - expertStart), checksum: 0))
+            SectionEntry(
+                kind: .experts, offset: UInt64(expertStart), length: UInt64(position - expertStart), checksum: 0))
         let directory = TensorDirectory(tensors: tensors, expertLevels: expertLevels)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]

@@ -51,7 +51,9 @@ public final class SafeTensorsFile: @unchecked Sendable {
                 guard expected == end - start else {
                     throw .badTensor(
                         path: path, name: name,
-                        problem: "shape \(shape) of \(dtype) needs \(expected.map(String.init) ?? "an impossible number of") bytes but the file holds \(end - start)")
+                        problem:
+                            "shape \(shape) of \(dtype) needs \(expected.map(String.init) ?? "an impossible number of") bytes but the file holds \(end - start)"
+                    )
                 }
             }
             out[name] = SafeTensorInfo(name: name, dtypeName: dtype, shape: shape, range: start..<end)

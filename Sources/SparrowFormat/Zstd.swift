@@ -6,7 +6,9 @@ public enum Zstd {
     public static func compress(_ input: [UInt8], level: Int32 = 19) throws(FormatError) -> [UInt8] {
         var result: Result<[UInt8], FormatError> = .success([])
         input.withUnsafeBytes { i in
-            do throws(FormatError) { result = .success(try compress(i, level: level)) } catch { result = .failure(error) }
+            do throws(FormatError) { result = .success(try compress(i, level: level)) } catch {
+                result = .failure(error)
+            }
         }
         return try result.get()
     }
@@ -15,7 +17,9 @@ public enum Zstd {
     public static func compress(_ input: UnsafeRawBufferPointer, level: Int32) throws(FormatError) -> [UInt8] {
         let bound = ZSTD_compressBound(input.count)
         var out = [UInt8](repeating: 0, count: bound)
-        let n = out.withUnsafeMutableBytes { o in ZSTD_compress(o.baseAddress, bound, input.baseAddress, input.count, level) }
+        let n = out.withUnsafeMutableBytes { o in
+            ZSTD_compress(o.baseAddress, bound, input.baseAddress, input.count, level)
+        }
         if ZSTD_isError(n) != 0 {
             throw .invalidArgument("zstd compression failed: \(String(cString: ZSTD_getErrorName(n)))")
         }
@@ -24,7 +28,9 @@ public enum Zstd {
     }
 
     /// Decompresses one frame whose content size is recorded, refusing anything above `limit` bytes.
-    public static func decompress(_ input: UnsafeRawBufferPointer, limit: Int, what: String) throws(FormatError) -> [UInt8] {
+    public static func decompress(_ input: UnsafeRawBufferPointer, limit: Int, what: String) throws(FormatError)
+        -> [UInt8]
+    {
         let size = ZSTD_getFrameContentSize(input.baseAddress, input.count)
         if size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > UInt64(limit) {
             throw .corrupt(path: what, what: "zstd frame header is invalid")

@@ -1,7 +1,7 @@
 import CURing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One read: `length` bytes at file `offset` into `destination`. On an O_DIRECT reader all three
@@ -121,7 +121,8 @@ package enum BlockReaders {
                 options.notice?("io: io_uring unavailable (\(String(cString: strerror(errno)))); using pread")
             } else {
                 do {
-                    return try UringReader(fd: fd, path: path, direct: direct, arena: arena, tags: tags, options: options)
+                    return try UringReader(
+                        fd: fd, path: path, direct: direct, arena: arena, tags: tags, options: options)
                 } catch {
                     if options.mode == .uring {
                         close(fd)

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// An error while moving bytes from storage.
@@ -12,7 +12,9 @@ public struct IOError: Error, CustomStringConvertible, Equatable {
     public let operation: String
     /// The system's error number.
     public let errno: Int32
-    public var description: String { "\(path): \(operation) failed: \(String(cString: strerror(errno))) (errno \(errno))" }
+    public var description: String {
+        "\(path): \(operation) failed: \(String(cString: strerror(errno))) (errno \(errno))"
+    }
 
     /// The error `errno` of `operation` on `path`.
     public init(path: String, operation: String, errno: Int32) {

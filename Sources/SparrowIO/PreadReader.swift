@@ -2,7 +2,7 @@ import DequeModule
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Reads with a small pool of threads calling pread(2): the fallback when io_uring is unavailable,

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The read loop every reader shares: one attempt's result (bytes read, or -errno) advances a
@@ -41,9 +41,14 @@ struct ReadProgress {
     func advance(_ done: inout Int, result: Int, offset: Int, length: Int) -> Step {
         if result == -Int(EINTR) || result == -Int(EAGAIN) { return .again }
         if result < 0 {
-            return .failed(IOError(path: path, operation: "\(verb) of \(length - done) bytes at \(offset + done)", errno: Int32(-result)))
+            return .failed(
+                IOError(
+                    path: path, operation: "\(verb) of \(length - done) bytes at \(offset + done)",
+                    errno: Int32(-result)))
         }
-        if result == 0 { return .failed(IOError(path: path, operation: "\(verb) at \(offset + done) (end of file)", errno: EIO)) }
+        if result == 0 {
+            return .failed(IOError(path: path, operation: "\(verb) at \(offset + done) (end of file)", errno: EIO))
+        }
         done += result
         if done >= length { return .finished }
         if isDirect { done -= done % BlockReaderOptions.alignment }

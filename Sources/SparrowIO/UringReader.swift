@@ -2,7 +2,7 @@ import CURing
 import DequeModule
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Reads with io_uring: the arena registered as fixed buffers (when the kernel and the memlock
@@ -153,7 +153,9 @@ final class UringReader: BlockReader {
     private func complete(tag: Int, result: Int32) -> Int {
         guard let r = requests[tag] else { return 0 }
         let res = ReadProgress.inject(faults, r, done: done[tag], result: Int(result))
-        switch ReadProgress(path: path, verb: "read", isDirect: isDirect).advance(&done[tag], result: res, offset: r.offset, length: r.length) {
+        switch ReadProgress(path: path, verb: "read", isDirect: isDirect).advance(
+            &done[tag], result: res, offset: r.offset, length: r.length)
+        {
         case .again:
             backlog.append(tag)
             return 0

@@ -40,7 +40,9 @@ public enum Ops {
                 a = v
             }
             if chunks <= 1 {
-                if var av = a { spk_qgemm(&qm, x, n, ldx, &av, 0, w.rows, y, ldy) } else {
+                if var av = a {
+                    spk_qgemm(&qm, x, n, ldx, &av, 0, w.rows, y, ldy)
+                } else {
                     spk_qgemm(&qm, x, n, ldx, nil, 0, w.rows, y, ldy)
                 }
                 return
@@ -50,7 +52,9 @@ public enum Ops {
                 let r1 = min(w.rows, r0 + per)
                 guard r0 < r1 else { return }
                 var m = qm
-                if var av = a { spk_qgemm(&m, xp, n, ldx, &av, r0, r1, y, ldy) } else {
+                if var av = a {
+                    spk_qgemm(&m, xp, n, ldx, &av, r0, r1, y, ldy)
+                } else {
                     spk_qgemm(&m, xp, n, ldx, nil, r0, r1, y, ldy)
                 }
             }
@@ -111,12 +115,15 @@ public enum Ops {
     }
 
     /// `n` values of float type `type` (f32, f16, bf16) at `src` as f32 into `out`.
-    public static func toF32(_ src: UnsafeRawPointer, type: spk_dtype, _ n: Int, into out: UnsafeMutablePointer<Float>) {
+    public static func toF32(_ src: UnsafeRawPointer, type: spk_dtype, _ n: Int, into out: UnsafeMutablePointer<Float>)
+    {
         spk_to_f32(src, type, out, n)
     }
 
     /// `n` f32 values as float type `type` (f32, f16, bf16).
-    public static func fromF32(_ src: UnsafePointer<Float>, type: spk_dtype, _ n: Int, into out: UnsafeMutableRawPointer) {
+    public static func fromF32(
+        _ src: UnsafePointer<Float>, type: spk_dtype, _ n: Int, into out: UnsafeMutableRawPointer
+    ) {
         spk_from_f32(src, out, type, n)
     }
 
@@ -142,7 +149,8 @@ public enum Ops {
     /// Indices and values of the `k` largest of `count` values, in descending order (ties: lower
     /// index first).
     public static func topK(
-        _ v: UnsafePointer<Float>, count: Int, k: Int, ids: UnsafeMutablePointer<Int32>, values: UnsafeMutablePointer<Float>
+        _ v: UnsafePointer<Float>, count: Int, k: Int, ids: UnsafeMutablePointer<Int32>,
+        values: UnsafeMutablePointer<Float>
     ) {
         for j in 0..<k {
             ids[j] = -1

@@ -7,7 +7,8 @@ import Foundation
 public enum Parallel {
     /// The process-wide pool. A loop started while another runs (two sessions on two threads) runs
     /// serially on its caller rather than waiting.
-    nonisolated(unsafe) static let pool: OpaquePointer? = spk_pool_create(Int32(max(1, ProcessInfo.processInfo.activeProcessorCount)))
+    nonisolated(unsafe) static let pool: OpaquePointer? = spk_pool_create(
+        Int32(max(1, ProcessInfo.processInfo.activeProcessorCount)))
 
     /// Runs `body(task)` for task in 0..<tasks, concurrently when `tasks > 1`. No allocation.
     @inlinable
@@ -24,9 +25,11 @@ public enum Parallel {
         withoutActuallyEscaping(body) { escaping in
             var closure = escaping
             withUnsafeMutablePointer(to: &closure) { ctx in
-                spk_pool_run(pool, tasks, { ctx, i in
-                    ctx!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(i)
-                }, ctx)
+                spk_pool_run(
+                    pool, tasks,
+                    { ctx, i in
+                        ctx!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(i)
+                    }, ctx)
             }
         }
     }

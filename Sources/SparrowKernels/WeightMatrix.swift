@@ -92,7 +92,8 @@ public struct WeightMatrix: @unchecked Sendable {
             withUnsafeBytes(of: q.planes) { planes in
                 withUnsafeBytes(of: q.widths) { widths in
                     for k in 0..<Int(q.nplanes) {
-                        pieces.append((planes.load(fromByteOffset: k * 8, as: UnsafeRawPointer.self), cols * Int(widths[k]) / 8))
+                        pieces.append(
+                            (planes.load(fromByteOffset: k * 8, as: UnsafeRawPointer.self), cols * Int(widths[k]) / 8))
                     }
                 }
             }

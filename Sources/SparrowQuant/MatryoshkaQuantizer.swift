@@ -24,7 +24,9 @@ public struct QuantizedMatrix: Sendable {
 /// Quantizes f32 matrices into nested levels (bit truncation of a per-group 8-bit code).
 public enum MatryoshkaQuantizer {
     /// Quantizes `w` (`[rows, cols]`, row-major f32), rows split over the compute threads.
-    public static func quantize(_ w: UnsafePointer<Float>, rows: Int, cols: Int, scheme: MatryoshkaScheme) -> QuantizedMatrix {
+    public static func quantize(_ w: UnsafePointer<Float>, rows: Int, cols: Int, scheme: MatryoshkaScheme)
+        -> QuantizedMatrix
+    {
         let groups = cols / scheme.groupSize
         let widths = scheme.planeWidths
         let scales = UnsafeMutableBufferPointer<UInt16>.allocate(capacity: rows * groups * 2)
@@ -38,10 +40,12 @@ public enum MatryoshkaQuantizer {
         let tasks = (rows + chunk - 1) / chunk
         Parallel.forEach(tasks) { t in
             let r0 = t * chunk
-            quantizeRows(w, rows: r0..<min(rows, r0 + chunk), cols: cols, scheme: scheme, scales: scales.baseAddress!,
+            quantizeRows(
+                w, rows: r0..<min(rows, r0 + chunk), cols: cols, scheme: scheme, scales: scales.baseAddress!,
                 planes: planes.map { $0.baseAddress! })
         }
-        return QuantizedMatrix(rows: rows, cols: cols, scheme: scheme, scales: Array(scales), planes: planes.map { Array($0) })
+        return QuantizedMatrix(
+            rows: rows, cols: cols, scheme: scheme, scales: Array(scales), planes: planes.map { Array($0) })
     }
 
     /// Quantizes rows `range` of `w` into their places in `scales` and `planes`.

@@ -17,7 +17,9 @@ public struct MatryoshkaScheme: Codable, Sendable, Equatable {
     }
 
     /// Bits each level's plane adds (e.g. [2, 2, 4] for levels [2, 4, 8]).
-    public var planeWidths: [Int] { levels.enumerated().map { $0.element - ($0.offset == 0 ? 0 : levels[$0.offset - 1]) } }
+    public var planeWidths: [Int] {
+        levels.enumerated().map { $0.element - ($0.offset == 0 ? 0 : levels[$0.offset - 1]) }
+    }
 
     /// Checks the level list and group size on their own.
     public func validate() throws(QuantError) {
@@ -26,7 +28,8 @@ public struct MatryoshkaScheme: Codable, Sendable, Equatable {
             throw .unsupportedLevels(levels, "levels must be ascending and at most 8 bits")
         }
         guard planeWidths.allSatisfy({ [2, 4, 8].contains($0) }) else {
-            throw .unsupportedLevels(levels, "each level must add 2, 4 or 8 bits to the previous one (e.g. 2,4,8 or 4,8 or 2,4,6,8)")
+            throw .unsupportedLevels(
+                levels, "each level must add 2, 4 or 8 bits to the previous one (e.g. 2,4,8 or 4,8 or 2,4,6,8)")
         }
         guard groupSize >= 16, groupSize % 16 == 0, groupSize <= 4096 else {
             throw .badGroupSize(groupSize, "must be a multiple of 16 between 16 and 4096")

@@ -128,7 +128,9 @@ enum LlamaStyleNames {
         }
     }
 
-    static func expertNames(layer: Int, expert: Int, mlp: String = "mlp") -> (gate: [String], up: [String], down: [String]) {
+    static func expertNames(layer: Int, expert: Int, mlp: String = "mlp") -> (
+        gate: [String], up: [String], down: [String]
+    ) {
         let p = "model.layers.\(layer).\(mlp).experts.\(expert)."
         return ([p + "gate_proj.weight"], [p + "up_proj.weight"], [p + "down_proj.weight"])
     }

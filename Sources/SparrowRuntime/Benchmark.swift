@@ -75,7 +75,9 @@ public enum Benchmark {
         model: Model, promptLength: Int, tokens: Int, options: SessionOptions = .init(), cold: Bool = false,
         text: String? = nil
     ) throws(SparrowError) -> Result {
-        try run(model: model, promptLength: promptLength, tokens: tokens, options: options, cold: cold, text: text, timeline: nil)
+        try run(
+            model: model, promptLength: promptLength, tokens: tokens, options: options, cold: cold, text: text,
+            timeline: nil)
     }
 
     /// The same, recording the first `timelineTokens` decode steps into `timeline`.
@@ -83,7 +85,9 @@ public enum Benchmark {
         model: Model, promptLength: Int, tokens: Int, options: SessionOptions = .init(), cold: Bool = false,
         text: String? = nil, timeline: Timeline?, timelineTokens: Int = 3
     ) throws(SparrowError) -> Result {
-        guard promptLength > 0, tokens > 0 else { throw .invalidArgument("prompt length and token count must be positive") }
+        guard promptLength > 0, tokens > 0 else {
+            throw .invalidArgument("prompt length and token count must be positive")
+        }
         var o = options
         o.contextLength = promptLength + tokens + 1
         let session = try Session(model: model, options: o)
@@ -93,7 +97,8 @@ public enum Benchmark {
         if let text {
             let ids = model.tokenizer.encode(text)
             guard ids.count >= promptLength + tokens else {
-                throw .invalidArgument("the prompt text has \(ids.count) tokens, fewer than the \(promptLength + tokens) asked for")
+                throw .invalidArgument(
+                    "the prompt text has \(ids.count) tokens, fewer than the \(promptLength + tokens) asked for")
             }
             prompt = Array(ids.prefix(promptLength))
             forced = Array(ids[promptLength..<(promptLength + tokens)])
@@ -130,12 +135,14 @@ public enum Benchmark {
             decodeTokensPerSecond: Double(tokens) / (latencies.reduce(0, +) / 1e3),
             latencyP50: pct(0.5), latencyP90: pct(0.9), latencyP99: pct(0.99), peakRSS: ProcessMemory.peakRSS,
             modelBytes: bytes, isa: SparrowKernelsInfo.isa, expertBits: model.expertBits[session.expertLevel],
-            budget: options.budget, io: session.ioSummary, cachePolicy: session.expertCache.map { _ in options.cachePolicy.rawValue },
+            budget: options.budget, io: session.ioSummary,
+            cachePolicy: session.expertCache.map { _ in options.cachePolicy.rawValue },
             cache: session.cacheStatistics,
             peakRSSOverBudget: options.budget.map { Double(ProcessMemory.peakRSS) / Double($0) }, cold: cold,
             kvType: options.kvType.rawValue,
             rssTrace: rssTrace, prefetchDepth: session.expertCache == nil ? nil : options.prefetchDepth,
-            tokenPrecision: session.expertCache == nil ? nil : session.tokenPrecision, scheduler: session.schedulerStatistics)
+            tokenPrecision: session.expertCache == nil ? nil : session.tokenPrecision,
+            scheduler: session.schedulerStatistics)
     }
 }
 

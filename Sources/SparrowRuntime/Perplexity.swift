@@ -20,8 +20,9 @@ public enum Perplexity {
         model: Model, text: String, window: Int, maxWindows: Int? = nil, options: SessionOptions = .init(),
         stepwise: Bool = false, progress: ((Int, Int) -> Void)? = nil
     ) throws(SparrowError) -> Result {
-        try evaluate(model: model, tokens: model.tokenizer.encode(text), window: window, maxWindows: maxWindows,
-                     options: options, stepwise: stepwise, progress: progress)
+        try evaluate(
+            model: model, tokens: model.tokenizer.encode(text), window: window, maxWindows: maxWindows,
+            options: options, stepwise: stepwise, progress: progress)
     }
 
     /// Scores token ids. `stepwise` evaluates each window one token at a time (the decode path,

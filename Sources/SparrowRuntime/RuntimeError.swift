@@ -21,7 +21,8 @@ public enum SparrowError: Error, CustomStringConvertible {
         case .io(let e): return e.description
         case .config(let path, let problem): return "\(path): \(problem)"
         case .unsupportedArchitecture(let a):
-            return "unsupported architecture '\(a)' (supported: \(Architecture.allCases.map(\.rawValue).joined(separator: ", ")))"
+            return
+                "unsupported architecture '\(a)' (supported: \(Architecture.allCases.map(\.rawValue).joined(separator: ", ")))"
         case .invalidArgument(let s): return s
         case .contextFull(let limit): return "context is full: the session holds at most \(limit) tokens"
         case .tokenizer(let s): return "tokenizer: \(s)"

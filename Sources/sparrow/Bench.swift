@@ -5,7 +5,9 @@ import SparrowIO
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure time to first token, prefill and decode speed, latency percentiles, peak memory and, under a budget, the expert cache and I/O.")
+        abstract:
+            "Measure time to first token, prefill and decode speed, latency percentiles, peak memory and, under a budget, the expert cache and I/O."
+    )
 
     @OptionGroup var modelOptions: ModelOptions
 
@@ -18,19 +20,33 @@ struct Bench: ParsableCommand {
     @Flag(name: .long, help: "Evict the model file from the page cache before the run (posix_fadvise).")
     var cold = false
 
-    @Option(name: .customLong("sweep-budget"), help: "Run once per budget, e.g. 100%,60%,40%,25% (of the model file) or 1GiB,512MiB, each in a fresh process.")
+    @Option(
+        name: .customLong("sweep-budget"),
+        help: "Run once per budget, e.g. 100%,60%,40%,25% (of the model file) or 1GiB,512MiB, each in a fresh process.")
     var sweepBudget: String?
 
     @Option(name: .long, help: "With --sweep-budget: write an SVG plot of decode tokens/s against the budget.")
     var plot: String?
 
-    @Option(name: .customLong("prompt-file"), help: "Take the prompt from the start of this text file (real routing on a trained model) instead of synthetic ids.")
+    @Option(
+        name: .customLong("prompt-file"),
+        help:
+            "Take the prompt from the start of this text file (real routing on a trained model) instead of synthetic ids."
+    )
     var promptFile: String?
 
-    @Option(name: .long, help: "Write an SVG of the last 3 decode steps: compute and I/O-lane spans per layer on a time axis (reads by kind: miss, downgrade, prefetch, upgrade).")
+    @Option(
+        name: .long,
+        help:
+            "Write an SVG of the last 3 decode steps: compute and I/O-lane spans per layer on a time axis (reads by kind: miss, downgrade, prefetch, upgrade)."
+    )
     var timeline: String?
 
-    @Flag(name: .long, help: "With --budget: run the scheduler's techniques off, alone and together (each in a fresh process) and print a table.")
+    @Flag(
+        name: .long,
+        help:
+            "With --budget: run the scheduler's techniques off, alone and together (each in a fresh process) and print a table."
+    )
     var ablate = false
 
     @Option(name: .long, help: "With --ablate: rounds of all configurations; the table gives medians.")
@@ -42,10 +58,14 @@ struct Bench: ParsableCommand {
     func validate() throws {
         if promptLen < 1 { throw ValidationError("--prompt-len must be at least 1") }
         if n < 1 { throw ValidationError("--tokens must be at least 1") }
-        if sweepBudget != nil && modelOptions.budget != nil { throw ValidationError("--sweep-budget and --budget exclude each other") }
+        if sweepBudget != nil && modelOptions.budget != nil {
+            throw ValidationError("--sweep-budget and --budget exclude each other")
+        }
         if plot != nil && sweepBudget == nil { throw ValidationError("--plot needs --sweep-budget") }
         if reps < 1 { throw ValidationError("--reps must be at least 1") }
-        if ablate && (modelOptions.budget == nil || sweepBudget != nil) { throw ValidationError("--ablate needs --budget (and no --sweep-budget)") }
+        if ablate && (modelOptions.budget == nil || sweepBudget != nil) {
+            throw ValidationError("--ablate needs --budget (and no --sweep-budget)")
+        }
         if let s = sweepBudget {
             for b in s.split(separator: ",") where ByteSize.parse(String(b), percentOf: 1 << 30) == nil {
                 throw ValidationError("--sweep-budget: '\(b)' is not a size like 512MiB or 40%")
@@ -66,13 +86,16 @@ struct Bench: ParsableCommand {
             }
             let recorder = timeline.map { _ in Timeline() }
             let r = try Benchmark.run(
-                model: model, promptLength: promptLen, tokens: n, options: try modelOptions.session(), cold: cold, text: text,
+                model: model, promptLength: promptLen, tokens: n, options: try modelOptions.session(), cold: cold,
+                text: text,
                 timeline: recorder)
             if let path = timeline, let recorder {
-                let title = "\(URL(fileURLWithPath: modelOptions.model).lastPathComponent): last \(min(3, n)) decode steps"
+                let title =
+                    "\(URL(fileURLWithPath: modelOptions.model).lastPathComponent): last \(min(3, n)) decode steps"
                     + (modelOptions.budget.map { " under a \($0) budget" } ?? "")
                 do { try recorder.svg(title: title).write(toFile: path, atomically: true, encoding: .utf8) } catch {
-                    FileHandle.standardError.write(Data("error: cannot write --timeline \(path): \(error.localizedDescription)\n".utf8))
+                    FileHandle.standardError.write(
+                        Data("error: cannot write --timeline \(path): \(error.localizedDescription)\n".utf8))
                     throw ExitCode(1)
                 }
                 if !json { print("timeline     \(path) (\(recorder.recorded.count) spans)") }
@@ -89,35 +112,65 @@ struct Bench: ParsableCommand {
     }
 
     private func printTable(_ r: Benchmark.Result) {
-        print("model        \(modelOptions.model) (\(formatBytes(r.modelBytes["file"] ?? 0)); dense \(formatBytes(r.modelBytes["dense"] ?? 0)), experts \(formatBytes(r.modelBytes["experts"] ?? 0)))")
-        print("threads      \(r.threads) (\(r.isa) kernels), experts at \(r.expertBits) bits\(r.cold ? ", cold start" : "")")
-        print(String(format: "prefill      %d tokens  %.1f tok/s  (time to first token %.1f ms)", r.promptTokens, r.prefillTokensPerSecond, r.timeToFirstToken * 1000))
-        print(String(format: "decode       %d tokens  %.1f tok/s  (latency p50 %.2f ms, p90 %.2f ms, p99 %.2f ms)", r.generatedTokens, r.decodeTokensPerSecond, r.latencyP50, r.latencyP90, r.latencyP99))
+        print(
+            "model        \(modelOptions.model) (\(formatBytes(r.modelBytes["file"] ?? 0)); dense \(formatBytes(r.modelBytes["dense"] ?? 0)), experts \(formatBytes(r.modelBytes["experts"] ?? 0)))"
+        )
+        print(
+            "threads      \(r.threads) (\(r.isa) kernels), experts at \(r.expertBits) bits\(r.cold ? ", cold start" : "")"
+        )
+        print(
+            String(
+                format: "prefill      %d tokens  %.1f tok/s  (time to first token %.1f ms)", r.promptTokens,
+                r.prefillTokensPerSecond, r.timeToFirstToken * 1000))
+        print(
+            String(
+                format: "decode       %d tokens  %.1f tok/s  (latency p50 %.2f ms, p90 %.2f ms, p99 %.2f ms)",
+                r.generatedTokens, r.decodeTokensPerSecond, r.latencyP50, r.latencyP90, r.latencyP99))
         if let budget = r.budget {
-            print(String(format: "peak RSS     %@ of a %@ budget (%.1f %%)", formatBytes(r.peakRSS), formatBytes(budget), 100 * (r.peakRSSOverBudget ?? 0)))
+            print(
+                String(
+                    format: "peak RSS     %@ of a %@ budget (%.1f %%)", formatBytes(r.peakRSS), formatBytes(budget),
+                    100 * (r.peakRSSOverBudget ?? 0)))
         } else {
             print("peak RSS     \(formatBytes(r.peakRSS))")
         }
         if let c = r.cache {
-            print("cache        \(c.slots) slots × \(formatBytes(c.slotBytes)), \(r.cachePolicy ?? "?"); hits \(c.hits), misses \(c.misses), upgrades \(c.upgrades), evictions \(c.evictions) (hit rate \(String(format: "%.1f", 100 * Double(c.hits) / Double(max(1, c.hits + c.misses)))) %)")
-            print(String(format: "I/O          %@ read, %.2f s stalled, lane busy %.2f s (%.0f MB/s while busy); %@", formatBytes(c.bytesRead),
-                         c.stallSeconds, c.ioBusySeconds, c.ioBusySeconds > 0 ? Double(c.bytesRead) / c.ioBusySeconds / 1e6 : 0, r.io ?? ""))
+            print(
+                "cache        \(c.slots) slots × \(formatBytes(c.slotBytes)), \(r.cachePolicy ?? "?"); hits \(c.hits), misses \(c.misses), upgrades \(c.upgrades), evictions \(c.evictions) (hit rate \(String(format: "%.1f", 100 * Double(c.hits) / Double(max(1, c.hits + c.misses)))) %)"
+            )
+            print(
+                String(
+                    format: "I/O          %@ read, %.2f s stalled, lane busy %.2f s (%.0f MB/s while busy); %@",
+                    formatBytes(c.bytesRead),
+                    c.stallSeconds, c.ioBusySeconds,
+                    c.ioBusySeconds > 0 ? Double(c.bytesRead) / c.ioBusySeconds / 1e6 : 0, r.io ?? ""))
             if c.prefetches > 0 {
-                print("prefetch     \(c.prefetches) reads (\(formatBytes(c.prefetchBytes))), \(c.prefetchesUsed) used, \(c.prefetchesWasted) evicted unused, \(c.prefetchesCancelled) cancelled before reading")
+                print(
+                    "prefetch     \(c.prefetches) reads (\(formatBytes(c.prefetchBytes))), \(c.prefetchesUsed) used, \(c.prefetchesWasted) evicted unused, \(c.prefetchesCancelled) cancelled before reading"
+                )
             }
         }
         if let s = r.scheduler, !s.predicted.isEmpty {
-            let pr = zip(s.precision, s.recall).enumerated().map { String(format: "+%d: %.0f %% / %.0f %%", $0 + 1, 100 * $1.0, 100 * $1.1) }
+            let pr = zip(s.precision, s.recall).enumerated().map {
+                String(format: "+%d: %.0f %% / %.0f %%", $0 + 1, 100 * $1.0, 100 * $1.1)
+            }
             print("prediction   precision / recall by depth: \(pr.joined(separator: ", "))")
         }
         if let s = r.scheduler, s.plannedLayers > 0 {
-            print(String(format: "plan         %d MoE steps: predicted %.3f ms, took %.3f ms per step", s.plannedLayers,
-                         1000 * s.plannedSeconds / Double(s.plannedLayers), 1000 * s.measuredSeconds / Double(s.plannedLayers)))
+            print(
+                String(
+                    format: "plan         %d MoE steps: predicted %.3f ms, took %.3f ms per step", s.plannedLayers,
+                    1000 * s.plannedSeconds / Double(s.plannedLayers),
+                    1000 * s.measuredSeconds / Double(s.plannedLayers)))
         }
         if let s = r.scheduler, r.tokenPrecision != nil {
             let t = r.tokenPrecision!
-            print(String(format: "precision    T1 %.2f, T2 %.2f%@: ", t.fullThreshold, t.lowThreshold, t.profileTolerance == nil ? "" : " (from the profile)")
-                  + "\(s.downgraded) expert uses at the low level, \(s.skipped) skipped, \(r.cache?.backgroundUpgrades ?? 0) upgraded in the background")
+            print(
+                String(
+                    format: "precision    T1 %.2f, T2 %.2f%@: ", t.fullThreshold, t.lowThreshold,
+                    t.profileTolerance == nil ? "" : " (from the profile)")
+                    + "\(s.downgraded) expert uses at the low level, \(s.skipped) skipped, \(r.cache?.backgroundUpgrades ?? 0) upgraded in the background"
+            )
         }
     }
 
@@ -125,25 +178,37 @@ struct Bench: ParsableCommand {
     private func runSweep(_ sweep: String) throws {
         var points: [(label: String, result: Benchmark.Result)] = []
         for label in sweep.split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) {
-            var args = childArguments(budget: label) + ["--cache-policy", modelOptions.cachePolicy, "--prefetch", String(modelOptions.prefetch)]
-            if modelOptions.tokenPrecision != "off" { args += ["--token-precision", modelOptions.tokenPrecision] + precisionArguments() }
+            var args =
+                childArguments(budget: label) + [
+                    "--cache-policy", modelOptions.cachePolicy, "--prefetch", String(modelOptions.prefetch)
+                ]
+            if modelOptions.tokenPrecision != "off" {
+                args += ["--token-precision", modelOptions.tokenPrecision] + precisionArguments()
+            }
             if modelOptions.noPlan { args.append("--no-plan") }
             guard let r = try runChild(args, label: "budget \(label)") else { continue }
             points.append((label, r))
             if !json {
-                print(String(format: "budget %-8@ %@  decode %7.2f tok/s  prefill %7.1f tok/s  peak RSS %@ (%.1f %%)  hit rate %.1f %%  read %@",
-                             label, formatBytes(r.budget ?? 0), r.decodeTokensPerSecond, r.prefillTokensPerSecond,
-                             formatBytes(r.peakRSS), 100 * (r.peakRSSOverBudget ?? 0),
-                             100 * Double(r.cache?.hits ?? 0) / Double(max(1, (r.cache?.hits ?? 0) + (r.cache?.misses ?? 0))),
-                             formatBytes(r.cache?.bytesRead ?? 0)))
+                print(
+                    String(
+                        format:
+                            "budget %-8@ %@  decode %7.2f tok/s  prefill %7.1f tok/s  peak RSS %@ (%.1f %%)  hit rate %.1f %%  read %@",
+                        label, formatBytes(r.budget ?? 0), r.decodeTokensPerSecond, r.prefillTokensPerSecond,
+                        formatBytes(r.peakRSS), 100 * (r.peakRSSOverBudget ?? 0),
+                        100 * Double(r.cache?.hits ?? 0)
+                            / Double(max(1, (r.cache?.hits ?? 0) + (r.cache?.misses ?? 0))),
+                        formatBytes(r.cache?.bytesRead ?? 0)))
             }
         }
         if json { print(try encode(points.map(\.result))) }
         if let plot {
             let fileSize = (try? FileManager.default.attributesOfItem(atPath: modelOptions.model)[.size] as? Int) ?? 1
             let svg = BudgetPlot.svg(
-                title: "\(URL(fileURLWithPath: modelOptions.model).lastPathComponent): decode speed against memory budget",
-                points: points.map { (Double($0.result.budget ?? 0) / Double(fileSize) * 100, $0.result.decodeTokensPerSecond, $0.label) })
+                title:
+                    "\(URL(fileURLWithPath: modelOptions.model).lastPathComponent): decode speed against memory budget",
+                points: points.map {
+                    (Double($0.result.budget ?? 0) / Double(fileSize) * 100, $0.result.decodeTokensPerSecond, $0.label)
+                })
             do { try svg.write(toFile: plot, atomically: true, encoding: .utf8) } catch { throw fail(error) }
             if !json { print("plot         \(plot)") }
         }
@@ -153,8 +218,10 @@ struct Bench: ParsableCommand {
     /// A child `bench --json` run at `budget` repeating this run's shared flags (model, lengths,
     /// threads, bits, I/O, KV type, prompt, cold start); the caller adds the scheduler's.
     private func childArguments(budget: String) -> [String] {
-        var args = ["bench", "-m", modelOptions.model, "--prompt-len", String(promptLen), "-n", String(n), "--json",
-                    "--budget", budget, "--io", modelOptions.io, "--kv-type", modelOptions.kvType]
+        var args = [
+            "bench", "-m", modelOptions.model, "--prompt-len", String(promptLen), "-n", String(n), "--json",
+            "--budget", budget, "--io", modelOptions.io, "--kv-type", modelOptions.kvType
+        ]
         if let t = modelOptions.threads { args += ["--threads", String(t)] }
         if let b = modelOptions.expertBits { args += ["--expert-bits", String(b)] }
         if let f = promptFile { args += ["--prompt-file", f] }
@@ -201,7 +268,8 @@ struct Bench: ParsableCommand {
     /// The baseline is the on-demand loader with its best policy of LRU and LFU in each round;
     /// single techniques run beside LFU, and "all" with --cache-policy.
     private func runAblation() throws {
-        let precision = modelOptions.tokenPrecision == "off" ? TokenPrecision.defaultThresholdsFlag : modelOptions.tokenPrecision
+        let precision =
+            modelOptions.tokenPrecision == "off" ? TokenPrecision.defaultThresholdsFlag : modelOptions.tokenPrecision
         let depth = modelOptions.prefetch == 0 ? 1 : modelOptions.prefetch
         let chosen = modelOptions.cachePolicy
         let precise = ["--token-precision", precision] + precisionArguments()
@@ -213,7 +281,10 @@ struct Bench: ParsableCommand {
             ("policy distance", ["--cache-policy", "distance", "--no-plan"]),
             ("prefetch \(depth), lfu", ["--cache-policy", "lfu", "--prefetch", String(depth), "--no-plan"]),
             ("token precision \(precision), lfu", ["--cache-policy", "lfu", "--no-plan"] + precise),
-            ("all: \(chosen), plan, prefetch \(depth), precision", ["--cache-policy", chosen, "--prefetch", String(depth)] + precise),
+            (
+                "all: \(chosen), plan, prefetch \(depth), precision",
+                ["--cache-policy", chosen, "--prefetch", String(depth)] + precise
+            )
         ]
         // Rounds of all configurations, so a slow spell of the machine hits every configuration;
         // each configuration's ratio is the median of its per-round ratios to the round's on-demand run.
@@ -229,8 +300,10 @@ struct Bench: ParsableCommand {
             return s.isEmpty ? 0 : (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2)
         }
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
-        print(pad("configuration", 46) + "decode t/s   × best on-demand   hit rate        read   stall s   next-layer recall"
-              + (reps > 1 ? "   (medians of \(reps) rounds)" : ""))
+        print(
+            pad("configuration", 46)
+                + "decode t/s   × best on-demand   hit rate        read   stall s   next-layer recall"
+                + (reps > 1 ? "   (medians of \(reps) rounds)" : ""))
         var printed = 0
         for (i, (label, _)) in configs.enumerated() {
             let done = runs[i].compactMap { $0 }
@@ -242,9 +315,12 @@ struct Bench: ParsableCommand {
             }
             let c = r.cache ?? CacheStatistics()
             let recall = r.scheduler?.recall.first.map { String(format: "%.0f %%", 100 * $0) } ?? "—"
-            print(pad(label, 46) + String(format: "%10.1f %18.2f %9.1f%% %11@ %9.2f   %@", median(done.map(\.decodeTokensPerSecond)),
-                         median(ratios), 100 * Double(c.hits) / Double(max(1, c.hits + c.misses)),
-                         formatBytes(c.bytesRead), median(done.map { $0.cache?.stallSeconds ?? 0 }), recall))
+            print(
+                pad(label, 46)
+                    + String(
+                        format: "%10.1f %18.2f %9.1f%% %11@ %9.2f   %@", median(done.map(\.decodeTokensPerSecond)),
+                        median(ratios), 100 * Double(c.hits) / Double(max(1, c.hits + c.misses)),
+                        formatBytes(c.bytesRead), median(done.map { $0.cache?.stallSeconds ?? 0 }), recall))
             printed += 1
         }
         if printed == 0 { throw ExitCode(1) }

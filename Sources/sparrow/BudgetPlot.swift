@@ -29,12 +29,14 @@ enum BudgetPlot {
         s += "<polyline points=\"\(path)\" fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\"/>\n"
         for p in sorted {
             s += "<circle cx=\"\(px(p.x))\" cy=\"\(py(p.y))\" r=\"4\" fill=\"#1f77b4\"/>\n"
-            s += "<text x=\"\(px(p.x))\" y=\"\(py(p.y) - 10)\" text-anchor=\"middle\">\(escape(p.label)): \(String(format: "%.1f", p.y))</text>\n"
+            s +=
+                "<text x=\"\(px(p.x))\" y=\"\(py(p.y) - 10)\" text-anchor=\"middle\">\(escape(p.label)): \(String(format: "%.1f", p.y))</text>\n"
         }
         return s + "</svg>\n"
     }
 
     private static func escape(_ s: String) -> String {
-        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(
+            of: ">", with: "&gt;")
     }
 }

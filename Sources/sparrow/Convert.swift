@@ -17,16 +17,28 @@ struct Convert: ParsableCommand {
     @Option(name: .long, help: "Float type of unquantized weights: auto (keep the checkpoint's), f32, f16 or bf16.")
     var dtype: String = "auto"
 
-    @Option(name: .customLong("expert-levels"), help: "Nested expert precision levels in bits, e.g. 2,4,8 or 4,8; 'none' keeps experts in float.")
+    @Option(
+        name: .customLong("expert-levels"),
+        help: "Nested expert precision levels in bits, e.g. 2,4,8 or 4,8; 'none' keeps experts in float.")
     var expertLevels: String = "2,4,8"
 
-    @Option(name: .customLong("group-size"), help: "Weights per quantization group (a multiple of 16 dividing every input dimension).")
+    @Option(
+        name: .customLong("group-size"),
+        help: "Weights per quantization group (a multiple of 16 dividing every input dimension).")
     var groupSize: Int = 64
 
-    @Option(name: .long, help: "Dense (non-expert) matrices: float (the --dtype), bf16, f16, f32, q8 or q4 (embedding and output head keep 8 bits).")
+    @Option(
+        name: .long,
+        help:
+            "Dense (non-expert) matrices: float (the --dtype), bf16, f16, f32, q8 or q4 (embedding and output head keep 8 bits)."
+    )
     var dense: String = "float"
 
-    @Option(name: .customLong("zstd-min-saving"), help: "Store an expert level zstd-compressed when that saves at least this fraction of its bytes (e.g. 0.1); 'off' stores all raw.")
+    @Option(
+        name: .customLong("zstd-min-saving"),
+        help:
+            "Store an expert level zstd-compressed when that saves at least this fraction of its bytes (e.g. 0.1); 'off' stores all raw."
+    )
     var zstdMinSaving: String = "off"
 
     @Flag(name: .long, help: "Overwrite the output file if it exists.")
@@ -67,24 +79,34 @@ struct Convert: ParsableCommand {
         var zstd: Double?
         if zstdMinSaving != "off" {
             guard let z = Double(zstdMinSaving), z >= 0, z < 1 else {
-                throw ValidationError("--zstd-min-saving must be 'off' or a fraction in [0, 1) (got '\(zstdMinSaving)')")
+                throw ValidationError(
+                    "--zstd-min-saving must be 'off' or a fraction in [0, 1) (got '\(zstdMinSaving)')")
             }
             zstd = z
         }
         let start = Date()
         var bar = ProgressBar(label: "converting")
         do {
-            let s = try Converter(input: input, output: output, options: .init(weightType: type, expertScheme: scheme, denseBits: denseBits, denseGroupSize: groupSize, zstdMinSaving: zstd, force: force))
-                .run { bar.update($0, $1) }
+            let s = try Converter(
+                input: input, output: output,
+                options: .init(
+                    weightType: type, expertScheme: scheme, denseBits: denseBits, denseGroupSize: groupSize,
+                    zstdMinSaving: zstd, force: force)
+            )
+            .run { bar.update($0, $1) }
             let secs = Date().timeIntervalSince(start)
             print(
                 "wrote \(output): \(s.config.architecture.rawValue), \(s.config.layerCount) layers, "
                     + "\(s.config.expertCount) experts (top-\(s.config.expertsPerToken)), "
-                    + (scheme.map { "experts at \($0.levels.map(String.init).joined(separator: "/")) bits (group \($0.groupSize)), " } ?? "experts \(s.weightType.rawValue), ")
+                    + (scheme.map {
+                        "experts at \($0.levels.map(String.init).joined(separator: "/")) bits (group \($0.groupSize)), "
+                    } ?? "experts \(s.weightType.rawValue), ")
                     + "dense \(denseBits.map { "q\($0)" } ?? s.weightType.rawValue); "
                     + "dense \(formatBytes(s.denseBytes)), experts \(formatBytes(s.expertBytes)), "
                     + "file \(formatBytes(s.fileBytes)) in \(String(format: "%.2f", secs)) s"
-                    + (zstd == nil ? "" : "; zstd: \(s.compressedLevels) levels compressed, \(formatBytes(s.compressionSaved)) saved"))
+                    + (zstd == nil
+                        ? ""
+                        : "; zstd: \(s.compressedLevels) levels compressed, \(formatBytes(s.compressionSaved)) saved"))
         } catch { throw fail(error) }
     }
 }

@@ -18,7 +18,9 @@ struct Eval: ParsableCommand {
     @Option(name: .customLong("max-windows"), help: "Score at most this many windows (default: all).")
     var maxWindows: Int?
 
-    @Flag(name: .long, help: "Evaluate token by token (the decode path, where --token-precision acts) instead of in batches.")
+    @Flag(
+        name: .long,
+        help: "Evaluate token by token (the decode path, where --token-precision acts) instead of in batches.")
     var stepwise = false
 
     @Flag(name: .long, help: "Print the result as JSON.")
@@ -38,20 +40,22 @@ struct Eval: ParsableCommand {
             let start = Date()
             let result = try Perplexity.evaluate(
                 model: model, text: String(decoding: data, as: UTF8.self), window: ctx, maxWindows: maxWindows,
-                options: modelOptions.session(), stepwise: stepwise, progress: { [bar = ProgressBarBox()] in bar.update($0, $1) })
+                options: modelOptions.session(), stepwise: stepwise,
+                progress: { [bar = ProgressBarBox()] in bar.update($0, $1) })
             let secs = Date().timeIntervalSince(start)
             if json {
                 let obj: [String: Any] = [
                     "perplexity": result.perplexity, "mean_nll": result.meanNLL, "tokens_scored": result.scoredTokens,
                     "windows": result.windows, "window_len": ctx, "seconds": secs,
-                    "tokens_per_second": Double(result.windows * ctx) / secs,
+                    "tokens_per_second": Double(result.windows * ctx) / secs
                 ]
                 let d = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted])
                 print(String(decoding: d, as: UTF8.self))
             } else {
                 print(
                     String(
-                        format: "perplexity %.4f (mean NLL %.6f nats) over %d tokens in %d windows of %d; %.1f s, %.0f tok/s",
+                        format:
+                            "perplexity %.4f (mean NLL %.6f nats) over %d tokens in %d windows of %d; %.1f s, %.0f tok/s",
                         result.perplexity, result.meanNLL, result.scoredTokens, result.windows, ctx, secs,
                         Double(result.windows * ctx) / secs))
             }

@@ -34,7 +34,9 @@ struct IOBench: ParsableCommand {
         }
         if queueDepth < 1 || queueDepth > 4096 { throw ValidationError("--queue-depth must be in 1...4096") }
         if IOMode(rawValue: io) == nil { throw ValidationError("--io must be auto, uring or pread (got '\(io)')") }
-        if let t = total, ByteSize.parse(t) == nil { throw ValidationError("--total must be a size like 1GiB (got '\(t)')") }
+        if let t = total, ByteSize.parse(t) == nil {
+            throw ValidationError("--total must be a size like 1GiB (got '\(t)')")
+        }
     }
 
     struct Result: Codable {
@@ -85,7 +87,8 @@ struct IOBench: ParsableCommand {
                 done += 1
                 if issued < count {
                     // Submitted by the `next()` that would block: reads finished together go in one batch.
-                    reader.enqueue(ReadRequest(offset: nextOffset(), length: bs, destination: base + tag * bs, tag: tag))
+                    reader.enqueue(
+                        ReadRequest(offset: nextOffset(), length: bs, destination: base + tag * bs, tag: tag))
                     issued += 1
                 }
             }
@@ -98,7 +101,10 @@ struct IOBench: ParsableCommand {
                 e.outputFormatting = [.prettyPrinted, .sortedKeys]
                 print(String(decoding: try e.encode(r), as: UTF8.self))
             } else {
-                print(String(format: "%@: %d × %@ at depth %d in %.2f s = %.0f MB/s (%@)", file, count, formatBytes(bs), queueDepth, seconds, r.megabytesPerSecond, r.reader))
+                print(
+                    String(
+                        format: "%@: %d × %@ at depth %d in %.2f s = %.0f MB/s (%@)", file, count, formatBytes(bs),
+                        queueDepth, seconds, r.megabytesPerSecond, r.reader))
             }
         } catch let e as ValidationError { throw e } catch { throw fail(error) }
     }

@@ -61,12 +61,15 @@ struct Run: ParsableCommand {
             if stats {
                 let line = String(
                     format: "prompt %d tokens %.1f tok/s, generated %d tokens %.1f tok/s, threads %d\n",
-                    s.promptTokens, s.promptTokensPerSecond, s.generatedTokens, s.decodeTokensPerSecond, session.threads)
+                    s.promptTokens, s.promptTokensPerSecond, s.generatedTokens, s.decodeTokensPerSecond, session.threads
+                )
                 FileHandle.standardError.write(Data(line.utf8))
                 if let c = session.cacheStatistics {
                     let cache = String(
-                        format: "expert cache: %d slots, hit rate %.1f %%, %@ read, %.2f s stalled; peak RSS %@ of %@\n",
-                        c.slots, 100 * Double(c.hits) / Double(max(1, c.hits + c.misses)), formatBytes(c.bytesRead), c.stallSeconds,
+                        format:
+                            "expert cache: %d slots, hit rate %.1f %%, %@ read, %.2f s stalled; peak RSS %@ of %@\n",
+                        c.slots, 100 * Double(c.hits) / Double(max(1, c.hits + c.misses)), formatBytes(c.bytesRead),
+                        c.stallSeconds,
                         formatBytes(ProcessMemory.peakRSS), formatBytes(session.budget ?? 0))
                     FileHandle.standardError.write(Data(cache.utf8))
                 }

@@ -8,7 +8,9 @@ struct SparrowCLI: ParsableCommand {
         commandName: "sparrow",
         abstract: "Run sparse Mixture-of-Experts language models in less memory than the model.",
         version: sparrowVersion,
-        subcommands: [Convert.self, Inspect.self, Run.self, Logits.self, Eval.self, Bench.self, IOBench.self, Profile.self])
+        subcommands: [
+            Convert.self, Inspect.self, Run.self, Logits.self, Eval.self, Bench.self, IOBench.self, Profile.self
+        ])
 }
 
 /// Turns a runtime error into a clean message and exit status (no stack trace).
@@ -46,13 +48,22 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Compute threads (default: one per core).")
     var threads: Int?
 
-    @Option(name: .customLong("expert-bits"), help: "Run every expert at this stored level, e.g. 2, 4 or 8 (default: the highest).")
+    @Option(
+        name: .customLong("expert-bits"),
+        help: "Run every expert at this stored level, e.g. 2, 4 or 8 (default: the highest).")
     var expertBits: Int?
 
-    @Option(name: .long, help: "Memory budget for the whole process, e.g. 512MiB, 1.5GiB, or 40% of the model file; experts then stream from storage into a cache that fills what the rest leaves.")
+    @Option(
+        name: .long,
+        help:
+            "Memory budget for the whole process, e.g. 512MiB, 1.5GiB, or 40% of the model file; experts then stream from storage into a cache that fills what the rest leaves."
+    )
     var budget: String?
 
-    @Option(name: .customLong("cache-policy"), help: "Expert cache eviction with --budget: \(CachePolicyKind.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(
+        name: .customLong("cache-policy"),
+        help:
+            "Expert cache eviction with --budget: \(CachePolicyKind.allCases.map(\.rawValue).joined(separator: ", ")).")
     var cachePolicy: String = "score"
 
     @Option(name: .long, help: "How experts are read with --budget: auto (io_uring when available), uring or pread.")
@@ -64,35 +75,62 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "With --budget: predict the next N layers' experts (0–3) and read them ahead.")
     var prefetch: Int = 0
 
-    @Option(name: .customLong("token-precision"), help: "With --budget: token-level precision for cache misses: 'T1,T2' (HOBBIT thresholds on an expert's unimportance, e.g. \(TokenPrecision.defaultThresholdsFlag)), 'auto' (thresholds from the model's profile for a 5 % change of a MoE output; \(TokenPrecision.defaultThresholdsFlag) without a profile), 'auto:TOLERANCE', or 'off'.")
+    @Option(
+        name: .customLong("token-precision"),
+        help:
+            "With --budget: token-level precision for cache misses: 'T1,T2' (HOBBIT thresholds on an expert's unimportance, e.g. \(TokenPrecision.defaultThresholdsFlag)), 'auto' (thresholds from the model's profile for a 5 % change of a MoE output; \(TokenPrecision.defaultThresholdsFlag) without a profile), 'auto:TOLERANCE', or 'off'."
+    )
     var tokenPrecision: String = "off"
 
-    @Option(name: .customLong("low-bits"), help: "The low level token-level precision reads (default: the lowest stored).")
+    @Option(
+        name: .customLong("low-bits"), help: "The low level token-level precision reads (default: the lowest stored).")
     var lowBits: Int?
 
-    @Flag(name: .customLong("allow-skip"), help: "Token-level precision may skip expert uses above T2 that miss the cache.")
+    @Flag(
+        name: .customLong("allow-skip"),
+        help: "Token-level precision may skip expert uses above T2 that miss the cache.")
     var allowSkip = false
 
-    @Flag(name: .customLong("no-plan"), help: "With --budget: run each layer's experts in the router's order, not by the intra-layer plan (cached first, then misses ordered by measured read and compute times).")
+    @Flag(
+        name: .customLong("no-plan"),
+        help:
+            "With --budget: run each layer's experts in the router's order, not by the intra-layer plan (cached first, then misses ordered by measured read and compute times)."
+    )
     var noPlan = false
 
-    @Flag(name: .customLong("no-background-upgrade"), help: "Token-level precision: do not read the rest of downgraded cached experts while the I/O lane is idle.")
+    @Flag(
+        name: .customLong("no-background-upgrade"),
+        help: "Token-level precision: do not read the rest of downgraded cached experts while the I/O lane is idle.")
     var noBackgroundUpgrade = false
 
-    @Option(name: .customLong("protect-sensitive"), help: "Token-level precision with a profile: per layer, this share of the experts most hurt by the low level is never downgraded (0–1; default 0).")
+    @Option(
+        name: .customLong("protect-sensitive"),
+        help:
+            "Token-level precision with a profile: per layer, this share of the experts most hurt by the low level is never downgraded (0–1; default 0)."
+    )
     var protectSensitive: Double = 0
 
-    @Option(name: .customLong("low-share"), help: "Token-level precision: the share of the expert cache kept for low-precision copies (0–1; default: from the profile, else 0.25).")
+    @Option(
+        name: .customLong("low-share"),
+        help:
+            "Token-level precision: the share of the expert cache kept for low-precision copies (0–1; default: from the profile, else 0.25)."
+    )
     var lowShare: Double?
 
     func validate() throws {
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
         if CachePolicyKind(rawValue: cachePolicy) == nil {
-            throw ValidationError("--cache-policy must be one of \(CachePolicyKind.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(cachePolicy)')")
+            throw ValidationError(
+                "--cache-policy must be one of \(CachePolicyKind.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(cachePolicy)')"
+            )
         }
         if IOMode(rawValue: io) == nil { throw ValidationError("--io must be auto, uring or pread (got '\(io)')") }
-        if KVCacheType(rawValue: kvType) == nil { throw ValidationError("--kv-type must be f32 or f16 (got '\(kvType)')") }
-        if !(0...1).contains(protectSensitive) { throw ValidationError("--protect-sensitive must be in 0…1 (got \(protectSensitive))") }
+        if KVCacheType(rawValue: kvType) == nil {
+            throw ValidationError("--kv-type must be f32 or f16 (got '\(kvType)')")
+        }
+        if !(0...1).contains(protectSensitive) {
+            throw ValidationError("--protect-sensitive must be in 0…1 (got \(protectSensitive))")
+        }
         if let s = lowShare, !(0...1).contains(s) { throw ValidationError("--low-share must be in 0…1 (got \(s))") }
         if !(0...3).contains(prefetch) { throw ValidationError("--prefetch must be 0…3 (got \(prefetch))") }
         _ = try precision()
@@ -117,24 +155,30 @@ struct ModelOptions: ParsableArguments {
     func precision() throws -> TokenPrecision? {
         if tokenPrecision == "off" {
             if lowBits != nil || allowSkip || protectSensitive > 0 || noBackgroundUpgrade {
-                throw ValidationError("--low-bits, --allow-skip, --protect-sensitive and --no-background-upgrade need --token-precision")
+                throw ValidationError(
+                    "--low-bits, --allow-skip, --protect-sensitive and --no-background-upgrade need --token-precision")
             }
             return nil
         }
         let bad = ValidationError(
-            "--token-precision must be 'off', 'auto', 'auto:TOLERANCE' (0 < TOLERANCE ≤ 1) or 'T1,T2' with 0 ≤ T1 ≤ T2, e.g. \(TokenPrecision.defaultThresholdsFlag) (got '\(tokenPrecision)')")
-        var t1 = TokenPrecision.defaultFullThreshold, t2 = TokenPrecision.defaultLowThreshold  // where auto finds no profile
+            "--token-precision must be 'off', 'auto', 'auto:TOLERANCE' (0 < TOLERANCE ≤ 1) or 'T1,T2' with 0 ≤ T1 ≤ T2, e.g. \(TokenPrecision.defaultThresholdsFlag) (got '\(tokenPrecision)')"
+        )
+        // (What `auto` uses when it finds no profile.)
+        var t1 = TokenPrecision.defaultFullThreshold, t2 = TokenPrecision.defaultLowThreshold
         var tolerance: Double?
         if tokenPrecision == "auto" || tokenPrecision.hasPrefix("auto:") {
             tolerance = tokenPrecision == "auto" ? TokenPrecision.defaultTolerance : Double(tokenPrecision.dropFirst(5))
             guard let t = tolerance, t > 0, t <= 1 else { throw bad }
         } else {
             let parts = tokenPrecision.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
-            guard parts.count == 2, let a = parts[0], let b = parts[1], a >= 0, b >= a, a.isFinite, b.isFinite else { throw bad }
+            guard parts.count == 2, let a = parts[0], let b = parts[1], a >= 0, b >= a, a.isFinite, b.isFinite else {
+                throw bad
+            }
             (t1, t2) = (a, b)
         }
         return TokenPrecision(
-            fullThreshold: t1, lowThreshold: t2, lowBits: lowBits, allowSkip: allowSkip, protectedShare: protectSensitive,
+            fullThreshold: t1, lowThreshold: t2, lowBits: lowBits, allowSkip: allowSkip,
+            protectedShare: protectSensitive,
             upgradeInBackground: !noBackgroundUpgrade, profileTolerance: tolerance)
     }
 
@@ -143,13 +187,16 @@ struct ModelOptions: ParsableArguments {
         let profile = try ExpertProfile.load(from: ExpertProfile.path(for: model))
         let precision = try precision()
         if precision?.profileTolerance != nil && profile?.gateMassCDF == nil {
-            FileHandle.standardError.write(Data(
-                "note: --token-precision auto found no current profile of \(model) (run `sparrow profile`); using \(TokenPrecision.defaultThresholdsFlag)\n".utf8))
+            FileHandle.standardError.write(
+                Data(
+                    "note: --token-precision auto found no current profile of \(model) (run `sparrow profile`); using \(TokenPrecision.defaultThresholdsFlag)\n"
+                        .utf8))
         }
         return SessionOptions(
             contextLength: contextLength, threads: threads, batchSize: batchSize, expertBits: expertBits,
             budget: try budgetBytes(), cachePolicy: CachePolicyKind(rawValue: cachePolicy)!,
-            io: BlockReaderOptions(mode: IOMode(rawValue: io)!, notice: printNotice), kvType: KVCacheType(rawValue: kvType)!,
+            io: BlockReaderOptions(mode: IOMode(rawValue: io)!, notice: printNotice),
+            kvType: KVCacheType(rawValue: kvType)!,
             tokenPrecision: precision, prefetchDepth: prefetch, lowPrecisionShare: lowShare,
             profile: profile, intraLayerPlan: !noPlan)
     }

@@ -17,7 +17,7 @@ extension Timeline {
         func x(_ t: Double) -> Double { left + (t - t0) / (t1 - t0) * (w - left - right) }
         let colours: [Kind: String] = [
             .attention: "#9e9e9e", .resident: "#2ca02c", .awaited: "#d62728",
-            .miss: "#1f77b4", .downgrade: "#ff7f0e", .prefetch: "#9467bd", .upgrade: "#8c564b",
+            .miss: "#1f77b4", .downgrade: "#ff7f0e", .prefetch: "#9467bd", .upgrade: "#8c564b"
         ]
         var s = """
             <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(w))" height="\(Int(h))" font-family="sans-serif" font-size="11">
@@ -28,27 +28,37 @@ extension Timeline {
 
             """
         for k in 0..<workers {
-            s += "<text x=\"10\" y=\"\(top + rowH + 10 + Double(k) * (workerH + 4) + workerH / 2 + 4)\">thread \(k)</text>\n"
+            s +=
+                "<text x=\"10\" y=\"\(top + rowH + 10 + Double(k) * (workerH + 4) + workerH / 2 + 4)\">thread \(k)</text>\n"
         }
         for span in all {
-            let (y, height) = span.isIO ? (ioY, rowH)
+            let (y, height) =
+                span.isIO
+                ? (ioY, rowH)
                 : span.thread.map { (top + rowH + 10 + Double($0) * (workerH + 4), workerH) } ?? (top, rowH)
             let x0 = x(span.start), width = max(0.5, x(span.end) - x0)
-            s += "<rect x=\"\(x0)\" y=\"\(y)\" width=\"\(width)\" height=\"\(height)\" fill=\"\(colours[span.kind]!)\" stroke=\"white\" stroke-width=\"0.3\"><title>\(span.kind.rawValue), layer \(span.layer), \(String(format: "%.3f", (span.end - span.start) * 1000)) ms</title></rect>\n"
-            if width > 14 { s += "<text x=\"\(x0 + width / 2)\" y=\"\(y + height / 2 + 4)\" text-anchor=\"middle\" fill=\"white\">\(span.layer)</text>\n" }
+            s +=
+                "<rect x=\"\(x0)\" y=\"\(y)\" width=\"\(width)\" height=\"\(height)\" fill=\"\(colours[span.kind]!)\" stroke=\"white\" stroke-width=\"0.3\"><title>\(span.kind.rawValue), layer \(span.layer), \(String(format: "%.3f", (span.end - span.start) * 1000)) ms</title></rect>\n"
+            if width > 14 {
+                s +=
+                    "<text x=\"\(x0 + width / 2)\" y=\"\(y + height / 2 + 4)\" text-anchor=\"middle\" fill=\"white\">\(span.layer)</text>\n"
+            }
         }
         let axisY = ioY + rowH + 20
         s += "<line x1=\"\(left)\" y1=\"\(axisY)\" x2=\"\(w - right)\" y2=\"\(axisY)\" stroke=\"black\"/>\n"
         for i in 0...10 {
             let t = t0 + (t1 - t0) * Double(i) / 10
-            s += "<text x=\"\(x(t))\" y=\"\(axisY + 15)\" text-anchor=\"middle\">\(String(format: "%.2f", (t - t0) * 1000)) ms</text>\n"
+            s +=
+                "<text x=\"\(x(t))\" y=\"\(axisY + 15)\" text-anchor=\"middle\">\(String(format: "%.2f", (t - t0) * 1000)) ms</text>\n"
         }
         var lx = left
         for kind in [Kind.attention, .resident, .awaited, .miss, .downgrade, .prefetch, .upgrade] {
-            s += "<rect x=\"\(lx)\" y=\"\(axisY + 35)\" width=\"12\" height=\"12\" fill=\"\(colours[kind]!)\"/><text x=\"\(lx + 16)\" y=\"\(axisY + 45)\">\(kind.rawValue)</text>\n"
+            s +=
+                "<rect x=\"\(lx)\" y=\"\(axisY + 35)\" width=\"12\" height=\"12\" fill=\"\(colours[kind]!)\"/><text x=\"\(lx + 16)\" y=\"\(axisY + 45)\">\(kind.rawValue)</text>\n"
             lx += 110
         }
-        s += "<text x=\"\(left)\" y=\"\(axisY + 70)\">numbers: layer. compute: attention, experts already cached (resident), experts whose read was awaited; thread rows: one expert each, run in parallel; I/O: reads by kind, issue to landing.</text>\n"
+        s +=
+            "<text x=\"\(left)\" y=\"\(axisY + 70)\">numbers: layer. compute: attention, experts already cached (resident), experts whose read was awaited; thread rows: one expert each, run in parallel; I/O: reads by kind, issue to landing.</text>\n"
         return s + "</svg>\n"
     }
 }

@@ -46,7 +46,8 @@ import Testing
         let dir = try Self.checkpointCopy()
         try "{ not json".write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
         #expect(convertError(dir).contains("not a valid JSON object"))
-        try #"{"model_type": "qwen2_moe", "hidden_size": "big"}"#.write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
+        try #"{"model_type": "qwen2_moe", "hidden_size": "big"}"#.write(
+            toFile: dir + "/config.json", atomically: true, encoding: .utf8)
         #expect(convertError(dir).contains("'hidden_size' must be an integer"))
     }
 
@@ -225,11 +226,14 @@ import Testing
         func file(_ header: String, data: Int = 16) -> [UInt8] {
             var h = Array(header.utf8)
             while h.count % 8 != 0 { h.append(0x20) }
-            return withUnsafeBytes(of: UInt64(h.count).littleEndian, Array.init) + h + [UInt8](repeating: 0, count: data)
+            return withUnsafeBytes(of: UInt64(h.count).littleEndian, Array.init) + h
+                + [UInt8](repeating: 0, count: data)
         }
         #expect(refuses([0x04, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF] + Array("{}".utf8)))  // length > Int.max
         #expect(refuses(file(#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,9223372036854775807]}}"#)))
-        #expect(refuses(file(#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[9223372036854775807,9223372036854775807]}}"#)))
+        #expect(
+            refuses(
+                file(#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[9223372036854775807,9223372036854775807]}}"#)))
         #expect(refuses(file(#"{"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,16]}}"#)))
         #expect(refuses(file(#"{"a":{"dtype":"F32","shape":[-4,-1],"data_offsets":[0,16]}}"#)))
         #expect(!refuses(file(#"{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}}"#)))
@@ -238,7 +242,9 @@ import Testing
     /// A converted file names its source by the checkpoint's own name or its folder's base name,
     /// never by the converting machine's directories.
     @Test func provenanceHasNoLocalPaths() throws {
-        for (nameOrPath, expected) in [(nil, "ckpt"), ("/home/someone/private/qwen", "ckpt"), ("org/qwen2-moe-tiny", "org/qwen2-moe-tiny")] {
+        for (nameOrPath, expected) in [
+            (nil, "ckpt"), ("/home/someone/private/qwen", "ckpt"), ("org/qwen2-moe-tiny", "org/qwen2-moe-tiny")
+        ] {
             let dir = try Self.checkpointCopy()
             if let nameOrPath {
                 let url = URL(fileURLWithPath: dir + "/config.json")
@@ -284,7 +290,8 @@ import Testing
         #expect(big.batchSize == 16)
         let huge = try Session(model: model, options: .init(contextLength: 16, budget: Int.max))
         _ = try huge.evaluate([1, 2, 3])
-        var stream = TokenGenerator(session: huge, prompt: [1, 2], options: GenerationOptions(maxTokens: Int(Int32.max)))
+        var stream = TokenGenerator(
+            session: huge, prompt: [1, 2], options: GenerationOptions(maxTokens: Int(Int32.max)))
         var n = 0
         while try stream.next() != nil { n += 1 }
         #expect(n > 0 && n <= 16)

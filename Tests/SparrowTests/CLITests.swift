@@ -31,7 +31,9 @@ import Testing
         let ref = try NPY.readFloat32(Paths.demo + "/reference/p0_logits.npy")
         #expect(maxAbsDiff(npy.values, Array(ref.values.prefix(3 * 4096))) < 1e-3)
 
-        r = try runCLI(["eval", "-m", out, "--text", Paths.demo + "/eval-text.txt", "--ctx", "256", "--max-windows", "4", "--json"])
+        r = try runCLI([
+            "eval", "-m", out, "--text", Paths.demo + "/eval-text.txt", "--ctx", "256", "--max-windows", "4", "--json"
+        ])
         #expect(r.status == 0)
         let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
         #expect(json["windows"] as? Int == 4 && (json["perplexity"] as! Double) > 1)
@@ -118,7 +120,9 @@ import Testing
     /// its plot, and a budget too small refused with the minimum it needs.
     @Test func benchUnderABudget() throws {
         let path = try Converted.path(of: Paths.demo, options: ExpertCacheTests.scheme, tag: "q248")
-        var r = try runCLI(["bench", "-m", path, "--prompt-len", "16", "-n", "8", "--budget", "80MiB", "--cold", "--json"])
+        var r = try runCLI([
+            "bench", "-m", path, "--prompt-len", "16", "-n", "8", "--budget", "80MiB", "--cold", "--json"
+        ])
         #expect(r.status == 0, "\(r.stderr)")
         let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
         #expect((json["peakRSS"] as! Int) <= 80 << 20)
@@ -127,7 +131,9 @@ import Testing
         r = try runCLI(["bench", "-m", path, "--budget", "2MiB"])
         #expect(r.status == 1 && r.stderr.contains("memory budget too small") && r.stderr.contains("at least"))
         let plot = Paths.temporaryDirectory() + "/sweep.svg"
-        r = try runCLI(["bench", "-m", path, "--prompt-len", "8", "-n", "4", "--sweep-budget", "500%,90MiB", "--plot", plot])
+        r = try runCLI([
+            "bench", "-m", path, "--prompt-len", "8", "-n", "4", "--sweep-budget", "500%,90MiB", "--plot", plot
+        ])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.components(separatedBy: "budget ").count == 3)
         let svg = try String(contentsOfFile: plot, encoding: .utf8)
@@ -139,16 +145,25 @@ import Testing
         #expect(r.status == 0 && r.stdout.contains("wrote \(copy).profile.json"), "\(r.stderr)")
         r = try runCLI(["inspect", copy])
         #expect(r.status == 0 && r.stdout.contains("profile: ") && r.stdout.contains("hottest expert"))
-        r = try runCLI(["bench", "-m", copy, "--prompt-len", "16", "-n", "8", "--budget", "80MiB", "--token-precision", "0.6,0.9",
-                        "--protect-sensitive", "0.25", "--json"])
+        r = try runCLI([
+            "bench", "-m", copy, "--prompt-len", "16", "-n", "8", "--budget", "80MiB", "--token-precision", "0.6,0.9",
+            "--protect-sensitive", "0.25", "--json"
+        ])
         #expect(r.status == 0, "\(r.stderr)")
-        r = try runCLI(["bench", "-m", copy, "--prompt-len", "16", "-n", "8", "--budget", "80MiB", "--token-precision", "auto"])
+        r = try runCLI([
+            "bench", "-m", copy, "--prompt-len", "16", "-n", "8", "--budget", "80MiB", "--token-precision", "auto"
+        ])
         #expect(r.status == 0 && r.stdout.contains("(from the profile)"), "\(r.stderr)")
-        r = try runCLI(["bench", "-m", path, "--prompt-len", "16", "-n", "8", "--budget", "80MiB", "--token-precision", "auto"])
-        #expect(r.status == 0 && r.stderr.contains("found no current profile") && r.stdout.contains("T1 0.60, T2 0.90:"))
+        r = try runCLI([
+            "bench", "-m", path, "--prompt-len", "16", "-n", "8", "--budget", "80MiB", "--token-precision", "auto"
+        ])
+        #expect(
+            r.status == 0 && r.stderr.contains("found no current profile") && r.stdout.contains("T1 0.60, T2 0.90:"))
         let timeline = Paths.temporaryDirectory() + "/timeline.svg"
-        r = try runCLI(["bench", "-m", copy, "--prompt-len", "16", "-n", "8", "--budget", "80MiB", "--prefetch", "1",
-                        "--timeline", timeline])
+        r = try runCLI([
+            "bench", "-m", copy, "--prompt-len", "16", "-n", "8", "--budget", "80MiB", "--prefetch", "1",
+            "--timeline", timeline
+        ])
         #expect(r.status == 0 && r.stdout.contains("timeline"), "\(r.stderr)")
         let drawn = try String(contentsOfFile: timeline, encoding: .utf8)
         #expect(drawn.hasPrefix("<svg") && drawn.contains("<title>attention, layer 0") && drawn.contains("I/O lane"))
@@ -161,8 +176,10 @@ import Testing
         #expect(r.status != 0 && r.stderr.contains("cannot read"))
         // The scheduler's ablation on real text: eight configurations, each measured.
         // (Precision refinements apply to the precision rows only: the others still run.)
-        r = try runCLI(["bench", "-m", path, "--prompt-len", "16", "-n", "8", "--budget", "80MiB", "--ablate",
-                        "--prompt-file", Paths.demo + "/eval-text.txt", "--token-precision", "0.6,0.9", "--allow-skip"])
+        r = try runCLI([
+            "bench", "-m", path, "--prompt-len", "16", "-n", "8", "--budget", "80MiB", "--ablate",
+            "--prompt-file", Paths.demo + "/eval-text.txt", "--token-precision", "0.6,0.9", "--allow-skip"
+        ])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("on-demand, lfu") && r.stdout.contains("all: score, plan, prefetch 1, precision"))
         #expect(r.stdout.contains("intra-layer plan, lfu"))

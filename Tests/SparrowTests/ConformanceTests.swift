@@ -15,7 +15,9 @@ import Testing
 
     static func reference(_ arch: String) throws -> Reference {
         let dir = Paths.fixtures + "/" + arch
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/reference.json"))) as! [String: Any]
+        let json =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/reference.json")))
+            as! [String: Any]
         let logits = try NPY.readFloat32(dir + "/logits.npy")
         return Reference(
             ids: json["token_ids"] as! [Int], logits: logits, topk: try NPY.readInt(dir + "/router_topk_ids.npy"),

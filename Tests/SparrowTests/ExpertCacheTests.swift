@@ -17,7 +17,9 @@ import Testing
     }
 
     /// A cache of `slots` 4-bit expert slots (far fewer than the 64 records: constant eviction).
-    static func options(slots: Int, mode: IOMode, policy: CachePolicyKind = .lru, faults: FaultInjector? = nil) throws -> SessionOptions {
+    static func options(slots: Int, mode: IOMode, policy: CachePolicyKind = .lru, faults: FaultInjector? = nil) throws
+        -> SessionOptions
+    {
         let slot = ExpertCache.slotSize(file: try demo().file, level: 1)
         return SessionOptions(
             expertBits: 4, expertCacheBytes: slots * slot, cachePolicy: policy,
@@ -37,7 +39,9 @@ import Testing
         let want = try run(try Session(model: model, options: .init(expertBits: 4)))
         let session = try Session(model: model, options: try Self.options(slots: 6, mode: mode, policy: policy))
         let got = try run(session)
-        #expect(got.count == want.count && got == want, "max difference \(maxAbsDiff(got, want)), zero rows \(zeroRows(got, vocab: model.config.vocabSize))")
+        #expect(
+            got.count == want.count && got == want,
+            "max difference \(maxAbsDiff(got, want)), zero rows \(zeroRows(got, vocab: model.config.vocabSize))")
         let s = try #require(session.cacheStatistics)
         #expect(s.misses > 0 && s.evictions > 0)
         #expect(s.slots == 6)
@@ -73,7 +77,8 @@ import Testing
         let slot = ExpertCache.slotSize(file: model.file, level: 1)
         let session = try Session(
             model: model,
-            options: SessionOptions(expertBits: 4, expertCacheBytes: 6 * slot, io: BlockReaderOptions(mode: mode, queueDepth: 8)))
+            options: SessionOptions(
+                expertBits: 4, expertCacheBytes: 6 * slot, io: BlockReaderOptions(mode: mode, queueDepth: 8)))
         #expect(try session.evaluate(tokens, logits: .all) == want)
         let s = try #require(session.cacheStatistics)
         #expect(s.misses > 0 && s.landingSeconds > 0)
@@ -88,20 +93,24 @@ import Testing
         let want = try Session(model: model, options: .init(expertBits: 4)).evaluate(tokens, logits: .all)
 
         let shortReads = try Session(
-            model: model, options: try Self.options(slots: 8, mode: mode, faults: { r in r.length > 4096 ? .short(4096) : nil }))
+            model: model,
+            options: try Self.options(slots: 8, mode: mode, faults: { r in r.length > 4096 ? .short(4096) : nil }))
         #expect(try shortReads.evaluate(tokens, logits: .all) == want, "short reads changed the logits")
 
         for fault in [ReadFault.error(EIO), .flip(100)] {
             let failing = FaultSwitch()
             let session = try Session(
-                model: model, options: try Self.options(slots: 8, mode: mode, faults: { _ in failing.on ? fault : nil }))
+                model: model, options: try Self.options(slots: 8, mode: mode, faults: { _ in failing.on ? fault : nil })
+            )
             failing.on = true
             do {
                 _ = try session.evaluate(tokens)
                 Issue.record("\(fault) was not reported")
             } catch {
                 let text = "\(error)"
-                #expect(text.contains("cannot load layer") && text.contains("expert") && text.contains("at 4 bits"), "\(text)")
+                #expect(
+                    text.contains("cannot load layer") && text.contains("expert") && text.contains("at 4 bits"),
+                    "\(text)")
                 #expect(text.contains(fault == .error(EIO) ? "Input/output error" : "checksum"), "\(text)")
             }
             failing.on = false  // the device recovers: the same session runs again
@@ -123,7 +132,8 @@ import Testing
         let exact = try run(.f32)
         let half = try run(.f16)
         let scale = exact.map(abs).max()!
-        #expect(maxAbsDiff(exact, half) <= 0.01 * scale, "max difference \(maxAbsDiff(exact, half)) of max|logit| \(scale)")
+        #expect(
+            maxAbsDiff(exact, half) <= 0.01 * scale, "max difference \(maxAbsDiff(exact, half)) of max|logit| \(scale)")
         #expect(exact != half)  // the cache really is f16
     }
 
@@ -133,7 +143,8 @@ import Testing
             _ = try Session(model: model, options: .init(expertBits: 4, budget: 1 << 20))
             Issue.record("a 1 MiB budget was accepted")
         } catch {
-            #expect("\(error)".contains("memory budget too small") && "\(error)".contains("must be at least"), "\(error)")
+            #expect(
+                "\(error)".contains("memory budget too small") && "\(error)".contains("must be at least"), "\(error)")
         }
         do {
             _ = try Session(model: model, options: try Self.options(slots: 3, mode: .auto))  // top-4 needs 4
@@ -160,7 +171,9 @@ import Testing
                 for _ in 0..<150 {
                     let layer = Int.random(in: 0..<layers, using: &rng)
                     let expert = Int.random(in: 0..<experts, using: &rng)
-                    guard let slot = try? cache.prepare(ExpertKey(layer: layer, expert: expert), level: Int.random(in: 0...1, using: &rng))
+                    guard
+                        let slot = try? cache.prepare(
+                            ExpertKey(layer: layer, expert: expert), level: Int.random(in: 0...1, using: &rng))
                     else { continue }  // all pinned: allowed, the caller waits or shrinks its wave
                     defer { cache.release(slot) }
                     if cache.pinnedSlots > cache.slotCount { failures.add() }
@@ -206,8 +219,10 @@ import Testing
         defer { cache.release(slot) }
         cache.submit()
         let bytes = try cache.load(slot: slot, level: 1)
-        #expect(crc32c(UnsafeRawBufferPointer(rebasing: bytes[0..<Int(model.file.expert(layer: 0, expert: 2)!.levels[0].end)]))
-            == model.file.expert(layer: 0, expert: 2)!.levels[0].crc32c)
+        #expect(
+            crc32c(
+                UnsafeRawBufferPointer(rebasing: bytes[0..<Int(model.file.expert(layer: 0, expert: 2)!.levels[0].end)]))
+                == model.file.expert(layer: 0, expert: 2)!.levels[0].crc32c)
         #expect(cache.statistics.misses == 5)
     }
 }

@@ -11,8 +11,10 @@ import Testing
         var description: String { "n\(n) k\(k) rows\(rows)" }
     }
 
-    static let shapes = [Case(n: 1, k: 1, rows: 1), Case(n: 1, k: 17, rows: 5), Case(n: 3, k: 64, rows: 8),
-                         Case(n: 5, k: 131, rows: 13), Case(n: 1, k: 1024, rows: 37), Case(n: 7, k: 300, rows: 4)]
+    static let shapes = [
+        Case(n: 1, k: 1, rows: 1), Case(n: 1, k: 17, rows: 5), Case(n: 3, k: 64, rows: 8),
+        Case(n: 5, k: 131, rows: 13), Case(n: 1, k: 1024, rows: 37), Case(n: 7, k: 300, rows: 4)
+    ]
 
     @Test(arguments: shapes, [DType.f32, .f16, .bf16])
     func gemmMatchesReference(shape: Case, type: DType) {
@@ -21,7 +23,9 @@ import Testing
         let w32 = (0..<(shape.rows * shape.k)).map { _ in Float.random(in: -1...1, using: &g) }
         var w = [UInt8](repeating: 0, count: w32.count * type.size)
         w32.withUnsafeBytes { src in
-            w.withUnsafeMutableBytes { DTypeConversion.convert(src.baseAddress!, from: .f32, to: type, count: w32.count, into: $0.baseAddress!) }
+            w.withUnsafeMutableBytes {
+                DTypeConversion.convert(src.baseAddress!, from: .f32, to: type, count: w32.count, into: $0.baseAddress!)
+            }
         }
         var want = [Float](repeating: 0, count: shape.n * shape.rows)
         spk_gemm_ref(x, shape.n, shape.k, shape.k, w, type.kernelType, shape.k, 0, shape.rows, &want, shape.rows)

@@ -20,14 +20,17 @@ import Testing
             #expect(layer.count == model.config.expertCount)
             #expect(abs(layer.map(\.frequency).reduce(0, +) - Double(model.config.expertsPerToken)) < 1e-9)
             for e in layer where e.frequency > 0 {
-                #expect(e.levelError[0] > e.levelError[1] && e.levelError[1] > 0 && e.levelError[2] == 0, "layer \(l): \(e.levelError)")
+                #expect(
+                    e.levelError[0] > e.levelError[1] && e.levelError[1] > 0 && e.levelError[2] == 0,
+                    "layer \(l): \(e.levelError)")
                 #expect(e.gateQuantiles[0] <= e.gateQuantiles[1] && e.gateQuantiles[1] <= e.gateQuantiles[2])
             }
             let pairs = p.coActivation[l].flatMap { $0 }.reduce(0, +)
             #expect(l == 0 ? pairs == 0 : pairs == 2048 * model.config.expertsPerToken * model.config.expertsPerToken)
         }
         #expect(zip(p.unimportanceCDF, p.unimportanceCDF.dropFirst()).allSatisfy { $0 <= $1 })
-        #expect(abs(p.unimportanceCDF.last! - 1) < 1e-9 && abs(p.unimportanceCDF[0] - 0.25) < 1e-9)  // the top expert: 1 of 4
+        // The top expert: 1 use of 4 has unimportance 0.
+        #expect(abs(p.unimportanceCDF.last! - 1) < 1e-9 && abs(p.unimportanceCDF[0] - 0.25) < 1e-9)
         #expect(p.lowUseShare(fullThreshold: 0.6) > 0 && p.lowUseShare(fullThreshold: 1) == 0)
         #expect(p.lowSlotShare(fullThreshold: 0.6, lowFraction: 0.3) > 0)
     }
@@ -58,7 +61,8 @@ import Testing
         let model = try ExpertCacheTests.demo()
         let tokens = try SchedulerTests.tokens(40)
         let p = try Self.profile()
-        var o = try SchedulerTests.cached(slots: 8, precision: TokenPrecision(fullThreshold: 0.3, lowThreshold: 0.8, protectedShare: 1))
+        var o = try SchedulerTests.cached(
+            slots: 8, precision: TokenPrecision(fullThreshold: 0.3, lowThreshold: 0.8, protectedShare: 1))
         o.profile = p
         let all = try Session(model: model, options: o)
         _ = try SchedulerTests.run(all, tokens)
@@ -86,7 +90,9 @@ import Testing
         #expect(p.thresholds(lowLevel: 2, tolerance: 0.01)!.full == 0)  // the top level changes nothing
         // The estimate: gate weight above T1 × mean 2-bit error ≤ tolerance, and not at the step below.
         var weighted = 0.0, total = 0.0
-        for layer in p.experts { for x in layer { weighted += x.frequency * Double(x.levelError[0]); total += x.frequency } }
+        for layer in p.experts {
+            for x in layer { weighted += x.frequency * Double(x.levelError[0]); total += x.frequency }
+        }
         let i = Int((tight.full / 0.05).rounded())
         #expect((1 - mass[i]) * weighted / total <= 0.01)
         if i > 0 { #expect((1 - mass[i - 1]) * weighted / total > 0.01) }
@@ -95,7 +101,9 @@ import Testing
         var o = try SchedulerTests.cached(slots: 8, precision: TokenPrecision(profileTolerance: 0.01))
         o.profile = p
         let derived = try Session(model: model, options: o).tokenPrecision!
-        #expect(derived.fullThreshold == tight.full && derived.lowThreshold == tight.low && derived.profileTolerance == 0.01)
+        #expect(
+            derived.fullThreshold == tight.full && derived.lowThreshold == tight.low && derived.profileTolerance == 0.01
+        )
         var old = p
         old.gateMassCDF = nil
         o.profile = try JSONDecoder().decode(ExpertProfile.self, from: try JSONEncoder().encode(old))

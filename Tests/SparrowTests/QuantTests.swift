@@ -51,7 +51,9 @@ import Testing
         let cols = 256
         let w = Self.randomMatrix(rows: rows, cols: cols, seed: UInt64(group))
         let scheme = MatryoshkaScheme(levels: [2, 4, 8], groupSize: group)
-        let q = w.withUnsafeBufferPointer { MatryoshkaQuantizer.quantize($0.baseAddress!, rows: rows, cols: cols, scheme: scheme) }
+        let q = w.withUnsafeBufferPointer {
+            MatryoshkaQuantizer.quantize($0.baseAddress!, rows: rows, cols: cols, scheme: scheme)
+        }
         var previous = Float.infinity
         for (level, bits) in scheme.levels.enumerated() {
             let d = Self.dequantize(q, level: level)
@@ -84,7 +86,8 @@ import Testing
         let cols = 128
         let w = Self.randomMatrix(rows: rows, cols: cols, seed: 3)
         let q = w.withUnsafeBufferPointer {
-            MatryoshkaQuantizer.quantize($0.baseAddress!, rows: rows, cols: cols, scheme: .init(levels: [2, 4, 8], groupSize: 64))
+            MatryoshkaQuantizer.quantize(
+                $0.baseAddress!, rows: rows, cols: cols, scheme: .init(levels: [2, 4, 8], groupSize: 64))
         }
         let full = Self.dequantize(q, level: 2)
         for (level, bits) in [2, 4].enumerated() {
@@ -115,7 +118,7 @@ import Testing
         KernelCase(rows: 3, cols: 96, group: 32, n: 1, levels: [8]),
         KernelCase(rows: 6, cols: 2048, group: 64, n: 1, levels: [2, 4, 8]),  // 32 groups: two vector steps
         KernelCase(rows: 2, cols: 19200, group: 64, n: 1, levels: [4, 8]),  // 300 groups: two chunks
-        KernelCase(rows: 3, cols: 1024, group: 128, n: 9, levels: [2, 4, 8]),  // two token chunks
+        KernelCase(rows: 3, cols: 1024, group: 128, n: 9, levels: [2, 4, 8])  // two token chunks
     ]
 
     /// The dispatched kernels on every path this CPU can run: the integer paths (int8 activations)
@@ -126,7 +129,9 @@ import Testing
         let w = Self.randomMatrix(rows: c.rows, cols: c.cols, seed: 11)
         let x = Self.randomMatrix(rows: c.n, cols: c.cols, seed: 12).map { $0 * 10 }
         let scheme = MatryoshkaScheme(levels: c.levels, groupSize: c.group)
-        let q = w.withUnsafeBufferPointer { MatryoshkaQuantizer.quantize($0.baseAddress!, rows: c.rows, cols: c.cols, scheme: scheme) }
+        let q = w.withUnsafeBufferPointer {
+            MatryoshkaQuantizer.quantize($0.baseAddress!, rows: c.rows, cols: c.cols, scheme: scheme)
+        }
         let act = ActivationBuffer(capacity: c.n * c.cols)
         for level in c.levels.indices {
             var keep: [[UInt8]] = []
@@ -148,7 +153,8 @@ import Testing
                 var got = [Float](repeating: .nan, count: c.n * c.rows)
                 var a = act.view(row: 0, n: c.n, cols: c.cols, group: c.group)
                 spk_quantize_act(x, c.n, c.cols, &a)
-                #expect(Array(UnsafeBufferPointer(start: a.q, count: c.n * c.cols)) == referenceQ, "isa \(isa) quantizer")
+                #expect(
+                    Array(UnsafeBufferPointer(start: a.q, count: c.n * c.cols)) == referenceQ, "isa \(isa) quantizer")
                 spk_qgemm(&m, x, c.n, c.cols, &a, 0, c.rows, &got, c.rows)
                 for i in 0..<c.n {
                     for j in 0..<c.rows {
@@ -199,7 +205,8 @@ import Testing
         let options = Converter.Options(expertScheme: .init(levels: [2, 4, 8], groupSize: 64))
         let path = try Converted.path(of: Paths.demo, options: options, tag: "q248")
         let tokens = Array(try NPY.readInt(Paths.demo + "/eval-tokens.npy").values.prefix(40))
-        let want = try Session(model: try Model(path: path), options: .init(expertBits: 4)).evaluate(tokens, logits: .all)
+        let want = try Session(model: try Model(path: path), options: .init(expertBits: 4)).evaluate(
+            tokens, logits: .all)
 
         let copy = Paths.temporaryDirectory() + "/prefix.spw"
         try FileManager.default.copyItem(atPath: path, toPath: copy)
@@ -212,9 +219,12 @@ import Testing
             h.write(Data(count: end - start))  // wipe the 8-bit suffix
         }
         try h.close()
-        let got = try Session(model: try Model(path: copy), options: .init(expertBits: 4)).evaluate(tokens, logits: .all)
+        let got = try Session(model: try Model(path: copy), options: .init(expertBits: 4)).evaluate(
+            tokens, logits: .all)
         #expect(got == want)
-        #expect(throws: (any Error).self) { try Session(model: try Model(path: copy), options: .init(expertBits: 8)).evaluate(tokens) }
+        #expect(throws: (any Error).self) {
+            try Session(model: try Model(path: copy), options: .init(expertBits: 8)).evaluate(tokens)
+        }
     }
 
     /// zstd-compressed levels decode to the same bytes: identical logits at every level, and a
@@ -230,8 +240,10 @@ import Testing
         #expect(try ModelMeta.decode(file.meta, path: zPath).expertZstdMinSaving == 0)
         let tokens = Array(try NPY.readInt(Paths.demo + "/eval-tokens.npy").values.prefix(24))
         for bits in [2, 4, 8] {
-            let want = try Session(model: try Model(path: rawPath), options: .init(expertBits: bits)).evaluate(tokens, logits: .all)
-            let got = try Session(model: try Model(path: zPath), options: .init(expertBits: bits)).evaluate(tokens, logits: .all)
+            let want = try Session(model: try Model(path: rawPath), options: .init(expertBits: bits)).evaluate(
+                tokens, logits: .all)
+            let got = try Session(model: try Model(path: zPath), options: .init(expertBits: bits)).evaluate(
+                tokens, logits: .all)
             #expect(got == want, "\(bits)-bit logits differ with zstd levels")
         }
         let copy = Paths.temporaryDirectory() + "/zstd-flipped.spw"
@@ -260,7 +272,9 @@ import Testing
         let dir = Paths.fixtures + "/qwen2_moe"  // hidden 128, expert size 64
         let out = Paths.temporaryDirectory() + "/x.spw"
         do {
-            _ = try Converter(input: dir, output: out, options: .init(expertScheme: .init(levels: [2, 4, 8], groupSize: 48))).run()
+            _ = try Converter(
+                input: dir, output: out, options: .init(expertScheme: .init(levels: [2, 4, 8], groupSize: 48))
+            ).run()
             Issue.record("group 48 accepted for hidden size 128")
         } catch { #expect("\(error)".contains("group size 48 does not divide")) }
         #expect(!FileManager.default.fileExists(atPath: out))

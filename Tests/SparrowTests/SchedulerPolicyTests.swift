@@ -71,7 +71,9 @@ final class FakeResidency: ExpertResidency {
     @Test func withoutTokenPrecisionEveryUseRunsAtTheSessionsLevel() throws {
         let s = try Self.scheduler(.init(expertBits: 4))
         let cache = FakeResidency()
-        for u: Float in [0, 0.5, 0.99] { #expect(s.level(ExpertKey(layer: 0, expert: 0), unimportance: u, position: 0, cache: cache) == 1) }
+        for u: Float in [0, 0.5, 0.99] {
+            #expect(s.level(ExpertKey(layer: 0, expert: 0), unimportance: u, position: 0, cache: cache) == 1)
+        }
         s.tokenFinished(cache: cache)
         #expect(cache.upgradeRequests == 0 && s.statistics.downgraded == 0)
         let t = try Self.scheduler(.init(tokenPrecision: TokenPrecision()))
@@ -85,8 +87,12 @@ final class FakeResidency: ExpertResidency {
     @Test func prefetchReadsGuessesWithinItsRoom() throws {
         let s = try Self.scheduler(.init(tokenPrecision: TokenPrecision(), prefetchDepth: 3))
         let input = Self.hidden(seed: 7)
-        input.withUnsafeBufferPointer { s.prefetchAhead(layer: 0, input: $0.baseAddress!, cache: nil as FakeResidency?) }
-        let guessed = [2, 3].flatMap { t in (0..<4).map { ExpertKey(layer: t, expert: Int(s.guesses(layer: t, depth: t)[$0])) } }
+        input.withUnsafeBufferPointer {
+            s.prefetchAhead(layer: 0, input: $0.baseAddress!, cache: nil as FakeResidency?)
+        }
+        let guessed = [2, 3].flatMap { t in
+            (0..<4).map { ExpertKey(layer: t, expert: Int(s.guesses(layer: t, depth: t)[$0])) }
+        }
         #expect(Set(guessed).count == 8)
         let cache = FakeResidency()
         cache.slotCount = 4
@@ -105,7 +111,9 @@ final class FakeResidency: ExpertResidency {
     @Test func guessesAreScoredOnce() throws {
         let s = try Self.scheduler(.init(prefetchDepth: 2))
         let input = Self.hidden(seed: 11)
-        input.withUnsafeBufferPointer { s.prefetchAhead(layer: 1, input: $0.baseAddress!, cache: nil as FakeResidency?) }
+        input.withUnsafeBufferPointer {
+            s.prefetchAhead(layer: 1, input: $0.baseAddress!, cache: nil as FakeResidency?)
+        }
         let guess = Array(UnsafeBufferPointer(start: s.guesses(layer: 3, depth: 2), count: 4))
         let chosen: [Int32] = [guess[2], guess[0], (guess.max()! + 1) % 16, (guess.max()! + 2) % 16]
         let hits = chosen.filter(guess.contains).count

@@ -19,10 +19,13 @@ import Testing
         return out
     }
 
-    static func cached(slots: Int, policy: CachePolicyKind = .lfu, prefetch: Int = 0, precision: TokenPrecision? = nil) throws -> SessionOptions {
+    static func cached(slots: Int, policy: CachePolicyKind = .lfu, prefetch: Int = 0, precision: TokenPrecision? = nil)
+        throws -> SessionOptions
+    {
         let model = try ExpertCacheTests.demo()
         return SessionOptions(
-            expertBits: 8, expertCacheBytes: slots * ExpertCache.slotSize(file: model.file, level: 2), cachePolicy: policy,
+            expertBits: 8, expertCacheBytes: slots * ExpertCache.slotSize(file: model.file, level: 2),
+            cachePolicy: policy,
             io: BlockReaderOptions(queueDepth: 8), tokenPrecision: precision, prefetchDepth: prefetch)
     }
 
@@ -33,7 +36,9 @@ import Testing
         let want = try Self.run(try Session(model: model, options: .init(expertBits: 8)), tokens)
         let session = try Session(model: model, options: try Self.cached(slots: 10, policy: policy, prefetch: prefetch))
         let got = try Self.run(session, tokens)
-        #expect(got == want, "\(policy) with prefetch \(prefetch) changed the logits (max difference \(maxAbsDiff(got, want)))")
+        #expect(
+            got == want,
+            "\(policy) with prefetch \(prefetch) changed the logits (max difference \(maxAbsDiff(got, want)))")
         let c = try #require(session.cacheStatistics)
         #expect(c.evictions > 0)
         if prefetch > 0 {
@@ -64,8 +69,11 @@ import Testing
         let tokens = try Self.tokens(40)
         var chosen: [String: Int] = [:]
         let session = try Session(
-            model: model, options: try Self.cached(slots: 8, precision: TokenPrecision(fullThreshold: 0.3, lowThreshold: 0.8)))
-        session.expertLevelObserver = { position, layer, expert, level in chosen["\(position)/\(layer)/\(expert)"] = level }
+            model: model,
+            options: try Self.cached(slots: 8, precision: TokenPrecision(fullThreshold: 0.3, lowThreshold: 0.8)))
+        session.expertLevelObserver = { position, layer, expert, level in
+            chosen["\(position)/\(layer)/\(expert)"] = level
+        }
         let got = try Self.run(session, tokens)
         #expect(session.schedulerStatistics.downgraded > 0 && session.schedulerStatistics.skipped == 0)
         #expect(chosen.values.contains(0) && chosen.values.contains(2))
@@ -81,7 +89,8 @@ import Testing
         // With skipping allowed, skipped uses are reported and the logits stay finite.
         let skipping = try Session(
             model: model,
-            options: try Self.cached(slots: 8, precision: TokenPrecision(fullThreshold: 0.3, lowThreshold: 0.5, allowSkip: true)))
+            options: try Self.cached(
+                slots: 8, precision: TokenPrecision(fullThreshold: 0.3, lowThreshold: 0.5, allowSkip: true)))
         let skipped = try Self.run(skipping, tokens)
         #expect(skipping.schedulerStatistics.skipped > 0 && skipped.allSatisfy(\.isFinite))
     }
@@ -90,7 +99,8 @@ import Testing
         let model = try ExpertCacheTests.demo()
         #expect(throws: SparrowError.self) { try Session(model: model, options: .init(prefetchDepth: 4)) }
         #expect(throws: SparrowError.self) {
-            try Session(model: model, options: .init(tokenPrecision: TokenPrecision(fullThreshold: 0.9, lowThreshold: 0.5)))
+            try Session(
+                model: model, options: .init(tokenPrecision: TokenPrecision(fullThreshold: 0.9, lowThreshold: 0.5)))
         }
         #expect(throws: SparrowError.self) {
             try Session(model: model, options: .init(expertBits: 4, tokenPrecision: TokenPrecision(lowBits: 8)))
@@ -107,7 +117,9 @@ extension SchedulerTests {
         for i in 0..<30 {
             let session = try Session(
                 model: model,
-                options: try Self.cached(slots: 40, policy: .distance, prefetch: 3, precision: TokenPrecision(fullThreshold: 0.3, lowThreshold: 0.8)))
+                options: try Self.cached(
+                    slots: 40, policy: .distance, prefetch: 3,
+                    precision: TokenPrecision(fullThreshold: 0.3, lowThreshold: 0.8)))
             for t in tokens.prefix(1 + i % 5) { _ = try session.evaluate([t]) }
         }
     }
@@ -150,7 +162,9 @@ extension SchedulerTests {
             let entry = file.expert(layer: 1, expert: expert)!
             for k in 0...2 {
                 let from = k == 0 ? 0 : Int(entry.levels[k - 1].end)
-                #expect(crc32c(UnsafeRawBufferPointer(rebasing: bytes[from..<Int(entry.levels[k].end)])) == entry.levels[k].crc32c)
+                #expect(
+                    crc32c(UnsafeRawBufferPointer(rebasing: bytes[from..<Int(entry.levels[k].end)]))
+                        == entry.levels[k].crc32c)
             }
         }
         let after = cache.statistics
@@ -228,8 +242,16 @@ final class GatedReader: BlockReader, @unchecked Sendable {
             condition.wait()
         }
     }
-    func wake() { condition.withLock { woken = true; condition.broadcast() } }
-    func complete(_ n: Int) { condition.withLock { allowed += n; condition.broadcast() } }
+    func wake() {
+        condition.withLock {
+            woken = true; condition.broadcast()
+        }
+    }
+    func complete(_ n: Int) {
+        condition.withLock {
+            allowed += n; condition.broadcast()
+        }
+    }
     func waitUntilHanded(_ tag: Int) -> Bool {
         condition.withLock {
             let deadline = Date().addingTimeInterval(5)
@@ -243,7 +265,11 @@ final class GatedReader: BlockReader, @unchecked Sendable {
 final class TagList: @unchecked Sendable {
     private let condition = NSCondition()
     private var tags: [Int] = []
-    func append(_ tag: Int) { condition.withLock { tags.append(tag); condition.broadcast() } }
+    func append(_ tag: Int) {
+        condition.withLock {
+            tags.append(tag); condition.broadcast()
+        }
+    }
     func waitFor(count: Int) -> [Int] {
         condition.withLock {
             let deadline = Date().addingTimeInterval(5)
@@ -271,9 +297,11 @@ extension SchedulerTests {
                 return computeEnd
             }
             func permutations(_ xs: [Int]) -> [[Int]] {
-                xs.count <= 1 ? [xs] : xs.indices.flatMap { i in
-                    permutations(Array(xs[..<i] + xs[(i + 1)...])).map { [xs[i]] + $0 }
-                }
+                xs.count <= 1
+                    ? [xs]
+                    : xs.indices.flatMap { i in
+                        permutations(Array(xs[..<i] + xs[(i + 1)...])).map { [xs[i]] + $0 }
+                    }
             }
             let best = permutations(Array(0..<n)).map(finish).min()!
             let cached = read.filter { $0 == 0 }.count

@@ -46,7 +46,9 @@ enum Converted {
 
     /// Path of `source` converted to .spw (converted once per process). Without a scheme the
     /// conversion is exact (float experts); `tag` names other option sets.
-    static func path(of source: String, options: Converter.Options = .unquantized(force: true), tag: String = "float") throws -> String {
+    static func path(of source: String, options: Converter.Options = .unquantized(force: true), tag: String = "float")
+        throws -> String
+    {
         lock.lock()
         defer { lock.unlock() }
         let key = source + "#" + tag
@@ -60,7 +62,9 @@ enum Converted {
         return out
     }
 
-    static func model(_ source: String, options: Converter.Options = .unquantized(force: true), tag: String = "float") throws -> Model {
+    static func model(_ source: String, options: Converter.Options = .unquantized(force: true), tag: String = "float")
+        throws -> Model
+    {
         try Model(path: try path(of: source, options: options, tag: tag))
     }
 }
@@ -86,7 +90,9 @@ func runCLI(_ args: [String], environment: [String: String] = [:]) throws -> CLI
     let o = out.fileHandleForReading.readDataToEndOfFile()
     let e = err.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
-    return CLIResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    return CLIResult(
+        status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+        stderr: String(decoding: e, as: UTF8.self))
 }
 
 /// Largest absolute difference between two arrays.

@@ -18,7 +18,9 @@ import Testing
         let options = GenerationOptions(maxTokens: want.count, stopAtEOS: false)
 
         var streamed: [GeneratedToken] = []
-        for try await token in try Session(model: model).generate(prompt: prompt, options: options) { streamed.append(token) }
+        for try await token in try Session(model: model).generate(prompt: prompt, options: options) {
+            streamed.append(token)
+        }
         var called: [GeneratedToken] = []
         let stats = try Session(model: model).generate(prompt: prompt, options: options) {
             called.append($0)
@@ -37,7 +39,9 @@ import Testing
         }
         #expect(few == 3)
         var none = 0
-        for try await _ in try Session(model: model).generate(prompt: prompt, options: .init(maxTokens: 0)) { none += 1 }
+        for try await _ in try Session(model: model).generate(prompt: prompt, options: .init(maxTokens: 0)) {
+            none += 1
+        }
         #expect(none == 0)
         var bad = GenerationOptions()
         bad.sampling.topP = 0

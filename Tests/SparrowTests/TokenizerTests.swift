@@ -6,7 +6,8 @@ import Testing
 /// Token ids identical to the Hugging Face `tokenizers` library.
 @Suite struct TokenizerTests {
     static func tokenizer() throws -> Tokenizer {
-        try Tokenizer(json: Array(try Data(contentsOf: URL(fileURLWithPath: Paths.demo + "/tokenizer.json"))), addBos: false)
+        try Tokenizer(
+            json: Array(try Data(contentsOf: URL(fileURLWithPath: Paths.demo + "/tokenizer.json"))), addBos: false)
     }
 
     /// Token ids out of range in tokenizer.json are errors before any table is sized from them
@@ -16,7 +17,8 @@ import Testing
             let json = #"{"model": {"type": "BPE", "vocab": {"a": 0, "b": "# + id + #"}, "merges": []}}"#
             #expect(throws: SparrowError.self) { try Tokenizer(json: Array(json.utf8), addBos: false) }
         }
-        let added = #"{"added_tokens": [{"id": -5, "content": "<x>"}], "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}"#
+        let added =
+            #"{"added_tokens": [{"id": -5, "content": "<x>"}], "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}"#
         #expect(throws: SparrowError.self) { try Tokenizer(json: Array(added.utf8), addBos: false) }
     }
 
@@ -62,7 +64,9 @@ import Testing
     }
 
     @Test func rejectsNonBPE() {
-        #expect(throws: SparrowError.self) { try Tokenizer(json: Array(#"{"model":{"type":"Unigram"}}"#.utf8), addBos: false) }
+        #expect(throws: SparrowError.self) {
+            try Tokenizer(json: Array(#"{"model":{"type":"Unigram"}}"#.utf8), addBos: false)
+        }
         #expect(throws: SparrowError.self) { try Tokenizer(json: Array("not json".utf8), addBos: false) }
     }
 }

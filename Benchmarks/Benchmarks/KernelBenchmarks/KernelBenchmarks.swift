@@ -22,7 +22,8 @@ let quantized: QuantizedMatrix = {
         w[i] = Float(Int64(bitPattern: s) >> 40) / Float(1 << 23) * 0.05
     }
     return w.withUnsafeBufferPointer {
-        MatryoshkaQuantizer.quantize($0.baseAddress!, rows: rows, cols: cols, scheme: .init(levels: [2, 4, 8], groupSize: 64))
+        MatryoshkaQuantizer.quantize(
+            $0.baseAddress!, rows: rows, cols: cols, scheme: .init(levels: [2, 4, 8], groupSize: 64))
     }
 }()
 
@@ -85,7 +86,8 @@ let benchmarks: @Sendable () -> Void = {
 
     Benchmark("memory read probe (512 MiB, \(threads) threads)", configuration: config) { benchmark in
         for _ in benchmark.scaledIterations {
-            benchmark.measurement(.custom("MB/s", polarity: .prefersLarger, useScalingFactor: false), Int(probeOnce() / 1e6))
+            benchmark.measurement(
+                .custom("MB/s", polarity: .prefersLarger, useScalingFactor: false), Int(probeOnce() / 1e6))
         }
     }
 
@@ -104,10 +106,13 @@ let benchmarks: @Sendable () -> Void = {
                 for _ in benchmark.scaledIterations {
                     let probe = probeOnce()
                     let start = BenchmarkClock.now
-                    x.withUnsafeBufferPointer { Ops.matmul(w, $0.baseAddress!, n: 1, into: y, threads: threads, act: act) }
+                    x.withUnsafeBufferPointer {
+                        Ops.matmul(w, $0.baseAddress!, n: 1, into: y, threads: threads, act: act)
+                    }
                     let ns = Double((BenchmarkClock.now - start).nanoseconds())
                     let kernel = Double(w.byteCount) / ns * 1e9
-                    benchmark.measurement(.custom("MB/s", polarity: .prefersLarger, useScalingFactor: false), Int(kernel / probe * 1000))
+                    benchmark.measurement(
+                        .custom("MB/s", polarity: .prefersLarger, useScalingFactor: false), Int(kernel / probe * 1000))
                 }
             }
         }
@@ -119,19 +124,23 @@ let benchmarks: @Sendable () -> Void = {
             let start = BenchmarkClock.now
             x.withUnsafeBufferPointer { Ops.matmul(w, $0.baseAddress!, n: 1, into: y, threads: threads) }
             let ns = Double((BenchmarkClock.now - start).nanoseconds())
-            benchmark.measurement(.custom("MB/s", polarity: .prefersLarger, useScalingFactor: false), Int(Double(w.byteCount) / ns * 1000))
+            benchmark.measurement(
+                .custom("MB/s", polarity: .prefersLarger, useScalingFactor: false), Int(Double(w.byteCount) / ns * 1000)
+            )
         }
     }
 
     let saved = 100 - 100 * normalLevel0.zstd.count / normalLevel0.raw.count
-    Benchmark("zstd decode of a 2-bit level (normal weights, \(saved) % saved, 1 thread)", configuration: config) { benchmark in
+    Benchmark("zstd decode of a 2-bit level (normal weights, \(saved) % saved, 1 thread)", configuration: config) {
+        benchmark in
         let out = UnsafeMutableRawBufferPointer.allocate(byteCount: normalLevel0.raw.count, alignment: 64)
         defer { out.deallocate() }
         for _ in benchmark.scaledIterations {
             let start = BenchmarkClock.now
             try! normalLevel0.zstd.withUnsafeBytes { try Zstd.decompress($0, into: out, what: "benchmark") }
             let ns = Double((BenchmarkClock.now - start).nanoseconds())
-            benchmark.measurement(.custom("MB/s", polarity: .prefersLarger, useScalingFactor: false), Int(Double(out.count) / ns * 1000))
+            benchmark.measurement(
+                .custom("MB/s", polarity: .prefersLarger, useScalingFactor: false), Int(Double(out.count) / ns * 1000))
         }
     }
 
@@ -142,7 +151,9 @@ let benchmarks: @Sendable () -> Void = {
                 let start = BenchmarkClock.now
                 x.withUnsafeBufferPointer { Ops.matmul(w, $0.baseAddress!, n: 1, into: y, threads: threads, act: act) }
                 let ns = Double((BenchmarkClock.now - start).nanoseconds())
-                benchmark.measurement(.custom("MB/s", polarity: .prefersLarger, useScalingFactor: false), Int(Double(w.byteCount) / ns * 1000))
+                benchmark.measurement(
+                    .custom("MB/s", polarity: .prefersLarger, useScalingFactor: false),
+                    Int(Double(w.byteCount) / ns * 1000))
             }
         }
     }

@@ -3,7 +3,8 @@ import Sparrow
 
 /// The demo model's tokenizer on arbitrary text: bytes that are UTF-8 are encoded and decoded back.
 let tokenizer: Tokenizer = {
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../..").standardized.path
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../..")
+        .standardized.path
     let json = FileManager.default.contents(atPath: root + "/Models/tiny-qwen3moe/tokenizer.json")!
     return try! Tokenizer(json: Array(json), addBos: false)
 }()

@@ -18,8 +18,9 @@ extension ExpertCache {
                         + "\(model.expertBits[level]) bits (\(ByteSize.format(need)))")
             }
             return try ExpertCache(
-                file: model.file, config: c, maxLevel: level, arenaBytes: bytes, policy: options.cachePolicy, io: options.io,
-            lowLevel: low?.level, lowShare: low?.share ?? 0)
+                file: model.file, config: c, maxLevel: level, arenaBytes: bytes, policy: options.cachePolicy,
+                io: options.io,
+                lowLevel: low?.level, lowShare: low?.share ?? 0)
         }
         let budget = options.budget!
         model.touchDense(skipping: skipping)
@@ -34,10 +35,12 @@ extension ExpertCache {
                     + "\(ByteSize.format(reserve)) reserve; one layer's top-\(c.expertsPerToken) experts at "
                     + "\(model.expertBits[level]) bits need \(ByteSize.format(need)), so the budget must be at least "
                     + "\(ByteSize.format(fixed + reserve + need))"
-                    + (level > 0 ? " (\(ByteSize.format(fixed + reserve + lowest)) at \(model.expertBits[0]) bits)" : ""))
+                    + (level > 0
+                        ? " (\(ByteSize.format(fixed + reserve + lowest)) at \(model.expertBits[0]) bits)" : ""))
         }
         return try ExpertCache(
-            file: model.file, config: c, maxLevel: level, arenaBytes: arena, policy: options.cachePolicy, io: options.io,
+            file: model.file, config: c, maxLevel: level, arenaBytes: arena, policy: options.cachePolicy,
+            io: options.io,
             lowLevel: low?.level, lowShare: low?.share ?? 0)
     }
 }

@@ -92,11 +92,15 @@ extension ExpertCache {
 
     /// The most valued record below the full level of each class: in a full slot (completed in
     /// place) and, with `moves`, in a low-precision slot (moved first).
-    private func upgradeCandidates(moves: Bool) -> (inPlace: (slot: Int, value: Double)?, moved: (slot: Int, value: Double)?) {
+    private func upgradeCandidates(moves: Bool) -> (
+        inPlace: (slot: Int, value: Double)?, moved: (slot: Int, value: Double)?
+    ) {
         var best: (inPlace: (slot: Int, value: Double)?, moved: (slot: Int, value: Double)?) = (nil, nil)
         for s in slots.indices {
             let slot = slots[s]
-            guard let key = slot.key, slot.isIdle, !slot.prefetched, slot.level >= 0, slot.level < topLevel else { continue }
+            guard let key = slot.key, slot.isIdle, !slot.prefetched, slot.level >= 0, slot.level < topLevel else {
+                continue
+            }
             let (value, _) = policy.rank(key: key, lastUse: slot.lastUse, clock: clock)
             if fullSlots.contains(s) {
                 if value > best.inPlace?.value ?? -.infinity || best.inPlace == nil { best.inPlace = (s, value) }

@@ -66,7 +66,9 @@ extension ExpertCache {
     /// brought, outside the lock, then publishes the outcome.
     func landed(slot s: Int, error: IOError?) {
         let start = DispatchTime.now().uptimeNanoseconds
-        let (key, read, memory, recorder) = lock.withLock { (slots[s].key!, slots[s].read!, slotMemory(s), self.recorder) }
+        let (key, read, memory, recorder) = lock.withLock {
+            (slots[s].key!, slots[s].read!, slotMemory(s), self.recorder)
+        }
         recorder?.readLanded(slot: s)
         let fault = error.map(RecordFault.read) ?? check(key, levels: (read.verified + 1)...read.target, in: memory)
         lock.withLock {
@@ -149,7 +151,8 @@ extension ExpertCache {
         }
         if let fault {
             forget(s)
-            throw .expertLoad(layer: key.layer, expert: key.expert, bits: levels[read.target].bits, problem: fault.description)
+            throw .expertLoad(
+                layer: key.layer, expert: key.expert, bits: levels[read.target].bits, problem: fault.description)
         }
     }
 

@@ -71,7 +71,8 @@ extension Converter {
         do {
             if let scheme {
                 try scheme.validate(cols: config.hiddenSize, name: "the expert gate/up projections (hidden size)")
-                try scheme.validate(cols: config.expertIntermediateSize, name: "the expert down projection (expert size)")
+                try scheme.validate(
+                    cols: config.expertIntermediateSize, name: "the expert down projection (expert size)")
             }
         } catch { throw .invalidArgument(error.description) }
         if let b = options.denseBits, b != 8 && b != 4 { throw .invalidArgument("dense bits must be 8 or 4") }
@@ -82,10 +83,15 @@ extension Converter {
 
     /// The quantization of a dense tensor: nil (float) unless dense bits are asked for and the
     /// tensor is a quantizable matrix; the embedding and output head keep 8 bits.
-    private func denseScheme(_ item: DenseLayout.Item, expertScheme: MatryoshkaScheme?) throws(SparrowError) -> MatryoshkaScheme? {
+    private func denseScheme(_ item: DenseLayout.Item, expertScheme: MatryoshkaScheme?) throws(SparrowError)
+        -> MatryoshkaScheme?
+    {
         guard let bits = options.denseBits, item.isQuantizable else { return nil }
-        let s = MatryoshkaScheme(levels: [item.isVocabulary ? 8 : bits], groupSize: options.denseGroupSize ?? expertScheme?.groupSize ?? 64)
-        do { try s.validate(cols: item.shape[1], name: item.name.description) } catch { throw .invalidArgument(error.description) }
+        let s = MatryoshkaScheme(
+            levels: [item.isVocabulary ? 8 : bits], groupSize: options.denseGroupSize ?? expertScheme?.groupSize ?? 64)
+        do { try s.validate(cols: item.shape[1], name: item.name.description) } catch {
+            throw .invalidArgument(error.description)
+        }
         return s
     }
 }

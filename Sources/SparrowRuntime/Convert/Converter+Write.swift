@@ -30,19 +30,22 @@ extension Converter {
     /// Writes the dense tensors, each read through the checkpoint's mapping, converted in `scratch`
     /// and dropped from the page cache once written.
     func writeDense(
-        _ plan: ConversionPlan, to writer: SPWWriter, scratch: UnsafeMutableRawBufferPointer, tally: inout ConversionTally
+        _ plan: ConversionPlan, to writer: SPWWriter, scratch: UnsafeMutableRawBufferPointer,
+        tally: inout ConversionTally
     ) throws(SparrowError) {
         for (item, scheme) in zip(plan.dense, plan.denseSchemes) {
             let (file, info) = try plan.resolver.find(item.name, shape: item.shape)
             let src = file.bytes(of: info).baseAddress!
             if let scheme {
-                let q = quantizeChunked(src, from: info.dtype!, rows: item.shape[0], cols: item.shape[1], scheme: scheme)
+                let q = quantizeChunked(
+                    src, from: info.dtype!, rows: item.shape[0], cols: item.shape[1], scheme: scheme)
                 try writeQuantized(q, name: item.name.description, to: writer)
                 tally.denseBytes += q.scales.count * 2 + q.planes.reduce(0) { $0 + $1.count }
             } else {
                 let type = item.isVector ? .f32 : plan.weightType
                 let n = type.bytes(count: info.elementCount)
-                DTypeConversion.convert(src, from: info.dtype!, to: type, count: info.elementCount, into: scratch.baseAddress!)
+                DTypeConversion.convert(
+                    src, from: info.dtype!, to: type, count: info.elementCount, into: scratch.baseAddress!)
                 try formatCall { () throws(FormatError) in
                     try writer.addDense(
                         name: item.name.description, dtype: type, shape: item.shape,
@@ -72,12 +75,14 @@ extension Converter {
                     let src = file.bytes(of: info).baseAddress! + info.dtype!.bytes(count: elementOffset)
                     let shape = projection.shape(intermediate: c.expertIntermediateSize, hidden: c.hiddenSize)
                     if let scheme = plan.scheme {
-                        DTypeConversion.convert(src, from: info.dtype!, to: .f32, count: shape[0] * shape[1], into: expertF32)
+                        DTypeConversion.convert(
+                            src, from: info.dtype!, to: .f32, count: shape[0] * shape[1], into: expertF32)
                         let q = MatryoshkaQuantizer.quantize(expertF32, rows: shape[0], cols: shape[1], scheme: scheme)
                         copy(q, base: projection.rawValue, levels: plan.levels, into: record)
                     } else {
                         let at = record + plan.levels[0].components[k].offset
-                        DTypeConversion.convert(src, from: info.dtype!, to: plan.weightType, count: shape[0] * shape[1], into: at)
+                        DTypeConversion.convert(
+                            src, from: info.dtype!, to: plan.weightType, count: shape[0] * shape[1], into: at)
                     }
                 }
                 try store(record, layer: l, expert: e, plan: plan, to: writer, tally: &tally)
@@ -114,7 +119,9 @@ extension Converter {
             }
         }
         try formatCall { () throws(FormatError) in
-            try withBuffers(stored) { (b) throws(FormatError) in try writer.addExpert(layer: l, expert: e, levels: b, codecs: codecs) }
+            try withBuffers(stored) { (b) throws(FormatError) in
+                try writer.addExpert(layer: l, expert: e, levels: b, codecs: codecs)
+            }
         }
     }
 
@@ -125,7 +132,8 @@ extension Converter {
         let chunkRows = max(1, min(rows, (1 << 20) / cols))
         let f32 = UnsafeMutablePointer<Float>.allocate(capacity: chunkRows * cols)
         defer { f32.deallocate() }
-        var out = QuantizedMatrix(rows: 0, cols: cols, scheme: scheme, scales: [], planes: scheme.levels.map { _ in [] })
+        var out = QuantizedMatrix(
+            rows: 0, cols: cols, scheme: scheme, scales: [], planes: scheme.levels.map { _ in [] })
         var r = 0
         while r < rows {
             let n = min(chunkRows, rows - r)
@@ -143,13 +151,15 @@ extension Converter {
     func writeQuantized(_ q: QuantizedMatrix, name: String, to writer: SPWWriter) throws(SparrowError) {
         for level in q.scheme.levels.indices {
             for part in QuantLayout.components(name, rows: q.rows, cols: q.cols, scheme: q.scheme, level: level) {
-                let bytes: [UInt8] = part.name.hasSuffix(".scales")
+                let bytes: [UInt8] =
+                    part.name.hasSuffix(".scales")
                     ? q.scales.withUnsafeBytes { Array($0) } : q.planes[level]
                 let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 64)
                 defer { buffer.deallocate() }
                 buffer.copyBytes(from: bytes)
                 try formatCall { () throws(FormatError) in
-                    try writer.addDense(name: part.name, dtype: part.dtype, shape: part.shape, bytes: UnsafeRawBufferPointer(buffer))
+                    try writer.addDense(
+                        name: part.name, dtype: part.dtype, shape: part.shape, bytes: UnsafeRawBufferPointer(buffer))
                 }
             }
         }
@@ -160,9 +170,13 @@ extension Converter {
         for (k, level) in levels.enumerated() {
             for c in level.components where c.name.hasPrefix(base + ".") {
                 if c.name == QuantLayout.scalesName(base) {
-                    q.scales.withUnsafeBytes { (record + c.offset).copyMemory(from: $0.baseAddress!, byteCount: c.length) }
+                    q.scales.withUnsafeBytes {
+                        (record + c.offset).copyMemory(from: $0.baseAddress!, byteCount: c.length)
+                    }
                 } else {
-                    q.planes[k].withUnsafeBytes { (record + c.offset).copyMemory(from: $0.baseAddress!, byteCount: c.length) }
+                    q.planes[k].withUnsafeBytes {
+                        (record + c.offset).copyMemory(from: $0.baseAddress!, byteCount: c.length)
+                    }
                 }
             }
         }

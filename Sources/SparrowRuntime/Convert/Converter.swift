@@ -4,7 +4,7 @@ import SparrowQuant
 import SparrowKernels
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Converts a Hugging Face checkpoint directory into a `.spw` file.
@@ -104,7 +104,8 @@ public struct Converter {
         let plan = try makePlan()
         let writer: SPWWriter
         do { writer = try SPWWriter(destination: output) } catch { throw .format(error) }
-        var tally = ConversionTally(total: plan.dense.count + plan.moeLayers.count * plan.config.expertCount, progress: progress)
+        var tally = ConversionTally(
+            total: plan.dense.count + plan.moeLayers.count * plan.config.expertCount, progress: progress)
         let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: plan.scratchBytes, alignment: 64)
         defer { scratch.deallocate() }
         do {
@@ -125,7 +126,8 @@ public struct Converter {
         }
         let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
         return Summary(
-            config: plan.config, weightType: plan.weightType, denseBytes: tally.denseBytes, expertBytes: tally.expertBytes,
+            config: plan.config, weightType: plan.weightType, denseBytes: tally.denseBytes,
+            expertBytes: tally.expertBytes,
             fileBytes: size, compressedLevels: tally.compressedLevels, compressionSaved: tally.compressionSaved)
     }
 

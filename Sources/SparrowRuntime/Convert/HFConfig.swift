@@ -66,7 +66,9 @@ import SparrowFormat
 
     func bool(_ key: String, default d: Bool) throws(SparrowError) -> Bool {
         guard has(key) else { return d }
-        guard let b = json[key] as? Bool, String(describing: type(of: json[key]!)) == "__NSCFBoolean" || !(json[key] is NSNumber) else { throw .config(path: path, problem: "'\(key)' must be true or false") }
+        guard let b = json[key] as? Bool,
+            String(describing: type(of: json[key]!)) == "__NSCFBoolean" || !(json[key] is NSNumber)
+        else { throw .config(path: path, problem: "'\(key)' must be true or false") }
         return b
     }
 
@@ -102,7 +104,8 @@ import SparrowFormat
         let heads = try positive("num_attention_heads")
         let kvHeads = try int("num_key_value_heads", default: heads)
         guard kvHeads > 0, heads % kvHeads == 0 else {
-            throw .config(path: path, problem: "num_attention_heads \(heads) is not a multiple of num_key_value_heads \(kvHeads)")
+            throw .config(
+                path: path, problem: "num_attention_heads \(heads) is not a multiple of num_key_value_heads \(kvHeads)")
         }
         let headDim = try int("head_dim", default: hidden / heads)
         guard headDim > 0, headDim % 2 == 0 else {
@@ -110,7 +113,9 @@ import SparrowFormat
         }
         let layers = try positive("num_hidden_layers")
         let act = string("hidden_act") ?? "silu"
-        guard act == "silu" else { throw .config(path: path, problem: "hidden_act '\(act)' is not supported (only silu)") }
+        guard act == "silu" else {
+            throw .config(path: path, problem: "hidden_act '\(act)' is not supported (only silu)")
+        }
         let eps = try double("rms_norm_eps", default: 1e-6)
         var eos = try intList("eos_token_id")
         if eos.isEmpty, let e = try? int("eos_token_id") { eos = [e] }

@@ -1,7 +1,7 @@
 import SparrowFormat
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Finds a model's tensors in a checkpoint under the architecture's names and checks their
@@ -20,7 +20,9 @@ struct TensorResolver {
         let info = hit.1
         guard info.dtype != nil else {
             throw .format(
-                .badTensor(path: hit.0.file.path, name: info.name, problem: "dtype \(info.dtypeName) is not supported (F32, F16, BF16)"))
+                .badTensor(
+                    path: hit.0.file.path, name: info.name,
+                    problem: "dtype \(info.dtypeName) is not supported (F32, F16, BF16)"))
         }
         let matches = info.shape == shape || (shape.count == 1 && info.shape == [1, shape[0]])
         guard matches else {
@@ -90,7 +92,9 @@ enum ExpertSource {
     func release() {
         switch self {
         case .perExpert(let parts):
-            for row in parts { for (f, t) in row { f.file.advise(offset: t.range.lowerBound, length: t.range.count, MADV_DONTNEED) } }
+            for row in parts {
+                for (f, t) in row { f.file.advise(offset: t.range.lowerBound, length: t.range.count, MADV_DONTNEED) }
+            }
         case .fused(let gu, let d, _, _):
             gu.0.file.advise(offset: gu.1.range.lowerBound, length: gu.1.range.count, MADV_DONTNEED)
             d.0.file.advise(offset: d.1.range.lowerBound, length: d.1.range.count, MADV_DONTNEED)

@@ -37,7 +37,9 @@ final class MappedExpertStore: ExpertStore, @unchecked Sendable {
         self.levels = file.directory.expertLevels
         self.expertCount = config.expertCount
         let count = config.layerCount * config.expertCount * max(1, levels.count)
-        let table = config.moeLayerCount > 0 ? try Self.mappedRecords(file: file, config: config) : Array(repeating: nil, count: count)
+        let table =
+            config.moeLayerCount > 0
+            ? try Self.mappedRecords(file: file, config: config) : Array(repeating: nil, count: count)
         resolved = Mutex(Resolved(table: table, verified: Array(repeating: false, count: count)))
     }
 
@@ -61,7 +63,9 @@ final class MappedExpertStore: ExpertStore, @unchecked Sendable {
                 let name = p.rawValue
                 guard shape(of: name, in: levels, upTo: level) == p.shape(intermediate: i, hidden: h) else {
                     throw .format(
-                        .corrupt(path: file.path, what: "expert '\(name)' at level \(level) does not match the model's shape"))
+                        .corrupt(
+                            path: file.path, what: "expert '\(name)' at level \(level) does not match the model's shape"
+                        ))
                 }
             }
         }
@@ -89,7 +93,8 @@ final class MappedExpertStore: ExpertStore, @unchecked Sendable {
         guard all.contains(where: { $0.name == QuantLayout.scalesName(name) }),
             let p0 = all.first(where: { $0.name == QuantLayout.planeName(name, 0) })
         else { return nil }
-        for l in 0...level where !all.contains(where: { $0.name == QuantLayout.planeName(name, l) && $0.shape == p0.shape }) {
+        for l in 0...level
+        where !all.contains(where: { $0.name == QuantLayout.planeName(name, l) && $0.shape == p0.shape }) {
             return nil
         }
         return p0.shape
@@ -110,7 +115,9 @@ final class MappedExpertStore: ExpertStore, @unchecked Sendable {
     private func resolve(
         _ r: inout Resolved, key: Int, entry: ExpertRecordEntry, layer: Int, expert: Int, level: Int
     ) throws(SparrowError) -> MLPWeights {
-        guard key < r.table.count else { throw .invalidArgument("no expert record for layer \(layer) expert \(expert)") }
+        guard key < r.table.count else {
+            throw .invalidArgument("no expert record for layer \(layer) expert \(expert)")
+        }
         if r.verified[key], let w = r.table[key] { return w }
         if let w = r.table[key] {
             do { for k in 0...level { try file.verifyExpert(entry, level: k) } } catch { throw .format(error) }
@@ -120,7 +127,9 @@ final class MappedExpertStore: ExpertStore, @unchecked Sendable {
         // Stored with zstd: decode the whole record once (checksums checked while decoding).
         let top = levels.count - 1
         let out = UnsafeMutableRawBufferPointer.allocate(byteCount: file.decodedLength(level: top), alignment: 64)
-        do { try file.decodeExpert(entry, levels: 0...top, stored: file.mappedExpert(entry, level: top), into: out) } catch {
+        do {
+            try file.decodeExpert(entry, levels: 0...top, stored: file.mappedExpert(entry, level: top), into: out)
+        } catch {
             out.deallocate()
             throw .format(error)
         }
@@ -146,14 +155,16 @@ extension MLPWeights {
 
     /// Projection `name` of a record whose prefix up to `level` is at `base`: the float component of
     /// that name, or its scales and planes 0...level.
-    static func matrix(_ name: String, base: UnsafeRawPointer, levels: [ExpertLevelLayout], level: Int) -> WeightMatrix {
+    static func matrix(_ name: String, base: UnsafeRawPointer, levels: [ExpertLevelLayout], level: Int) -> WeightMatrix
+    {
         var scales: ExpertComponent?
         var planes: [(UnsafeRawPointer, DType)] = []
         var shape: [Int] = []
         for l in 0...level {
             for c in levels[l].components {
                 if c.name == name {
-                    return WeightMatrix(base: base + c.offset, type: c.dtype.kernelType, rows: c.shape[0], cols: c.shape[1])
+                    return WeightMatrix(
+                        base: base + c.offset, type: c.dtype.kernelType, rows: c.shape[0], cols: c.shape[1])
                 }
                 if c.name == QuantLayout.scalesName(name) { scales = c }
                 if c.name == QuantLayout.planeName(name, l) {

@@ -26,7 +26,9 @@ public final class Model: @unchecked Sendable {
         if let problem = Ops.isaEnvironmentError { throw .invalidArgument(problem) }
         do { file = try SPWFile(path: path) } catch { throw .format(error) }
         meta = try ModelMeta.decode(file.meta, path: path)
-        guard meta.format == "sparrow" else { throw .format(.corrupt(path: path, what: "meta format '\(meta.format)'")) }
+        guard meta.format == "sparrow" else {
+            throw .format(.corrupt(path: path, what: "meta format '\(meta.format)'"))
+        }
         let c = meta.config
         guard c.moeLayers.count == c.layerCount, c.headCount % max(c.kvHeadCount, 1) == 0, c.headDim % 2 == 0 else {
             throw .format(.corrupt(path: path, what: "inconsistent model config in meta"))
@@ -51,8 +53,11 @@ public final class Model: @unchecked Sendable {
             pieces = pieces.flatMap { p -> [Range<Int>] in
                 guard p.overlaps(r) else { return [p] }
                 let a = (r.lowerBound + 4095) / 4096 * 4096, b = r.upperBound / 4096 * 4096  // whole pages of r
-                return [p.lowerBound..<max(p.lowerBound, min(p.upperBound, a)), min(p.upperBound, max(p.lowerBound, b))..<p.upperBound]
-                    .filter { !$0.isEmpty }
+                return [
+                    p.lowerBound..<max(p.lowerBound, min(p.upperBound, a)),
+                    min(p.upperBound, max(p.lowerBound, b))..<p.upperBound
+                ]
+                .filter { !$0.isEmpty }
             }
         }
         let base = file.file.bytes.baseAddress!

@@ -44,9 +44,13 @@ struct ModelWeights: @unchecked Sendable {
     static func matrix(_ file: SPWFile, name: String, shape: [Int]) throws(SparrowError) -> WeightMatrix {
         if let t = file.tensor(name) {
             guard t.shape == shape, t.dtype.isFloat else {
-                throw .format(.badTensor(path: file.path, name: name, problem: "expected a float \(shape) matrix, found \(t.dtype) \(t.shape)"))
+                throw .format(
+                    .badTensor(
+                        path: file.path, name: name,
+                        problem: "expected a float \(shape) matrix, found \(t.dtype) \(t.shape)"))
             }
-            return WeightMatrix(base: file.bytes(of: t).baseAddress!, type: t.dtype.kernelType, rows: shape[0], cols: shape[1])
+            return WeightMatrix(
+                base: file.bytes(of: t).baseAddress!, type: t.dtype.kernelType, rows: shape[0], cols: shape[1])
         }
         guard let scales = file.tensor(QuantLayout.scalesName(name)) else {
             throw .format(.missingTensor(path: file.path, name: name))
@@ -54,7 +58,8 @@ struct ModelWeights: @unchecked Sendable {
         var planes: [(UnsafeRawPointer, DType)] = []
         while let p = file.tensor(QuantLayout.planeName(name, planes.count)) {
             guard p.shape == shape, !p.dtype.isFloat else {
-                throw .format(.badTensor(path: file.path, name: p.name, problem: "plane shape \(p.shape) or type \(p.dtype)"))
+                throw .format(
+                    .badTensor(path: file.path, name: p.name, problem: "plane shape \(p.shape) or type \(p.dtype)"))
             }
             planes.append((file.bytes(of: p).baseAddress!, p.dtype))
         }
@@ -80,7 +85,10 @@ struct ModelWeights: @unchecked Sendable {
             if item.isVector {
                 guard let t = file.tensor(name) else { throw .format(.missingTensor(path: file.path, name: name)) }
                 guard t.shape == item.shape, t.dtype == .f32 else {
-                    throw .format(.badTensor(path: file.path, name: name, problem: "expected f32 \(item.shape), found \(t.dtype) \(t.shape)"))
+                    throw .format(
+                        .badTensor(
+                            path: file.path, name: name,
+                            problem: "expected f32 \(item.shape), found \(t.dtype) \(t.shape)"))
                 }
                 vectors[item.name] = file.bytes(of: t).baseAddress!.assumingMemoryBound(to: Float.self)
             } else {
@@ -100,7 +108,8 @@ struct ModelWeights: @unchecked Sendable {
             if c.moeLayers[l] {
                 w.router = matrix(.router(l))
                 if c.sharedExpertIntermediateSize > 0 {
-                    w.shared = MLPWeights(gate: matrix(.sharedGate(l)), up: matrix(.sharedUp(l)), down: matrix(.sharedDown(l)))
+                    w.shared = MLPWeights(
+                        gate: matrix(.sharedGate(l)), up: matrix(.sharedUp(l)), down: matrix(.sharedDown(l)))
                     w.sharedGate = matrix(.sharedExpertGate(l))
                 }
             } else {

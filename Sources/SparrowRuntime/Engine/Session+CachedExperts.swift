@@ -7,11 +7,14 @@ extension Session {
     func runCachedExperts(layer l: Int, cache: ExpertCache, count: Int, tokens n: Int) throws(SparrowError) {
         let s = scratch
         let prefill = n > 1
-        let rows = { (a: Int) in Int(s.expertStart[Int(s.activeExperts[a]) + 1] - s.expertStart[Int(s.activeExperts[a])]) }
+        let rows = { (a: Int) in
+            Int(s.expertStart[Int(s.activeExperts[a]) + 1] - s.expertStart[Int(s.activeExperts[a])])
+        }
         let recordBytes = { (a: Int) in self.model.file.decodedLength(level: Int(s.activeLevels[a])) }
         let stepStart = DispatchTime.now().uptimeNanoseconds
         scheduler.order(
-            layer: l, count: count, experts: s.activeExperts, levels: s.activeLevels, recordBytes: recordBytes, rows: rows,
+            layer: l, count: count, experts: s.activeExperts, levels: s.activeLevels, recordBytes: recordBytes,
+            rows: rows,
             prefill: prefill, cache: cache, swap: swapActive)
         var computeNanos: UInt64 = 0
         // A prompt's reads are transient, so that decode's hot set stays, in waves of at most
@@ -20,7 +23,9 @@ extension Session {
         var start = 0
         while start < count {
             let end = pinWave(layer: l, cache: cache, from: start, to: min(count, start + waveLimit), prefill: prefill)
-            if end == start { throw .budgetTooSmall("the expert cache has no free slot (all \(cache.slotCount) pinned)") }
+            if end == start {
+                throw .budgetTooSmall("the expert cache has no free slot (all \(cache.slotCount) pinned)")
+            }
             // A decode step's experts are all pinned: the layer's unused guesses are stale.
             if !prefill && start == 0 && end == count { cache.retirePrefetches(layer: l) }
             let wave = start..<end
@@ -48,7 +53,9 @@ extension Session {
         while end < limit {
             let x = Int(s.activeExperts[end])
             let key = ExpertKey(layer: l, expert: x)
-            guard let slot = try? cache.prepare(key, level: Int(s.activeLevels[end]), weight: s.expertGate[x], transient: prefill)
+            guard
+                let slot = try? cache.prepare(
+                    key, level: Int(s.activeLevels[end]), weight: s.expertGate[x], transient: prefill)
             else { break }
             s.activeSlots[end] = Int32(slot)
             end += 1
@@ -67,13 +74,16 @@ extension Session {
         }
         let resident = wave.lowerBound..<(wave.lowerBound + ready)
         for a in resident {
-            (s.activeWeights + a).initialize(to: try cache.weights(slot: Int(s.activeSlots[a]), level: Int(s.activeLevels[a])))
+            (s.activeWeights + a).initialize(
+                to: try cache.weights(slot: Int(s.activeSlots[a]), level: Int(s.activeLevels[a])))
         }
         let residentStart = timeline?.now()
         var computeStart = DispatchTime.now().uptimeNanoseconds
         runExperts(layer: l, first: resident.lowerBound, count: ready)
         var computeNanos = DispatchTime.now().uptimeNanoseconds - computeStart
-        if let t = timeline, let residentStart, ready > 0 { t.add(.resident, layer: l, from: residentStart, to: t.now()) }
+        if let t = timeline, let residentStart, ready > 0 {
+            t.add(.resident, layer: l, from: residentStart, to: t.now())
+        }
         for a in resident.upperBound..<wave.upperBound {
             let b = a + cache.awaitAny(UnsafeBufferPointer(start: s.activeSlots + a, count: wave.upperBound - a))
             if b != a { swapActive(a, b) }

@@ -3,7 +3,9 @@ import SparrowKernels
 extension Session {
     /// Runs `tokens` (at most `batchSize`) through the model at the current position, appending to the
     /// KV cache. Writes the final logits of every row (`allRows`) or only of the last row into `dest`.
-    func forward(_ tokens: UnsafeBufferPointer<Int>, logitsInto dest: UnsafeMutablePointer<Float>?, allRows: Bool) throws(SparrowError) {
+    func forward(_ tokens: UnsafeBufferPointer<Int>, logitsInto dest: UnsafeMutablePointer<Float>?, allRows: Bool)
+        throws(SparrowError)
+    {
         let c = config
         let w = model.weights
         let s = scratch

@@ -73,7 +73,8 @@ public struct TokenGenerator {
         sampler = Sampler(options: options.sampling)
         history = prompt
         // What the context can still take, not what was asked for (max_tokens may be INT32_MAX).
-        history.reserveCapacity(prompt.count + min(max(0, options.maxTokens), max(0, session.contextLength - session.position)))
+        history.reserveCapacity(
+            prompt.count + min(max(0, options.maxTokens), max(0, session.contextLength - session.position)))
         logits = [Float](repeating: 0, count: session.model.config.vocabSize)
         stats.promptTokens = prompt.count
     }
@@ -116,7 +117,9 @@ public struct TokenGenerator {
         var failure: SparrowError?
         tokens.withUnsafeBufferPointer { t in
             logits.withUnsafeMutableBufferPointer { l in
-                do throws(SparrowError) { try session.evaluate(t, request: .last, into: l.baseAddress!) } catch { failure = error }
+                do throws(SparrowError) { try session.evaluate(t, request: .last, into: l.baseAddress!) } catch {
+                    failure = error
+                }
             }
         }
         if let failure { throw failure }

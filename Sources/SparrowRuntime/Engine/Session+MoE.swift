@@ -15,7 +15,8 @@ extension Session {
         if let cache = expertCache {
             try runCachedExperts(layer: l, cache: cache, count: active, tokens: n)
         } else {
-            if n == 1 { scheduler.prefetchAhead(layer: l, input: scratch.xn.pointer, cache: expertCache) }  // statistics only
+            // Predictions only (nothing to read): for the statistics.
+            if n == 1 { scheduler.prefetchAhead(layer: l, input: scratch.xn.pointer, cache: expertCache) }
             for a in 0..<active {
                 let m = try model.experts.weights(
                     layer: l, expert: Int(scratch.activeExperts[a]), level: Int(scratch.activeLevels[a]))
@@ -95,7 +96,8 @@ extension Session {
             let rows = Int(counts[x])..<Int(counts[x + 1])
             expertInputObserver?(l, x, s.slotIn.pointer + rows.lowerBound * h, rows.count)
             let key = ExpertKey(layer: l, expert: x)
-            let level = scheduler.level(key, unimportance: s.expertUnimportance[x], position: position, cache: expertCache)
+            let level = scheduler.level(
+                key, unimportance: s.expertUnimportance[x], position: position, cache: expertCache)
             expertLevelObserver?(position, l, x, level)
             if level < 0 {
                 for slot in rows {
@@ -149,7 +151,9 @@ extension Session {
         let run: (Int) -> Void = { a in
             let start = timeline?.now()
             self.expertForward(s.activeWeights[first + a], expert: Int(s.activeExperts[first + a]), threads: inner)
-            if let timeline, let start { timeline.addOnThisThread(.resident, layer: l, from: start, to: timeline.now()) }
+            if let timeline, let start {
+                timeline.addOnThisThread(.resident, layer: l, from: start, to: timeline.now())
+            }
         }
         if inner == 1 { split(count, run) } else { for a in 0..<count { run(a) } }
     }

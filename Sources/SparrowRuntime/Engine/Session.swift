@@ -99,7 +99,8 @@ public final class Session {
     package var expertLevelObserver: ((_ position: Int, _ layer: Int, _ expert: Int, _ level: Int) -> Void)?
     /// Called for each expert a MoE step runs with the input rows routed to it (`count × hidden`
     /// floats, valid during the call). For profiling; nil costs nothing.
-    package var expertInputObserver: ((_ layer: Int, _ expert: Int, _ rows: UnsafePointer<Float>, _ count: Int) -> Void)?
+    package var expertInputObserver:
+        ((_ layer: Int, _ expert: Int, _ rows: UnsafePointer<Float>, _ count: Int) -> Void)?
     /// Forces the level of each expert a MoE step runs (-1: skip it), replacing the session's
     /// choice. For tests and experiments (e.g. replaying the levels another run chose).
     package var expertLevelOverride: ((_ position: Int, _ layer: Int, _ expert: Int) -> Int)? {
@@ -147,12 +148,15 @@ public final class Session {
         let ctx = options.contextLength ?? min(config.maxPositions, 8192)
         guard ctx > 0 else { throw .invalidArgument("context length must be positive") }
         guard ctx <= config.maxPositions else {
-            throw .invalidArgument("context length \(ctx) exceeds the model's \(config.maxPositions) positions (max_position_embeddings)")
+            throw .invalidArgument(
+                "context length \(ctx) exceeds the model's \(config.maxPositions) positions (max_position_embeddings)")
         }
         guard options.batchSize > 0 else { throw .invalidArgument("batch size must be positive") }
         let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
         if let t = options.threads, t > Self.threadsPerCore * cores {
-            throw .invalidArgument("\(t) threads for \(cores) cores: at most \(Self.threadsPerCore * cores) (\(Self.threadsPerCore) per core)")
+            throw .invalidArgument(
+                "\(t) threads for \(cores) cores: at most \(Self.threadsPerCore * cores) (\(Self.threadsPerCore) per core)"
+            )
         }
         contextLength = ctx
         threads = max(1, options.threads ?? cores)
@@ -162,7 +166,8 @@ public final class Session {
         if let bits = options.expertBits {
             guard let level = stored.firstIndex(of: bits) else {
                 throw .invalidArgument(
-                    "\(bits)-bit experts requested but the file stores levels \(stored.map(String.init).joined(separator: ", ")) bits")
+                    "\(bits)-bit experts requested but the file stores levels \(stored.map(String.init).joined(separator: ", ")) bits"
+                )
             }
             expertLevel = level
         } else {
@@ -203,7 +208,9 @@ public final class Session {
         var failure: SparrowError?
         tokens.withUnsafeBufferPointer { t in
             out.withUnsafeMutableBufferPointer { o in
-                do throws(SparrowError) { try evaluate(t, request: request, into: o.baseAddress!) } catch { failure = error }
+                do throws(SparrowError) { try evaluate(t, request: request, into: o.baseAddress!) } catch {
+                    failure = error
+                }
             }
         }
         if let failure { throw failure }

@@ -28,7 +28,8 @@ extension Session {
     /// The session's statistics now.
     public var statistics: SessionStatistics {
         SessionStatistics(
-            position: position, contextLength: contextLength, threads: threads, expertBits: model.expertBits[expertLevel],
+            position: position, contextLength: contextLength, threads: threads,
+            expertBits: model.expertBits[expertLevel],
             budget: budget, peakRSS: ProcessMemory.peakRSS, io: ioSummary, cachePolicy: expertCache?.policyName,
             cache: cacheStatistics, kvType: keys.first?.type ?? .f32, scheduler: schedulerStatistics)
     }

@@ -119,7 +119,9 @@ public struct ExpertProfile: Codable, Sendable, Equatable {
         var keys = Set<ExpertKey>()
         for (l, layer) in experts.enumerated() where !layer.isEmpty {
             let order = layer.indices.sorted { layer[$0].levelError[level] > layer[$1].levelError[level] }
-            for x in order.prefix(Int((Double(layer.count) * min(share, 1)).rounded())) { keys.insert(ExpertKey(layer: l, expert: x)) }
+            for x in order.prefix(Int((Double(layer.count) * min(share, 1)).rounded())) {
+                keys.insert(ExpertKey(layer: l, expert: x))
+            }
         }
         return keys
     }

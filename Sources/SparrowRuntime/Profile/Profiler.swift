@@ -17,7 +17,8 @@ package enum Profiler {
         guard ids.count >= 2 else { throw .invalidArgument("the calibration text has fewer than 2 tokens") }
         guard c.moeLayerCount > 0 else { throw .invalidArgument("the model has no experts to profile") }
         let seen = RoutingObservations(config: c, samplesPerExpert: samplesPerExpert)
-        let session = try Session(model: model, options: SessionOptions(contextLength: window, batchSize: min(window, 64)))
+        let session = try Session(
+            model: model, options: SessionOptions(contextLength: window, batchSize: min(window, 64)))
         session.routingObserver = { seen.routed(layer: $0, position: $1, experts: $2, weights: $3) }
         session.expertInputObserver = { seen.input(layer: $0, expert: $1, rows: $2, count: $3) }
         let windows = max(1, ids.count / window)
@@ -36,12 +37,15 @@ package enum Profiler {
                 try c.moeLayers[l]
                     ? (0..<c.expertCount).map { (x) throws(SparrowError) in
                         ExpertProfile.Expert(
-                            frequency: seen.frequency(layer: l, expert: x), gateQuantiles: seen.gateQuantiles(layer: l, expert: x),
-                            levelError: try levelErrors(model: model, layer: l, expert: x, inputs: seen.samples[l][x], top: top))
+                            frequency: seen.frequency(layer: l, expert: x),
+                            gateQuantiles: seen.gateQuantiles(layer: l, expert: x),
+                            levelError: try levelErrors(
+                                model: model, layer: l, expert: x, inputs: seen.samples[l][x], top: top))
                     } : [])
         }
         return ExpertProfile(
-            modelBytes: model.file.file.count, calibrationTokens: ids.count, expertBits: model.expertBits, experts: experts,
+            modelBytes: model.file.file.count, calibrationTokens: ids.count, expertBits: model.expertBits,
+            experts: experts,
             coActivation: seen.coActivation, unimportanceCDF: cumulative(seen.unimportance.map(Double.init)),
             gateMassCDF: cumulative(seen.gateMass))
     }
@@ -57,7 +61,9 @@ package enum Profiler {
     }
 
     /// ‖y_level − y_top‖ / ‖y_top‖ of one expert on `inputs` (rows of the hidden size), per level.
-    static func levelErrors(model: Model, layer: Int, expert: Int, inputs: [Float], top: Int) throws(SparrowError) -> [Float] {
+    static func levelErrors(model: Model, layer: Int, expert: Int, inputs: [Float], top: Int) throws(SparrowError)
+        -> [Float]
+    {
         let h = model.config.hiddenSize
         let rows = inputs.count / h
         guard rows > 0 else { return Array(repeating: 0, count: top + 1) }
@@ -73,7 +79,8 @@ package enum Profiler {
                     up.withUnsafeMutableBufferPointer { u in
                         out.withUnsafeMutableBufferPointer { o in
                             m.forward(
-                                x.baseAddress!, rows: rows, gate: g.baseAddress!, up: u.baseAddress!, into: o.baseAddress!,
+                                x.baseAddress!, rows: rows, gate: g.baseAddress!, up: u.baseAddress!,
+                                into: o.baseAddress!,
                                 threads: 1, act: nil, actMid: nil)
                         }
                     }

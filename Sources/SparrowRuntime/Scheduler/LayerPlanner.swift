@@ -22,7 +22,11 @@ package struct LayerPlanner: Sendable {
     mutating func observe(computeSeconds: Double, rowBytes: Double, prefill: Bool) {
         guard rowBytes > 0, computeSeconds > 0 else { return }
         let measured = computeSeconds / rowBytes
-        if prefill { rate.prefill += 0.2 * (measured - rate.prefill) } else { rate.decode += 0.2 * (measured - rate.decode) }
+        if prefill {
+            rate.prefill += 0.2 * (measured - rate.prefill)
+        } else {
+            rate.decode += 0.2 * (measured - rate.decode)
+        }
     }
 
     /// Orders experts `0..<count` (read and compute seconds in `read`, `compute`; `swap`

@@ -62,7 +62,8 @@ extension Scheduler {
             guard best >= 0 else { break }
             scores[best] = 0
             let t = ahead[best / k]
-            room -= cache.prefetch(ExpertKey(layer: t, expert: Int(ids[best])), level: lowLevel, steps: t - l, background: true)
+            room -= cache.prefetch(
+                ExpertKey(layer: t, expert: Int(ids[best])), level: lowLevel, steps: t - l, background: true)
         }
         cache.submit()
     }
@@ -83,13 +84,17 @@ extension Scheduler {
         guard prefetchDepth > 0, t < config.layerCount, let router = weights.layers[t].router else { return }
         let k = config.expertsPerToken
         let e = config.expertCount
-        Ops.rmsNorm(hidden, weight: weights.layers[t].ffnNorm, dim: config.hiddenSize, count: 1, eps: config.rmsNormEps, into: normed)
+        Ops.rmsNorm(
+            hidden, weight: weights.layers[t].ffnNorm, dim: config.hiddenSize, count: 1, eps: config.rmsNormEps,
+            into: normed)
         Ops.matmul(router, normed, n: 1, into: logits, threads: 1)
         Ops.softmax(logits, e)
         Ops.topK(logits, count: e, k: k, ids: ids, values: scores)
         guesses(layer: t, depth: 1).update(from: ids, count: k)
         guard let cache else { return }
-        for j in 0..<k { cache.prefetch(ExpertKey(layer: t, expert: Int(ids[j])), level: expertLevel, steps: 1, background: false) }
+        for j in 0..<k {
+            cache.prefetch(ExpertKey(layer: t, expert: Int(ids[j])), level: expertLevel, steps: 1, background: false)
+        }
         cache.submit()
     }
 }

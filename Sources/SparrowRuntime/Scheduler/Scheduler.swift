@@ -52,7 +52,8 @@ package final class Scheduler {
         let stored = model.expertBits
         lowLevel = try Self.lowLevel(options.tokenPrecision, expertLevel: expertLevel, stored: stored)
         let profile = options.profile.flatMap {
-            $0.modelBytes == model.file.file.count && $0.expertBits == stored && $0.experts.count == model.config.layerCount ? $0 : nil
+            $0.modelBytes == model.file.file.count && $0.expertBits == stored
+                && $0.experts.count == model.config.layerCount ? $0 : nil
         }
         let precision = Self.derivedPrecision(options.tokenPrecision, profile: profile, lowLevel: lowLevel)
         tokenPrecision = precision
@@ -62,8 +63,11 @@ package final class Scheduler {
             sensitive = []
         }
         if let tp = precision {
-            let fraction = Double(model.file.decodedLength(level: lowLevel)) / Double(max(1, model.file.decodedLength(level: expertLevel)))
-            lowSlotShare = options.lowPrecisionShare
+            let fraction =
+                Double(model.file.decodedLength(level: lowLevel))
+                / Double(max(1, model.file.decodedLength(level: expertLevel)))
+            lowSlotShare =
+                options.lowPrecisionShare
                 ?? profile?.lowSlotShare(fullThreshold: tp.fullThreshold, lowFraction: fraction) ?? 0.25
         } else {
             lowSlotShare = nil
@@ -101,10 +105,13 @@ package final class Scheduler {
 
     /// The low level token-level precision reads: the one `precision` names (a stored level at or
     /// below the session's), the lowest stored one, or the session's own without it.
-    private static func lowLevel(_ precision: TokenPrecision?, expertLevel: Int, stored: [Int]) throws(SparrowError) -> Int {
+    private static func lowLevel(_ precision: TokenPrecision?, expertLevel: Int, stored: [Int]) throws(SparrowError)
+        -> Int
+    {
         guard let tp = precision else { return expertLevel }
         guard tp.fullThreshold >= 0, tp.lowThreshold >= tp.fullThreshold else {
-            throw .invalidArgument("token precision thresholds must satisfy 0 ≤ full ≤ low (got \(tp.fullThreshold), \(tp.lowThreshold))")
+            throw .invalidArgument(
+                "token precision thresholds must satisfy 0 ≤ full ≤ low (got \(tp.fullThreshold), \(tp.lowThreshold))")
         }
         guard let bits = tp.lowBits else { return 0 }
         guard let level = stored.firstIndex(of: bits), level <= expertLevel else {
@@ -117,7 +124,9 @@ package final class Scheduler {
 
     /// `precision` with the thresholds the profile's calibration gives for its tolerance (when it
     /// asks for them and there is a usable profile; else as given).
-    private static func derivedPrecision(_ precision: TokenPrecision?, profile: ExpertProfile?, lowLevel: Int) -> TokenPrecision? {
+    private static func derivedPrecision(_ precision: TokenPrecision?, profile: ExpertProfile?, lowLevel: Int)
+        -> TokenPrecision?
+    {
         guard var tp = precision, let tolerance = tp.profileTolerance else { return precision }
         if let t = profile?.thresholds(lowLevel: lowLevel, tolerance: tolerance) {
             tp.fullThreshold = t.full
@@ -133,7 +142,8 @@ package final class Scheduler {
     /// its unimportance allows (a lower level already cached is used rather than read again),
     /// except for the sensitive experts; otherwise the session's level.
     package func level<C: ExpertResidency>(_ key: ExpertKey, unimportance: Float, position: Int, cache: C?) -> Int {
-        let level = levelOverride?(position, key.layer, key.expert) ?? choose(key, unimportance: unimportance, cache: cache)
+        let level =
+            levelOverride?(position, key.layer, key.expert) ?? choose(key, unimportance: unimportance, cache: cache)
         if level < 0 {
             statistics.skipped += 1
         } else if level < expertLevel {

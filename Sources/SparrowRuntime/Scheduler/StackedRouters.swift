@@ -32,7 +32,8 @@ final class StackedRouters {
                 continue
             }
             let rowBytes = c.hiddenSize * size
-            let base = UnsafeMutableRawPointer.allocate(byteCount: ahead.count * c.expertCount * rowBytes, alignment: 64)
+            let base = UnsafeMutableRawPointer.allocate(
+                byteCount: ahead.count * c.expertCount * rowBytes, alignment: 64)
             for (k, t) in ahead.enumerated() {
                 let r = routers[t]!
                 let dest = base + k * c.expertCount * rowBytes

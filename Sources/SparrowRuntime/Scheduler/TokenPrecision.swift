@@ -37,7 +37,8 @@ public struct TokenPrecision: Sendable, Equatable, Codable {
     /// both 0 when the weights sum to 0. The one definition the session and the profiler use.
     @inline(__always)
     static func forEachUnimportance(
-        _ weights: UnsafePointer<Float>, count: Int, _ body: (_ rank: Int, _ unimportance: Float, _ share: Float) -> Void
+        _ weights: UnsafePointer<Float>, count: Int,
+        _ body: (_ rank: Int, _ unimportance: Float, _ share: Float) -> Void
     ) {
         var total: Float = 0
         for j in 0..<count { total += weights[j] }
@@ -50,7 +51,8 @@ public struct TokenPrecision: Sendable, Equatable, Codable {
 
     /// Token-level precision with HOBBIT's thresholds unless given; see the properties.
     public init(
-        fullThreshold: Float = defaultFullThreshold, lowThreshold: Float = defaultLowThreshold, lowBits: Int? = nil, allowSkip: Bool = false,
+        fullThreshold: Float = defaultFullThreshold, lowThreshold: Float = defaultLowThreshold, lowBits: Int? = nil,
+        allowSkip: Bool = false,
         protectedShare: Double = 0, upgradeInBackground: Bool = true, profileTolerance: Double? = nil
     ) {
         self.profileTolerance = profileTolerance

@@ -82,7 +82,8 @@ struct PreTokenizer {
                 let matches = matching.withLock { re.matches(in: s, range: NSRange(location: 0, length: ns.length)) }
                 for m in matches where m.range.length > 0 {
                     if m.range.location > last {
-                        next.append(Substring(ns.substring(with: NSRange(location: last, length: m.range.location - last))))
+                        next.append(
+                            Substring(ns.substring(with: NSRange(location: last, length: m.range.location - last))))
                     }
                     if !remove { next.append(Substring(ns.substring(with: m.range))) }
                     last = m.range.location + m.range.length

@@ -82,7 +82,9 @@ public final class Tokenizer: @unchecked Sendable {
 
     /// The added tokens of tokenizer.json (content, id, lstrip, rstrip), entered into `vocab`, and
     /// the ids of those marked special.
-    private static func addedTokens(_ json: Any?, into vocab: inout [String: Int]) -> ([(String, Int, Bool, Bool)], Set<Int>) {
+    private static func addedTokens(_ json: Any?, into vocab: inout [String: Int]) -> (
+        [(String, Int, Bool, Bool)], Set<Int>
+    ) {
         var list: [(String, Int, Bool, Bool)] = []
         var special = Set<Int>()
         for a in (json as? [[String: Any]]) ?? [] {
@@ -95,7 +97,9 @@ public final class Tokenizer: @unchecked Sendable {
     }
 
     /// The merge table: (left id, right id) → (rank, merged id); the first of duplicate pairs wins.
-    private static func merges(_ raw: [Any], vocab v: [String: Int]) throws(SparrowError) -> [UInt64: (rank: Int32, id: Int32)] {
+    private static func merges(_ raw: [Any], vocab v: [String: Int]) throws(SparrowError) -> [UInt64: (
+        rank: Int32, id: Int32
+    )] {
         var m: [UInt64: (rank: Int32, id: Int32)] = [:]
         for (rank, entry) in raw.enumerated() {
             let pair: [String]
@@ -160,7 +164,9 @@ public final class Tokenizer: @unchecked Sendable {
         while !rest.isEmpty {
             var best: (Range<String.Index>, Int, Bool, Bool)?
             for a in added {
-                if let r = rest.range(of: a.content, options: .literal), best == nil || r.lowerBound < best!.0.lowerBound {
+                if let r = rest.range(of: a.content, options: .literal),
+                    best == nil || r.lowerBound < best!.0.lowerBound
+                {
                     best = (r, a.id, a.lstrip, a.rstrip)
                 }
             }
