@@ -30,26 +30,7 @@ private func sessionOptions(_ p: sparrow_session_params, modelPath: String) thro
         throw CFailure(
             SPARROW_ERR_INVALID_ARGUMENT, "cache_policy \(p.cache_policy.rawValue) is not a sparrow_cache_policy")
     }
-    var precision: TokenPrecision?
-    switch p.precision_policy {
-    case SPARROW_PRECISION_FIXED: precision = nil
-    case SPARROW_PRECISION_TOKEN:
-        guard p.low_bits >= 0 else {
-            throw CFailure(SPARROW_ERR_INVALID_ARGUMENT, "low_bits must be ≥ 0 (0: the lowest stored level)")
-        }
-        guard p.token_profile_tolerance >= 0, p.token_profile_tolerance <= 1 else {
-            throw CFailure(SPARROW_ERR_INVALID_ARGUMENT, "token_profile_tolerance must be in 0…1 (0: off)")
-        }
-        precision = TokenPrecision(
-            fullThreshold: p.token_full_threshold, lowThreshold: p.token_low_threshold,
-            lowBits: p.low_bits > 0 ? Int(p.low_bits) : nil, allowSkip: p.allow_skip,
-            upgradeInBackground: p.background_upgrades,
-            profileTolerance: p.token_profile_tolerance > 0 ? Double(p.token_profile_tolerance) : nil)
-    default:
-        throw CFailure(
-            SPARROW_ERR_INVALID_ARGUMENT,
-            "precision_policy \(p.precision_policy.rawValue) is not a sparrow_precision_policy")
-    }
+    let precision = try tokenPrecision(p)
     let kv: KVCacheType
     switch p.kv_type {
     case SPARROW_KV_F32: kv = .f32
@@ -69,6 +50,29 @@ private func sessionOptions(_ p: sparrow_session_params, modelPath: String) thro
             : try runtime { () throws(SparrowError) in try ExpertProfile.load(from: ExpertProfile.path(for: modelPath))
             },
         intraLayerPlan: p.intra_layer_plan)
+}
+
+/// Token-level precision from C params: nil with SPARROW_PRECISION_FIXED.
+private func tokenPrecision(_ p: sparrow_session_params) throws(CFailure) -> TokenPrecision? {
+    switch p.precision_policy {
+    case SPARROW_PRECISION_FIXED: return nil
+    case SPARROW_PRECISION_TOKEN:
+        guard p.low_bits >= 0 else {
+            throw CFailure(SPARROW_ERR_INVALID_ARGUMENT, "low_bits must be ≥ 0 (0: the lowest stored level)")
+        }
+        guard p.token_profile_tolerance >= 0, p.token_profile_tolerance <= 1 else {
+            throw CFailure(SPARROW_ERR_INVALID_ARGUMENT, "token_profile_tolerance must be in 0…1 (0: off)")
+        }
+        return TokenPrecision(
+            fullThreshold: p.token_full_threshold, lowThreshold: p.token_low_threshold,
+            lowBits: p.low_bits > 0 ? Int(p.low_bits) : nil, allowSkip: p.allow_skip,
+            upgradeInBackground: p.background_upgrades,
+            profileTolerance: p.token_profile_tolerance > 0 ? Double(p.token_profile_tolerance) : nil)
+    default:
+        throw CFailure(
+            SPARROW_ERR_INVALID_ARGUMENT,
+            "precision_policy \(p.precision_policy.rawValue) is not a sparrow_precision_policy")
+    }
 }
 
 /// Sampling options from C params, checked.

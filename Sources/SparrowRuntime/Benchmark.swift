@@ -91,18 +91,8 @@ public enum Benchmark {
         var o = options
         o.contextLength = promptLength + tokens + 1
         let session = try Session(model: model, options: o)
-        let vocab = min(model.config.vocabSize, model.tokenizer.count)
-        var prompt = syntheticPrompt(length: promptLength, vocab: vocab, avoiding: model.tokenizer.specialIds)
-        var forced: [Int]?
-        if let text {
-            let ids = model.tokenizer.encode(text)
-            guard ids.count >= promptLength + tokens else {
-                throw .invalidArgument(
-                    "the prompt text has \(ids.count) tokens, fewer than the \(promptLength + tokens) asked for")
-            }
-            prompt = Array(ids.prefix(promptLength))
-            forced = Array(ids[promptLength..<(promptLength + tokens)])
-        }
+        let (prompt, forced) = try promptAndForcedTokens(
+            model: model, promptLength: promptLength, tokens: tokens, text: text)
         // Warm-up: touch the weights once so the first measured token is not a page-fault storm.
         _ = try session.evaluate(Array(prompt.prefix(8)))
         session.reset()
@@ -143,6 +133,25 @@ public enum Benchmark {
             rssTrace: rssTrace, prefetchDepth: session.expertCache == nil ? nil : options.prefetchDepth,
             tokenPrecision: session.expertCache == nil ? nil : session.tokenPrecision,
             scheduler: session.schedulerStatistics)
+    }
+}
+
+extension Benchmark {
+    /// The prompt (the text's first `promptLength` tokens, else synthetic ids) and, with a text,
+    /// the `tokens` tokens after it that decode steps are fed (teacher forcing).
+    static func promptAndForcedTokens(
+        model: Model, promptLength: Int, tokens: Int, text: String?
+    ) throws(SparrowError) -> (prompt: [Int], forced: [Int]?) {
+        guard let text else {
+            let vocab = min(model.config.vocabSize, model.tokenizer.count)
+            return (syntheticPrompt(length: promptLength, vocab: vocab, avoiding: model.tokenizer.specialIds), nil)
+        }
+        let ids = model.tokenizer.encode(text)
+        guard ids.count >= promptLength + tokens else {
+            throw .invalidArgument(
+                "the prompt text has \(ids.count) tokens, fewer than the \(promptLength + tokens) asked for")
+        }
+        return (Array(ids.prefix(promptLength)), Array(ids[promptLength..<(promptLength + tokens)]))
     }
 }
 

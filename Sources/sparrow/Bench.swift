@@ -134,6 +134,11 @@ struct Bench: ParsableCommand {
         } else {
             print("peak RSS     \(formatBytes(r.peakRSS))")
         }
+        printCacheAndScheduler(r)
+    }
+
+    /// The table's lines on the expert cache, I/O and the scheduler (budgeted runs).
+    private func printCacheAndScheduler(_ r: Benchmark.Result) {
         if let c = r.cache {
             print(
                 "cache        \(c.slots) slots × \(formatBytes(c.slotBytes)), \(r.cachePolicy ?? "?"); hits \(c.hits), misses \(c.misses), upgrades \(c.upgrades), evictions \(c.evictions) (hit rate \(String(format: "%.1f", 100 * Double(c.hits) / Double(max(1, c.hits + c.misses)))) %)"

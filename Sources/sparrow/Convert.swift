@@ -44,7 +44,8 @@ struct Convert: ParsableCommand {
     @Flag(name: .long, help: "Overwrite the output file if it exists.")
     var force = false
 
-    func run() throws {
+    /// The converter's options from the flags, each checked.
+    private func converterOptions() throws -> Converter.Options {
         var dtype = dtype
         if ["bf16", "f16", "f32"].contains(dense) {  // --dense bf16: float dense weights of that type
             guard dtype == "auto" || dtype == dense else {
@@ -84,14 +85,22 @@ struct Convert: ParsableCommand {
             }
             zstd = z
         }
+        return .init(
+            weightType: type, expertScheme: scheme, denseBits: denseBits, denseGroupSize: groupSize,
+            zstdMinSaving: zstd, force: force)
+    }
+
+    func run() throws {
+        let options = try converterOptions()
+        let scheme = options.expertScheme
+        let denseBits = options.denseBits
+        let zstd = options.zstdMinSaving
         let start = Date()
         var bar = ProgressBar(label: "converting")
         do {
             let s = try Converter(
                 input: input, output: output,
-                options: .init(
-                    weightType: type, expertScheme: scheme, denseBits: denseBits, denseGroupSize: groupSize,
-                    zstdMinSaving: zstd, force: force)
+                options: options
             )
             .run { bar.update($0, $1) }
             let secs = Date().timeIntervalSince(start)
