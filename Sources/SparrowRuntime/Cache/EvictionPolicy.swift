@@ -69,11 +69,15 @@ package struct ScorePolicy: EvictionPolicy {
 /// LFU it does not thrash when the cache holds fewer experts than one token uses.
 package struct LayerDistancePolicy: EvictionPolicy {
     package var name: String { "distance" }
-    private var counts: [ExpertKey: UInt64] = [:]
+    /// The uses, counted as LFU counts them.
+    private var frequency = LFUPolicy()
     package init() {}
-    package mutating func used(key: ExpertKey, tick: UInt64, weight: Float) { counts[key, default: 0] += 1 }
+    package mutating func used(key: ExpertKey, tick: UInt64, weight: Float) {
+        frequency.used(key: key, tick: tick, weight: weight)
+    }
     package func rank(key: ExpertKey, lastUse: UInt64, clock: CacheClock) -> (Double, UInt64) {
-        (Double(counts[key] ?? 0) / Double(1 + clock.distance(to: key)), lastUse)
+        let (uses, _) = frequency.rank(key: key, lastUse: lastUse, clock: clock)
+        return (uses / Double(1 + clock.distance(to: key)), lastUse)
     }
 }
 

@@ -30,7 +30,7 @@ extension ExpertCache {
         index[key] = s
         slots[s].key = key
         slots[s].lastUse = tick
-        load(s, level: level, purpose: .prefetch, background: background)
+        queueRead(s, level: level, purpose: .prefetch, background: background)
         slots[s].protectedUntil = step + steps
         slots[s].prefetched = true
         let bytes = slots[s].read!.bytes

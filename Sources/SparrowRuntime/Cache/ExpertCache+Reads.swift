@@ -11,7 +11,7 @@ extension ExpertCache {
 
     /// Queues the read of levels 0…level of the record in slot `s` (to the slot's tail when the
     /// record is compressed: it is decoded to the front as it lands).
-    func load(_ s: Int, level: Int, purpose: ReadPurpose, background: Bool = false) {
+    func queueRead(_ s: Int, level: Int, purpose: ReadPurpose, background: Bool = false) {
         let entry = entry(slots[s].key!)
         let stored = readEnd(entry, level: level)
         startRead(
@@ -26,7 +26,7 @@ extension ExpertCache {
     func upgrade(_ s: Int, to level: Int, background: Bool = false) {
         let key = slots[s].key!
         if compressed {
-            load(s, level: level, purpose: demand(level))
+            queueRead(s, level: level, purpose: demand(level))
             stats.misses += 1
             return
         }
@@ -40,7 +40,7 @@ extension ExpertCache {
             if check(key, levels: (have + 1)...level, in: slotMemory(s)) == nil {
                 slots[s].state = .ready(level: level)
             } else {
-                load(s, level: level, purpose: demand(level))
+                queueRead(s, level: level, purpose: demand(level))
             }
             return
         }
@@ -145,7 +145,7 @@ extension ExpertCache {
         guard let read = slots[s].read, let key = slots[s].key else { return }
         var fault = awaitLanding(s)
         if fault != nil {
-            load(s, level: read.target, purpose: demand(read.target))
+            queueRead(s, level: read.target, purpose: demand(read.target))
             stats.misses += 1
             fault = awaitLanding(s)
         }

@@ -44,7 +44,7 @@ extension ExpertCache {
         slots[s].transient = transient
         slots[s].pins = 1
         slots[s].lastUse = tick
-        load(s, level: level, purpose: demand(level))
+        queueRead(s, level: level, purpose: demand(level))
         stats.misses += 1
         return s
     }
