@@ -1,4 +1,6 @@
 import Foundation
+import SparrowIO
+import SparrowKernels
 
 /// Measures prefill and decode speed of a model in one process.
 public enum Benchmark {
@@ -124,7 +126,7 @@ public enum Benchmark {
             prefillTokensPerSecond: Double(promptLength) / prefill,
             decodeTokensPerSecond: Double(tokens) / (latencies.reduce(0, +) / 1e3),
             latencyP50: pct(0.5), latencyP90: pct(0.9), latencyP99: pct(0.99), peakRSS: ProcessMemory.peakRSS,
-            modelBytes: bytes, isa: SparrowKernelsInfo.isa, expertBits: model.expertBits[session.expertLevel],
+            modelBytes: bytes, isa: Ops.isa, expertBits: model.expertBits[session.expertLevel],
             budget: options.budget, io: session.ioSummary,
             cachePolicy: session.expertCache.map { _ in options.cachePolicy.rawValue },
             cache: session.cacheStatistics,
@@ -153,28 +155,4 @@ extension Benchmark {
         }
         return (Array(ids.prefix(promptLength)), Array(ids[promptLength..<(promptLength + tokens)]))
     }
-}
-
-/// Resident memory of this process, read from /proc/self/status.
-package enum ProcessMemory {
-    /// Peak resident set size (VmHWM) in bytes, 0 where unavailable.
-    package static var peakRSS: Int { field("VmHWM:") }
-    /// Current resident set size (VmRSS) in bytes.
-    package static var currentRSS: Int { field("VmRSS:") }
-
-    static func field(_ name: String) -> Int {
-        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-        for line in s.split(separator: "\n") where line.hasPrefix(name) {
-            let kb = line.dropFirst(name.count).trimmingCharacters(in: .whitespaces).split(separator: " ").first
-            return (kb.flatMap { Int($0) } ?? 0) * 1024
-        }
-        return 0
-    }
-}
-
-import SparrowKernels
-
-/// Which kernels this CPU runs.
-package enum SparrowKernelsInfo {
-    package static var isa: String { Ops.isa }
 }

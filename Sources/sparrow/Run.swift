@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Sparrow
+import SparrowIO
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Generate text from a prompt, streaming it to stdout.")

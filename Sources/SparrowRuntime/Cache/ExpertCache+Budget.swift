@@ -1,4 +1,5 @@
 import Foundation
+import SparrowIO
 
 extension ExpertCache {
     /// The cache of a budgeted session: `options.expertCacheBytes`, or what is left of

@@ -1,3 +1,5 @@
+import SparrowIO
+
 /// What a session holds and did so far, as a value (the API's and the C interface's statistics).
 public struct SessionStatistics: Codable, Sendable, Equatable {
     /// Tokens in the session, and how many it can hold.
