@@ -6,15 +6,31 @@ import Testing
 /// it computes: the demo widened 2× (expert intermediate 256 → 512) keeps its greedy continuations
 /// and its perplexity within 0.05 %, and its routing.
 @Suite struct WidenTests {
-    /// Runs the script (python3 with numpy, which Scripts/setup.sh installs).
+    /// A Python that has numpy: the one on PATH, else the system's (Scripts/setup.sh installs
+    /// python3-numpy for it).
+    static let python: [String] = {
+        for candidate in [["/usr/bin/env", "python3"], ["/usr/bin/python3"]] {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: candidate[0])
+            p.arguments = Array(candidate.dropFirst()) + ["-c", "import numpy"]
+            p.standardError = FileHandle.nullDevice
+            if (try? p.run()) != nil {
+                p.waitUntilExit()
+                if p.terminationStatus == 0 { return candidate }
+            }
+        }
+        return ["/usr/bin/env", "python3"]
+    }()
+
+    /// Runs the script.
     static func widen(_ source: String, factor: Int, noise: Double = 0.005, into out: String) throws {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = [
-            "python3", Paths.repo + "/Scripts/reference/widen_experts.py", source, out, "--factor", "\(factor)",
-            "--seed", "1",
-            "--noise", "\(noise)"
-        ]
+        p.executableURL = URL(fileURLWithPath: python[0])
+        p.arguments =
+            Array(python.dropFirst()) + [
+                Paths.repo + "/Scripts/reference/widen_experts.py", source, out, "--factor", "\(factor)", "--seed", "1",
+                "--noise", "\(noise)"
+            ]
         let errors = Pipe()
         p.standardError = errors
         try p.run()
