@@ -55,6 +55,15 @@ public enum Benchmark {
         public var tokenPrecision: TokenPrecision?
         /// Precision choices and prediction quality over the run.
         public var scheduler: SchedulerStatistics?
+        /// Budgeted runs: bytes the expert cache read per decode token (misses, prefetches,
+        /// upgrades), nil when unbudgeted.
+        public var decodeBytesReadPerToken: Int?
+        /// Budgeted runs: the loader's read bandwidth on this file (random record-sized reads with
+        /// the session's reader), measured in the same run; nil when unbudgeted or unmeasurable.
+        public var diskBytesPerSecond: Double?
+        /// The I/O roofline: `diskBytesPerSecond / decodeBytesReadPerToken`, the decode rate reads
+        /// alone would allow; nil when nothing was read or unbudgeted.
+        public var ioCeilingTokensPerSecond: Double?
     }
 
     /// Deterministic prompt ids spread over the vocabulary (no file needed).
@@ -92,18 +101,53 @@ public enum Benchmark {
         }
         var o = options
         o.contextLength = promptLength + tokens + 1
-        let session = try Session(model: model, options: o)
+        var session: Session? = try Session(model: model, options: o)
         let (prompt, forced) = try promptAndForcedTokens(
             model: model, promptLength: promptLength, tokens: tokens, text: text)
+        let run = try measure(
+            session!, prompt: prompt, forced: forced, tokens: tokens, timeline: timeline, timelineTokens: timelineTokens
+        )
+        var result = summary(of: run, session: session!, options: options, cold: cold)
+        guard session!.expertCache != nil else { return result }
+        // The I/O roofline: the loader's bandwidth on this file, measured once the session (and
+        // its cache) is gone, so the measurement's buffers stay below the run's peak memory.
+        let level = session!.expertLevel
+        session = nil
+        let perToken = run.decodeBytesRead / tokens
+        result.decodeBytesReadPerToken = perToken
+        if let bandwidth = try? diskBandwidth(model: model, level: level, io: options.io) {
+            result.diskBytesPerSecond = bandwidth
+            result.ioCeilingTokensPerSecond = perToken > 0 ? bandwidth / Double(perToken) : nil
+        }
+        return result
+    }
+
+    /// What one benchmark run observed.
+    struct Run {
+        var promptTokens: Int
+        var prefillSeconds: Double
+        /// Per decoded token, milliseconds.
+        var latencies: [Double]
+        var rssTrace: [Int]
+        /// Bytes the expert cache read during the decode steps.
+        var decodeBytesRead: Int
+    }
+
+    /// Evaluates `prompt` (after a short warm-up), then decodes `tokens` tokens one at a time:
+    /// greedy, or fed `forced` (teacher forcing).
+    static func measure(
+        _ session: Session, prompt: [Int], forced: [Int]?, tokens: Int, timeline: Timeline?, timelineTokens: Int
+    ) throws(SparrowError) -> Run {
         // Warm-up: touch the weights once so the first measured token is not a page-fault storm.
         _ = try session.evaluate(Array(prompt.prefix(8)))
         session.reset()
-
         let t0 = DispatchTime.now().uptimeNanoseconds
         var logits = try session.evaluate(prompt, logits: .last)
         let t1 = DispatchTime.now().uptimeNanoseconds
-        var latencies: [Double] = []
-        var rssTrace: [Int] = []
+        let readBefore = session.cacheStatistics?.bytesRead ?? 0
+        var run = Run(
+            promptTokens: prompt.count, prefillSeconds: Double(t1 - t0) / 1e9, latencies: [], rssTrace: [],
+            decodeBytesRead: 0)
         let every = max(1, tokens / 20)
         for i in 0..<tokens {
             var best = 0
@@ -112,29 +156,50 @@ public enum Benchmark {
             if i == tokens - timelineTokens { session.timeline = timeline }  // the last few steps only
             let s = DispatchTime.now().uptimeNanoseconds
             logits = try session.evaluate([best], logits: .last)
-            latencies.append(Double(DispatchTime.now().uptimeNanoseconds - s) / 1e6)
-            if (i + 1) % every == 0 || i + 1 == tokens { rssTrace.append(ProcessMemory.currentRSS) }
+            run.latencies.append(Double(DispatchTime.now().uptimeNanoseconds - s) / 1e6)
+            if (i + 1) % every == 0 || i + 1 == tokens { run.rssTrace.append(ProcessMemory.currentRSS) }
         }
-        let sorted = latencies.sorted()
+        run.decodeBytesRead = (session.cacheStatistics?.bytesRead ?? 0) - readBefore
+        return run
+    }
+
+    /// The result of `run` in `session`.
+    static func summary(of run: Run, session: Session, options: SessionOptions, cold: Bool) -> Result {
+        let model = session.model
+        let sorted = run.latencies.sorted()
         func pct(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int((p * Double(sorted.count - 1)).rounded()))] }
         var bytes: [String: Int] = [:]
         for s in model.file.sections { bytes[String(describing: s.kind), default: 0] += Int(s.length) }
         bytes["file"] = model.file.file.count
-        let prefill = Double(t1 - t0) / 1e9
+        let budgeted = session.expertCache != nil
         return Result(
-            promptTokens: promptLength, generatedTokens: tokens, threads: session.threads, timeToFirstToken: prefill,
-            prefillTokensPerSecond: Double(promptLength) / prefill,
-            decodeTokensPerSecond: Double(tokens) / (latencies.reduce(0, +) / 1e3),
+            promptTokens: run.promptTokens, generatedTokens: run.latencies.count, threads: session.threads,
+            timeToFirstToken: run.prefillSeconds, prefillTokensPerSecond: Double(run.promptTokens) / run.prefillSeconds,
+            decodeTokensPerSecond: Double(run.latencies.count) / (run.latencies.reduce(0, +) / 1e3),
             latencyP50: pct(0.5), latencyP90: pct(0.9), latencyP99: pct(0.99), peakRSS: ProcessMemory.peakRSS,
             modelBytes: bytes, isa: Ops.isa, expertBits: model.expertBits[session.expertLevel],
             budget: options.budget, io: session.ioSummary,
-            cachePolicy: session.expertCache.map { _ in options.cachePolicy.rawValue },
-            cache: session.cacheStatistics,
+            cachePolicy: budgeted ? options.cachePolicy.rawValue : nil, cache: session.cacheStatistics,
             peakRSSOverBudget: options.budget.map { Double(ProcessMemory.peakRSS) / Double($0) }, cold: cold,
-            kvType: options.kvType.rawValue,
-            rssTrace: rssTrace, prefetchDepth: session.expertCache == nil ? nil : options.prefetchDepth,
-            tokenPrecision: session.expertCache == nil ? nil : session.tokenPrecision,
-            scheduler: session.schedulerStatistics)
+            kvType: options.kvType.rawValue, rssTrace: run.rssTrace,
+            prefetchDepth: budgeted ? options.prefetchDepth : nil,
+            tokenPrecision: budgeted ? session.tokenPrecision : nil, scheduler: session.schedulerStatistics)
+    }
+
+    /// Bytes per second the loader reads expert records of `model` at random, with the session's
+    /// reader (`io`): reads of one record through `level` (at least 64 KiB, at most 8 MiB), at most
+    /// 16 MiB in flight, 64 of them or 128 MiB.
+    static func diskBandwidth(model: Model, level: Int, io: BlockReaderOptions) throws(IOError) -> Double {
+        let a = BlockReaderOptions.alignment
+        let record = (model.file.decodedLength(level: level) + a - 1) / a * a
+        let block = min(8 << 20, max(64 << 10, record))
+        guard let experts = model.file.sections.first(where: { $0.kind == .experts }) else { return 0 }
+        let range = Int(experts.offset)..<Int(experts.offset + experts.length)
+        let depth = max(1, min(io.queueDepth, (16 << 20) / block))
+        let m = try ReadBandwidth.measure(
+            path: model.file.path, range: range, blockSize: block, queueDepth: depth, total: min(128 << 20, 64 * block),
+            options: io)
+        return m.bytesPerSecond
     }
 }
 

@@ -137,6 +137,22 @@ struct Bench: ParsableCommand {
         printCacheAndScheduler(r)
     }
 
+    /// The I/O roofline of a budgeted run: bytes read per decode token, the loader's bandwidth
+    /// measured in the same run, the decode rate those allow, and how much of it was reached.
+    private func rooflineLine(_ r: Benchmark.Result) -> String? {
+        guard let perToken = r.decodeBytesReadPerToken else { return nil }
+        guard let bandwidth = r.diskBytesPerSecond, let ceiling = r.ioCeilingTokensPerSecond else {
+            return "I/O roofline \(formatBytes(perToken)) read per decode token"
+                + (perToken == 0 ? " (every expert cached: no I/O bound)" : " (bandwidth not measured)")
+        }
+        return String(
+            format:
+                "I/O roofline %@ read per decode token at %.0f MB/s (the loader, measured now) → ceiling %.1f tok/s; "
+                + "decode %.1f tok/s = %.0f %% of it",
+            formatBytes(perToken), bandwidth / 1e6, ceiling, r.decodeTokensPerSecond,
+            100 * r.decodeTokensPerSecond / ceiling)
+    }
+
     /// The table's lines on the expert cache, I/O and the scheduler (budgeted runs).
     private func printCacheAndScheduler(_ r: Benchmark.Result) {
         if let c = r.cache {
@@ -177,6 +193,7 @@ struct Bench: ParsableCommand {
                     + "\(s.downgraded) expert uses at the low level, \(s.skipped) skipped, \(r.cache?.backgroundUpgrades ?? 0) upgraded in the background"
             )
         }
+        if let line = rooflineLine(r) { print(line) }  // last: how close to the limit
     }
 
     /// One child process per budget (peak RSS is per process), then a table, JSON and a plot.

@@ -55,47 +55,14 @@ struct IOBench: ParsableCommand {
             guard let size = try FileManager.default.attributesOfItem(atPath: file)[.size] as? Int, size >= bs else {
                 throw ValidationError("\(file) is smaller than one block")
             }
-            let want = total.flatMap { ByteSize.parse($0) } ?? size
-            let blocks = size / bs
-            var arenaPointer: UnsafeMutableRawPointer?
-            guard posix_memalign(&arenaPointer, 4096, bs * queueDepth) == 0, let base = arenaPointer else {
-                throw ValidationError("cannot allocate \(bs * queueDepth) bytes")
-            }
-            defer { free(base) }
-            let arena = UnsafeMutableRawBufferPointer(start: base, count: bs * queueDepth)
-            let reader = try BlockReaders.open(
-                path: file, arena: arena, tags: queueDepth,
-                options: BlockReaderOptions(mode: IOMode(rawValue: io)!, queueDepth: queueDepth, notice: printNotice))
-            // A fresh sequence each run: a repeated one would find the host's cache warm.
-            var rng = UInt64.random(in: 1...UInt64.max)
-            func nextOffset() -> Int {
-                rng = rng &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-                return Int((rng >> 33) % UInt64(blocks)) * bs
-            }
-            let count = max(1, want / bs)
-            let start = DispatchTime.now().uptimeNanoseconds
-            var issued = 0
-            for t in 0..<min(queueDepth, count) {
-                reader.enqueue(ReadRequest(offset: nextOffset(), length: bs, destination: base + t * bs, tag: t))
-                issued += 1
-            }
-            try reader.submit()
-            var done = 0
-            while done < count {
-                guard let tag = try reader.next() else { continue }
-                try reader.wait(tag: tag)  // its error, if any
-                done += 1
-                if issued < count {
-                    // Submitted by the `next()` that would block: reads finished together go in one batch.
-                    reader.enqueue(
-                        ReadRequest(offset: nextOffset(), length: bs, destination: base + tag * bs, tag: tag))
-                    issued += 1
-                }
-            }
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            let m = try ReadBandwidth.measure(
+                path: file, blockSize: bs, queueDepth: queueDepth, total: total.flatMap { ByteSize.parse($0) } ?? size,
+                options: BlockReaderOptions(mode: IOMode(rawValue: io)!, notice: printNotice))
+            let count = m.bytes / bs
+            let seconds = m.seconds
             let r = Result(
-                file: file, blockSize: bs, queueDepth: queueDepth, bytes: count * bs, seconds: seconds,
-                megabytesPerSecond: Double(count * bs) / seconds / 1e6, reader: reader.summary)
+                file: file, blockSize: bs, queueDepth: queueDepth, bytes: m.bytes, seconds: seconds,
+                megabytesPerSecond: m.bytesPerSecond / 1e6, reader: m.reader)
             if json {
                 let e = JSONEncoder()
                 e.outputFormatting = [.prettyPrinted, .sortedKeys]

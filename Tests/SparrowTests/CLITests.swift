@@ -128,6 +128,20 @@ import Testing
         #expect((json["peakRSS"] as! Int) <= 80 << 20)
         #expect((json["cache"] as! [String: Any])["misses"] as! Int > 0)
         #expect((json["rssTrace"] as! [Int]).count == 8)
+        #expect(json["decodeBytesReadPerToken"] is Int && (json["diskBytesPerSecond"] as? Double ?? 0) > 0)
+        // A budget that holds fewer than half the experts: decode reads, and the roofline says how
+        // close it came to what the loader's measured bandwidth allows.
+        r = try runCLI([
+            "bench", "-m", path, "--prompt-len", "32", "-n", "16", "--budget", "48MiB",
+            "--prompt-file", Paths.demo + "/eval-text.txt", "--json"
+        ])
+        #expect(r.status == 0, "\(r.stderr)")
+        let tight = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        let perToken = tight["decodeBytesReadPerToken"] as! Int
+        let ceiling = tight["ioCeilingTokensPerSecond"] as! Double
+        #expect(perToken > 0 && abs(ceiling * Double(perToken) - (tight["diskBytesPerSecond"] as! Double)) < 1)
+        r = try runCLI(["bench", "-m", path, "--prompt-len", "32", "-n", "16", "--budget", "48MiB"])
+        #expect(r.status == 0 && r.stdout.contains("I/O roofline") && r.stdout.contains("% of it"), "\(r.stdout)")
         r = try runCLI(["bench", "-m", path, "--budget", "2MiB"])
         #expect(r.status == 1 && r.stderr.contains("memory budget too small") && r.stderr.contains("at least"))
         let plot = Paths.temporaryDirectory() + "/sweep.svg"
