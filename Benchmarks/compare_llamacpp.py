@@ -97,22 +97,34 @@ if os.environ.get("LLAMA_NO_REPACK"):
     lc.llama_model_default_params = _no_repack
 from llama_cpp import Llama
 path, threads, plen, n, vocab = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+text = sys.argv[6] if len(sys.argv) > 6 else ""
 llm = Llama(model_path=path, n_ctx=plen + n + 16, n_threads=threads, n_threads_batch=threads, n_batch=plen + n + 16,
             n_ubatch=plen, logits_all=False, verbose=False)
-rng = np.random.default_rng(1)
-prompt = [int(t) for t in rng.integers(1, min(vocab, llm.n_vocab()), plen)]
+forced = None
+if text:
+    # Teacher forcing on held-out text, as Sparrow's `bench --prompt-file`: the prompt is the text's
+    # start and each decode step is fed the text's next token.
+    ids = llm.tokenize(open(text, "rb").read(), add_bos=False, special=True)
+    if len(ids) < plen + n:
+        raise SystemExit(f"{text}: {len(ids)} tokens, fewer than {plen + n}")
+    prompt, forced = ids[:plen], ids[plen:plen + n]
+else:
+    rng = np.random.default_rng(1)
+    prompt = [int(t) for t in rng.integers(1, min(vocab, llm.n_vocab()), plen)]
 llm.eval(prompt[:8]); llm.reset()
 t0 = time.perf_counter(); llm.eval(prompt); t1 = time.perf_counter()
 lat = []
-for _ in range(n):
-    tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+for i in range(n):
+    tok = forced[i] if forced else int(np.argmax(llm.scores[llm.n_tokens - 1]))
     s = time.perf_counter(); llm.eval([tok]); lat.append(time.perf_counter() - s)
 print(json.dumps({"prefill": plen / (t1 - t0), "decode": n / sum(lat)}))
 """
 
 
-def run_llama(path, a, vocab, limit=None, plen=None, n=None):
+def run_llama(path, a, vocab, limit=None, plen=None, n=None, text=None):
     cmd = [sys.executable, "-c", LLAMA_RUN, path, str(a.threads), str(plen or a.prompt_len), str(n or a.n), str(vocab)]
+    if text:
+        cmd.append(text)
     if limit is None:
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         return json.loads(out.strip().splitlines()[-1])
@@ -166,13 +178,18 @@ def sparrow_env(a):
     return {**os.environ, "SPARROW_ISA": a.isa} if a.isa else None
 
 
-def run_sparrow(sparrow, path, bits, a, budget=None, plen=None, n=None):
+def run_sparrow(sparrow, path, bits, a, budget=None, plen=None, n=None, extra=None, text=None):
+    """Sparrow's bench; under a budget, cold and in a memory cgroup of the same size. `extra`: the
+    scheduler flags of this configuration (None: --cache-policy and --sparrow-args as given)."""
     cmd = [sparrow, "bench", "-m", path, "--prompt-len", str(plen or a.prompt_len), "-n", str(n or a.n),
            "--threads", str(a.threads), "--expert-bits", str(bits), "--json"]
+    if text:
+        cmd += ["--prompt-file", text]
     if budget is None:
         out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=sparrow_env(a)).stdout
     else:
-        cmd += ["--budget", str(budget), "--cold", "--cache-policy", a.cache_policy] + a.sparrow_args.split()
+        cmd += ["--budget", str(budget), "--cold"]
+        cmd += (["--cache-policy", a.cache_policy] + a.sparrow_args.split()) if extra is None else extra
         # Inside the same cgroup as llama.cpp when there is one: the budget must hold there too.
         r = (in_cgroup(cmd, budget, env=sparrow_env(a)) if cgroup_available()
              else subprocess.run(cmd, capture_output=True, text=True, env=sparrow_env(a)))
@@ -181,7 +198,8 @@ def run_sparrow(sparrow, path, bits, a, budget=None, plen=None, n=None):
         out = r.stdout
     r = json.loads(out)
     return {"prefill": r["prefillTokensPerSecond"], "decode": r["decodeTokensPerSecond"], "peak_rss": r["peakRSS"],
-            "cache": r.get("cache"), "isa": r.get("isa")}
+            "cache": r.get("cache"), "isa": r.get("isa"), "ceiling": r.get("ioCeilingTokensPerSecond"),
+            "read_per_token": r.get("decodeBytesReadPerToken"), "disk": r.get("diskBytesPerSecond")}
 
 
 def llama_perplexity(path, tokens, window, windows, threads):
@@ -229,9 +247,21 @@ def parse_size(text, reference):
     return int(t)
 
 
+# Sparrow's configurations under a limit: its defaults (only --budget), and the on-demand loader
+# with LRU and with LFU (no prefetch, no token precision, no plan): the baseline is the better of
+# the two in each round.
+SPARROW_CONFIGS = {
+    "default": [],
+    "on-demand lru": ["--cache-policy", "lru", "--no-plan"],
+    "on-demand lfu": ["--cache-policy", "lfu", "--no-plan"],
+}
+
+
 def budget_comparison(a, gguf, pairs, vocab):
-    """The 4-bit pair under each memory limit, cold: llama.cpp (mmap, no repack) in a memory
-    cgroup of that size, Sparrow with --budget of the same size (in the same kind of cgroup)."""
+    """The 4-bit pair under each memory limit, cold, `--budget-reps` alternated rounds: llama.cpp
+    (mmap, no repack) in a memory cgroup of that size, Sparrow with --budget of the same size (in
+    the same kind of cgroup) with its defaults and on demand; both teacher-forced on --prompt-file
+    when given. Medians, and ratios as medians of per-round ratios."""
     four = [p for p in pairs if p[3] == 4]
     if not four:
         raise SystemExit("--budgets needs Q4_0 in --quants")
@@ -241,35 +271,79 @@ def budget_comparison(a, gguf, pairs, vocab):
         print(f"\nno writable cgroup-v1 memory controller at {CGROUP_ROOT}: llama.cpp runs without a limit "
               "(its figures are then an upper bound); run as root on a cgroup-v1 host for the real comparison",
               file=sys.stderr)
+    configs = SPARROW_CONFIGS if a.sparrow_args == "" else {**SPARROW_CONFIGS, "default": a.sparrow_args.split()}
     rows = []
-    print(f"\nunder memory limits (cold, prompt {a.budget_prompt_len}, {a.budget_n} tokens, limits relative to "
-          f"{os.path.basename(g)} = {reference / 2**20:.0f} MiB)")
-    print(f"{'limit':<16} {'llama prefill':>14} {'sparrow prefill':>16} {'ratio':>7} "
-          f"{'llama decode':>13} {'sparrow decode':>15} {'ratio':>7} {'sparrow peak RSS':>17}")
+    print(f"\nunder memory limits (cold, prompt {a.budget_prompt_len}, {a.budget_n} tokens"
+          f"{', teacher-forced on ' + os.path.basename(a.prompt_file) if a.prompt_file else ''}, {a.budget_reps} rounds, "
+          f"limits relative to {os.path.basename(g)} = {reference / 2**20:.0f} MiB)")
+    print(f"{'limit':<16} {'llama prefill':>13} {'sparrow':>8} {'ratio':>6} {'llama decode':>12} {'sparrow':>8} "
+          f"{'ratio':>6} {'on-demand':>9} {'× it':>5} {'I/O ceiling':>11} {'peak RSS':>9}")
     for text in a.budgets.split(","):
         limit = parse_size(text, reference)
-        evict(g)
-        ll = run_llama(g, a, vocab, limit=limit, plen=a.budget_prompt_len, n=a.budget_n)
-        if ll is None:
-            evict(g)
-            ll = run_llama(g, a, vocab, plen=a.budget_prompt_len, n=a.budget_n)
-            ll["unlimited"] = True
-        sp = run_sparrow(a.sparrow, spw, bits, a, budget=limit, plen=a.budget_prompt_len, n=a.budget_n)
-        row = {"limit_text": text, "limit": limit, "llama": ll, "sparrow": sp}
-        if "decode" in ll and "decode" in sp:
-            row["decode_ratio"] = sp["decode"] / ll["decode"]
-            row["prefill_ratio"] = sp["prefill"] / ll["prefill"]
-        rows.append(row)
-        lp = f"{ll['prefill']:.1f}" if "prefill" in ll else "-"
-        spp = f"{sp['prefill']:.1f}" if "prefill" in sp else "-"
-        pratio = f"{row['prefill_ratio']:.2f}" if "prefill_ratio" in row else "-"
-        lt = f"{ll['decode']:.2f}" if "decode" in ll else ll.get("error", "?")[:13]
-        st = f"{sp['decode']:.2f}" if "decode" in sp else sp.get("error", "?")[:15]
-        ratio = f"{row['decode_ratio']:.2f}" if "decode_ratio" in row else "-"
-        rss = f"{sp['peak_rss'] / 2**20:.0f} MiB" if "peak_rss" in sp else "-"
-        print(f"{text + ' (' + str(limit // 2**20) + ' MiB)':<16} {lp:>14} {spp:>16} {pratio:>7} "
-              f"{lt:>13} {st:>15} {ratio:>7} {rss:>17}", flush=True)
+        rounds = []
+        for rep in range(a.budget_reps):
+            r = {}
+            order = ["llama"] + list(configs) if rep % 2 == 0 else list(configs) + ["llama"]
+            for who in order:
+                if who == "llama":
+                    evict(g)
+                    r["llama"] = run_llama(g, a, vocab, limit=limit, plen=a.budget_prompt_len, n=a.budget_n,
+                                           text=a.prompt_file)
+                    if r["llama"] is None:  # no cgroup: unlimited, an upper bound
+                        evict(g)
+                        r["llama"] = run_llama(g, a, vocab, plen=a.budget_prompt_len, n=a.budget_n, text=a.prompt_file)
+                        r["llama"]["unlimited"] = True
+                else:
+                    r[who] = run_sparrow(a.sparrow, spw, bits, a, budget=limit, plen=a.budget_prompt_len, n=a.budget_n,
+                                         extra=configs[who], text=a.prompt_file)
+            rounds.append(r)
+            print(f"  {text} round {rep + 1}: " + ", ".join(f"{k} {v.get('decode', v.get('error'))}" for k, v in r.items()),
+                  file=sys.stderr, flush=True)
+        rows.append(summarize_limit(text, limit, rounds))
+        rows[-1]["percent"] = 100 * limit / reference
+        print_limit(rows[-1])
     return rows
+
+
+def summarize_limit(text, limit, rounds):
+    """Medians over the rounds of one limit, and medians of the per-round ratios."""
+    def med(values):
+        values = [v for v in values if v is not None]
+        return statistics.median(values) if values else None
+
+    def get(r, who, key):
+        return r.get(who, {}).get(key)
+
+    def on_demand(r, key):
+        vals = [get(r, c, key) for c in ("on-demand lru", "on-demand lfu") if get(r, c, key) is not None]
+        return max(vals) if vals else None
+
+    def ratio(r, num, den):
+        return num / den if num and den else None
+
+    row = {"limit_text": text, "limit": limit, "rounds": rounds}
+    for key in ("prefill", "decode"):
+        row[f"llama_{key}"] = med(get(r, "llama", key) for r in rounds)
+        row[f"sparrow_{key}"] = med(get(r, "default", key) for r in rounds)
+        row[f"on_demand_{key}"] = med(on_demand(r, key) for r in rounds)
+        row[f"{key}_ratio"] = med(ratio(r, get(r, "default", key), get(r, "llama", key)) for r in rounds)
+    row["over_on_demand"] = med(ratio(r, get(r, "default", "decode"), on_demand(r, "decode")) for r in rounds)
+    row["io_ceiling"] = med(get(r, "default", "ceiling") for r in rounds)
+    row["peak_rss"] = max((get(r, "default", "peak_rss") or 0) for r in rounds)
+    row["errors"] = sorted({f"{who}: {v['error']}" for r in rounds for who, v in r.items() if "error" in v})
+    return row
+
+
+def print_limit(row):
+    def f(v, spec):
+        return format(v, spec) if v is not None else "-"
+    print(f"{row['limit_text'] + ' (' + str(row['limit'] // 2**20) + ' MiB)':<16} {f(row['llama_prefill'], '.1f'):>13} "
+          f"{f(row['sparrow_prefill'], '.1f'):>8} {f(row['prefill_ratio'], '.2f'):>6} {f(row['llama_decode'], '.2f'):>12} "
+          f"{f(row['sparrow_decode'], '.2f'):>8} {f(row['decode_ratio'], '.2f'):>6} {f(row['on_demand_decode'], '.2f'):>9} "
+          f"{f(row['over_on_demand'], '.2f'):>5} {f(row['io_ceiling'], '.1f'):>11} {row['peak_rss'] / 2**20:>6.0f} MiB",
+          flush=True)
+    for e in row["errors"]:
+        print(f"    {e}", flush=True)
 
 
 def main():
@@ -292,7 +366,11 @@ def main():
     p.add_argument("--cache-policy", default="score")
     p.add_argument("--isa", default=None, help="pin Sparrow to this kernel path (SPARROW_ISA); the wrapper picks the "
                    "llama.cpp build for the same ISA")
-    p.add_argument("--sparrow-args", default="", help="more flags for Sparrow's budgeted runs, e.g. '--prefetch 1 --token-precision 0.6,0.9'")
+    p.add_argument("--sparrow-args", default="", help="Sparrow's configuration under --budgets instead of its "
+                   "defaults, e.g. '--prefetch 1 --token-precision 0.6,0.9'")
+    p.add_argument("--prompt-file", help="held-out text: under --budgets both engines are teacher-forced on it")
+    p.add_argument("--budget-reps", type=int, default=3, help="alternated rounds per limit")
+    p.add_argument("--plot", help="with --budgets: an SVG of decode tokens/s against the limit")
     a = p.parse_args()
     work = a.work or os.path.join(os.path.dirname(os.path.abspath(__file__)), ".work", os.path.basename(os.path.normpath(a.hf)))
     os.makedirs(work, exist_ok=True)
@@ -327,6 +405,12 @@ def main():
         print_resident(results, pairs, summary)
     if a.budgets:
         summary["budget_rows"] = budget_comparison(a, gguf, pairs, vocab)
+        if a.plot:
+            from budget_plot import plot
+            with open(a.plot, "w") as f:
+                f.write(plot(summary["budget_rows"], title=f"{os.path.basename(os.path.normpath(a.hf))}: decode under a "
+                             f"memory limit (cold{', teacher-forced' if a.prompt_file else ''})"))
+            print(f"wrote {a.plot}")
     if a.ppl_tokens:
         tokens = np.load(a.ppl_tokens)
         summary["perplexity"] = {}
