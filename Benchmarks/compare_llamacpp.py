@@ -252,8 +252,8 @@ def parse_size(text, reference):
 # the two in each round.
 SPARROW_CONFIGS = {
     "default": [],
-    "on-demand lru": ["--cache-policy", "lru", "--no-plan"],
-    "on-demand lfu": ["--cache-policy", "lfu", "--no-plan"],
+    "on-demand lru": ["--cache-policy", "lru", "--no-plan", "--prefetch", "0", "--token-precision", "off"],
+    "on-demand lfu": ["--cache-policy", "lfu", "--no-plan", "--prefetch", "0", "--token-precision", "off"],
 }
 
 

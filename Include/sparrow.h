@@ -160,9 +160,13 @@ typedef struct sparrow_session_params {
     int32_t expert_bits;
     sparrow_io_backend io_backend;
     sparrow_cache_policy cache_policy;
+    /** How each expert use's precision is chosen. sparrow_session_default_params():
+     *  SPARROW_PRECISION_TOKEN with token_profile_tolerance 0.05 (the measured best under a budget;
+     *  it acts only when the expert cache cannot hold every expert at full precision). */
     sparrow_precision_policy precision_policy;
     sparrow_kv_type kv_type;
-    /** Under a budget: layers ahead whose experts are predicted and read early (0–3; 0: off). */
+    /** Under a budget: layers ahead whose experts are predicted and read early (0–3; 0: off;
+     *  sparrow_session_default_params(): 1). */
     int32_t prefetch_depth;
     /** SPARROW_PRECISION_TOKEN: thresholds (defaults 0.6 and 0.9), the low level in bits (0: the
      *  lowest stored), and whether uses above the second threshold may be skipped. */

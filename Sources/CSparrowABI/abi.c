@@ -56,15 +56,15 @@ sparrow_session_params sparrow_session_default_params(void) {
     p.struct_size = sizeof p;
     p.io_backend = SPARROW_IO_AUTO;
     p.cache_policy = SPARROW_CACHE_SCORE;
-    p.precision_policy = SPARROW_PRECISION_FIXED;
+    p.precision_policy = SPARROW_PRECISION_TOKEN; /* TokenPrecision.automatic, measured best */
     p.kv_type = SPARROW_KV_F32;
-    p.prefetch_depth = 0;
+    p.prefetch_depth = 1;
     /* TokenPrecision.defaultFullThreshold / defaultLowThreshold (SwiftAPITests keeps them equal). */
     p.token_full_threshold = 0.6f;
     p.token_low_threshold = 0.9f;
     p.low_bits = 0;
     p.allow_skip = false;
-    p.token_profile_tolerance = 0;
+    p.token_profile_tolerance = 0.05f; /* TokenPrecision.defaultTolerance */
     p.background_upgrades = true;
     p.intra_layer_plan = true;
     return p;

@@ -204,9 +204,8 @@ struct Bench: ParsableCommand {
                 childArguments(budget: label) + [
                     "--cache-policy", modelOptions.cachePolicy, "--prefetch", String(modelOptions.prefetch)
                 ]
-            if modelOptions.tokenPrecision != "off" {
-                args += ["--token-precision", modelOptions.tokenPrecision] + precisionArguments()
-            }
+            args += ["--token-precision", modelOptions.tokenPrecisionFlag]
+            if modelOptions.tokenPrecisionFlag != "off" { args += precisionArguments() }
             if modelOptions.noPlan { args.append("--no-plan") }
             guard let r = try runChild(args, label: "budget \(label)") else { continue }
             points.append((label, r))
@@ -289,25 +288,36 @@ struct Bench: ParsableCommand {
     /// The techniques off, one at a time, and together, at the one --budget; a table (or JSON).
     /// The baseline is the on-demand loader with its best policy of LRU and LFU in each round;
     /// single techniques run beside LFU, and "all" with --cache-policy.
-    private func runAblation() throws {
-        let precision =
-            modelOptions.tokenPrecision == "off" ? TokenPrecision.defaultThresholdsFlag : modelOptions.tokenPrecision
+    /// The ablation's configurations: the on-demand loader with LRU and LFU, each technique alone,
+    /// and all together (every technique off but the ones named: the defaults turn some on).
+    private func ablationConfigurations() -> [(String, [String])] {
+        let flag = modelOptions.tokenPrecisionFlag
+        let precision = flag == "off" ? TokenPrecision.defaultThresholdsFlag : flag
         let depth = modelOptions.prefetch == 0 ? 1 : modelOptions.prefetch
         let chosen = modelOptions.cachePolicy
         let precise = ["--token-precision", precision] + precisionArguments()
-        let configs: [(String, [String])] = [
-            ("on-demand, lru", ["--cache-policy", "lru", "--no-plan"]),
-            ("on-demand, lfu", ["--cache-policy", "lfu", "--no-plan"]),
-            ("intra-layer plan, lfu", ["--cache-policy", "lfu"]),
-            ("policy score", ["--cache-policy", "score", "--no-plan"]),
-            ("policy distance", ["--cache-policy", "distance", "--no-plan"]),
-            ("prefetch \(depth), lfu", ["--cache-policy", "lfu", "--prefetch", String(depth), "--no-plan"]),
-            ("token precision \(precision), lfu", ["--cache-policy", "lfu", "--no-plan"] + precise),
+        // Every technique off but the ones named (the defaults turn prefetch and precision on).
+        let off = ["--token-precision", "off", "--prefetch", "0"]
+        return [
+            ("on-demand, lru", ["--cache-policy", "lru", "--no-plan"] + off),
+            ("on-demand, lfu", ["--cache-policy", "lfu", "--no-plan"] + off),
+            ("intra-layer plan, lfu", ["--cache-policy", "lfu"] + off),
+            ("policy score", ["--cache-policy", "score", "--no-plan"] + off),
+            ("policy distance", ["--cache-policy", "distance", "--no-plan"] + off),
+            (
+                "prefetch \(depth), lfu",
+                ["--cache-policy", "lfu", "--prefetch", String(depth), "--no-plan", "--token-precision", "off"]
+            ),
+            ("token precision \(precision), lfu", ["--cache-policy", "lfu", "--no-plan", "--prefetch", "0"] + precise),
             (
                 "all: \(chosen), plan, prefetch \(depth), precision",
                 ["--cache-policy", chosen, "--prefetch", String(depth)] + precise
             )
         ]
+    }
+
+    private func runAblation() throws {
+        let configs = ablationConfigurations()
         // Rounds of all configurations, so a slow spell of the machine hits every configuration;
         // each configuration's ratio is the median of its per-round ratios to the round's on-demand run.
         var runs: [[Benchmark.Result?]] = Array(repeating: [], count: configs.count)

@@ -73,14 +73,14 @@ struct ModelOptions: ParsableArguments {
     var kvType: String = "f32"
 
     @Option(name: .long, help: "With --budget: predict the next N layers' experts (0–3) and read them ahead.")
-    var prefetch: Int = 0
+    var prefetch: Int = 1
 
     @Option(
         name: .customLong("token-precision"),
         help:
-            "With --budget: token-level precision for cache misses: 'T1,T2' (HOBBIT thresholds on an expert's unimportance, e.g. \(TokenPrecision.defaultThresholdsFlag)), 'auto' (thresholds from the model's profile for a 5 % change of a MoE output; \(TokenPrecision.defaultThresholdsFlag) without a profile), 'auto:TOLERANCE', or 'off'."
+            "With --budget: token-level precision for cache misses: 'T1,T2' (HOBBIT thresholds on an expert's unimportance, e.g. \(TokenPrecision.defaultThresholdsFlag)), 'auto' (thresholds from the model's profile for a 5 % change of a MoE output; \(TokenPrecision.defaultThresholdsFlag) without a profile), 'auto:TOLERANCE', or 'off'. Default: auto (measured best), applied only when the cache cannot hold every expert."
     )
-    var tokenPrecision: String = "off"
+    var tokenPrecision: String?
 
     @Option(
         name: .customLong("low-bits"), help: "The low level token-level precision reads (default: the lowest stored).")
@@ -151,8 +151,12 @@ struct ModelOptions: ParsableArguments {
         return bytes
     }
 
+    /// --token-precision as given, or `auto` (the default).
+    var tokenPrecisionFlag: String { tokenPrecision ?? "auto" }
+
     /// --token-precision, --low-bits and --allow-skip; nil when off.
     func precision() throws -> TokenPrecision? {
+        let tokenPrecision = tokenPrecisionFlag
         if tokenPrecision == "off" {
             if lowBits != nil || allowSkip || protectSensitive > 0 || noBackgroundUpgrade {
                 throw ValidationError(
@@ -186,7 +190,7 @@ struct ModelOptions: ParsableArguments {
     func session(contextLength: Int? = nil, batchSize: Int = 64) throws -> SessionOptions {
         let profile = try ExpertProfile.load(from: ExpertProfile.path(for: model))
         let precision = try precision()
-        if precision?.profileTolerance != nil && profile?.gateMassCDF == nil {
+        if tokenPrecision != nil && precision?.profileTolerance != nil && profile?.gateMassCDF == nil {
             FileHandle.standardError.write(
                 Data(
                     "note: --token-precision auto found no current profile of \(model) (run `sparrow profile`); using \(TokenPrecision.defaultThresholdsFlag)\n"

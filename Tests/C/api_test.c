@@ -245,7 +245,9 @@ static void test_session(sparrow_model *m, sparrow_model *other) {
     EXPECT_FAIL(sparrow_session_create(m, &sp, &s), SPARROW_ERR_INVALID_ARGUMENT);
     CHECK(strstr(sparrow_last_error(), "token_profile_tolerance") != NULL);
     sp = sparrow_session_default_params();
-    CHECK(sp.background_upgrades && sp.intra_layer_plan && sp.token_profile_tolerance == 0);
+    /* The defaults are the measured best under a budget: token precision `auto`, prefetch 1. */
+    CHECK(sp.background_upgrades && sp.intra_layer_plan && sp.token_profile_tolerance == 0.05f);
+    CHECK(sp.precision_policy == SPARROW_PRECISION_TOKEN && sp.prefetch_depth == 1);
     sp.expert_bits = 5;
     EXPECT_FAIL(sparrow_session_create(m, &sp, &s), SPARROW_ERR_INVALID_ARGUMENT);
     sp = sparrow_session_default_params();

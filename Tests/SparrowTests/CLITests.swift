@@ -104,7 +104,7 @@ import Testing
         #expect(r.status != 0 && r.stderr.contains("--token-precision must be 'off', 'auto'"))
         r = try runCLI(["bench", "-m", "x.spw", "--token-precision", "auto:2"])
         #expect(r.status != 0 && r.stderr.contains("--token-precision must be 'off', 'auto'"))
-        r = try runCLI(["bench", "-m", "x.spw", "--allow-skip"])
+        r = try runCLI(["bench", "-m", "x.spw", "--token-precision", "off", "--allow-skip"])
         #expect(r.status != 0 && r.stderr.contains("need --token-precision"))
         r = try runCLI(["bench", "-m", "x.spw", "--token-precision", "0.6,0.9", "--low-share", "2"])
         #expect(r.status != 0 && r.stderr.contains("--low-share must be in 0…1"))
@@ -160,16 +160,16 @@ import Testing
         r = try runCLI(["inspect", copy])
         #expect(r.status == 0 && r.stdout.contains("profile: ") && r.stdout.contains("hottest expert"))
         r = try runCLI([
-            "bench", "-m", copy, "--prompt-len", "16", "-n", "8", "--budget", "80MiB", "--token-precision", "0.6,0.9",
+            "bench", "-m", copy, "--prompt-len", "16", "-n", "8", "--budget", "48MiB", "--token-precision", "0.6,0.9",
             "--protect-sensitive", "0.25", "--json"
         ])
         #expect(r.status == 0, "\(r.stderr)")
         r = try runCLI([
-            "bench", "-m", copy, "--prompt-len", "16", "-n", "8", "--budget", "80MiB", "--token-precision", "auto"
+            "bench", "-m", copy, "--prompt-len", "16", "-n", "8", "--budget", "48MiB", "--token-precision", "auto"
         ])
         #expect(r.status == 0 && r.stdout.contains("(from the profile)"), "\(r.stderr)")
         r = try runCLI([
-            "bench", "-m", path, "--prompt-len", "16", "-n", "8", "--budget", "80MiB", "--token-precision", "auto"
+            "bench", "-m", path, "--prompt-len", "16", "-n", "8", "--budget", "48MiB", "--token-precision", "auto"
         ])
         #expect(
             r.status == 0 && r.stderr.contains("found no current profile") && r.stdout.contains("T1 0.60, T2 0.90:"))

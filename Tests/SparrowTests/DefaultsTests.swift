@@ -12,6 +12,10 @@ import Testing
         #expect(c.token_full_threshold == precision.fullThreshold && c.token_low_threshold == precision.lowThreshold)
         #expect(precision.fullThreshold == TokenPrecision.defaultFullThreshold)
         #expect(c.background_upgrades == precision.upgradeInBackground)
+        // Token-level precision `auto` is on by default in both (the measured best under a budget).
+        #expect(c.precision_policy == SPARROW_PRECISION_TOKEN && swift.tokenPrecision == .automatic)
+        #expect(
+            Double(c.token_profile_tolerance) == TokenPrecision.automatic.profileTolerance.map { Double(Float($0)) })
         #expect(c.allow_skip == precision.allowSkip)
         #expect(Int(c.prefetch_depth) == swift.prefetchDepth)
         #expect(c.intra_layer_plan == swift.intraLayerPlan)

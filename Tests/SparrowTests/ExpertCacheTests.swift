@@ -23,7 +23,7 @@ import Testing
         let slot = ExpertCache.slotSize(file: try demo().file, level: 1)
         return SessionOptions(
             expertBits: 4, expertCacheBytes: slots * slot, cachePolicy: policy,
-            io: BlockReaderOptions(mode: mode, queueDepth: 8, faults: faults))
+            io: BlockReaderOptions(mode: mode, queueDepth: 8, faults: faults), tokenPrecision: nil)
     }
 
     @Test(arguments: [IOMode.uring, .pread], [CachePolicyKind.lru, .lfu])
@@ -60,7 +60,8 @@ import Testing
         let tokens = try Self.tokens(24)
         let want = try Session(model: model, options: .init(expertBits: 4)).evaluate(tokens, logits: .all)
         let slot = ExpertCache.slotSize(file: model.file, level: 1)
-        let session = try Session(model: model, options: SessionOptions(expertBits: 4, expertCacheBytes: 8 * slot))
+        let session = try Session(
+            model: model, options: SessionOptions(expertBits: 4, expertCacheBytes: 8 * slot, tokenPrecision: nil))
         #expect(try session.evaluate(tokens, logits: .all) == want)
     }
 
@@ -78,7 +79,8 @@ import Testing
         let session = try Session(
             model: model,
             options: SessionOptions(
-                expertBits: 4, expertCacheBytes: 6 * slot, io: BlockReaderOptions(mode: mode, queueDepth: 8)))
+                expertBits: 4, expertCacheBytes: 6 * slot, io: BlockReaderOptions(mode: mode, queueDepth: 8),
+                tokenPrecision: nil))
         #expect(try session.evaluate(tokens, logits: .all) == want)
         let s = try #require(session.cacheStatistics)
         #expect(s.misses > 0 && s.landingSeconds > 0)

@@ -69,7 +69,7 @@ final class FakeResidency: ExpertResidency {
     }
 
     @Test func withoutTokenPrecisionEveryUseRunsAtTheSessionsLevel() throws {
-        let s = try Self.scheduler(.init(expertBits: 4))
+        let s = try Self.scheduler(.init(expertBits: 4, tokenPrecision: nil))
         let cache = FakeResidency()
         for u: Float in [0, 0.5, 0.99] {
             #expect(s.level(ExpertKey(layer: 0, expert: 0), unimportance: u, position: 0, cache: cache) == 1)

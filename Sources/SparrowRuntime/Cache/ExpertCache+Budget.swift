@@ -18,10 +18,10 @@ extension ExpertCache {
                     "an expert cache of \(ByteSize.format(bytes)) cannot hold one layer's top-\(c.expertsPerToken) experts at "
                         + "\(model.expertBits[level]) bits (\(ByteSize.format(need)))")
             }
+            let low = holdsEveryRecord(model: model, slot: slot, arenaBytes: bytes) ? nil : low
             return try ExpertCache(
                 file: model.file, config: c, maxLevel: level, arenaBytes: bytes, policy: options.cachePolicy,
-                io: options.io,
-                lowLevel: low?.level, lowShare: low?.share ?? 0)
+                io: options.io, lowLevel: low?.level, lowShare: low?.share ?? 0)
         }
         let budget = options.budget!
         model.touchDense(skipping: skipping)
@@ -39,9 +39,18 @@ extension ExpertCache {
                     + (level > 0
                         ? " (\(ByteSize.format(fixed + reserve + lowest)) at \(model.expertBits[0]) bits)" : ""))
         }
+        let low = holdsEveryRecord(model: model, slot: slot, arenaBytes: arena) ? nil : low
         return try ExpertCache(
             file: model.file, config: c, maxLevel: level, arenaBytes: arena, policy: options.cachePolicy,
-            io: options.io,
-            lowLevel: low?.level, lowShare: low?.share ?? 0)
+            io: options.io, lowLevel: low?.level, lowShare: low?.share ?? 0)
     }
+
+    /// Whether `arenaBytes` hold every expert record in a full slot of `slot` bytes: then no
+    /// low-precision slots are cut (token-level precision has nothing to save).
+    static func holdsEveryRecord(model: Model, slot: Int, arenaBytes: Int) -> Bool {
+        arenaBytes / slot >= model.file.experts.count
+    }
+
+    /// Whether every record has a full slot (the arena held them all at the session's level).
+    var holdsEveryRecord: Bool { lowSlotCount == 0 && slotCount >= file.experts.count }
 }

@@ -25,10 +25,12 @@ public struct SessionOptions: Sendable {
     public var io: BlockReaderOptions
     /// Element type of the KV cache (f32 exact; f16 halves it).
     public var kvType: KVCacheType
-    /// Token-level precision for cache misses (budgeted sessions); nil: every expert at `expertBits`.
+    /// Token-level precision for cache misses (budgeted sessions, when the cache cannot hold every
+    /// expert at full precision); nil: every expert at `expertBits`. Default: `.automatic`.
     public var tokenPrecision: TokenPrecision?
     /// Layers ahead whose experts are predicted and read before they are needed (budgeted
-    /// sessions, decode); 0: off. 1–3 is useful.
+    /// sessions, decode); 0: off. 1–3 is useful; 1 is the default (measured best with token
+    /// precision).
     public var prefetchDepth: Int
     /// With token-level precision: the share of the expert cache cut into low-precision slots
     /// (records through the low level only, several in the room of one full slot); nil: from the
@@ -46,7 +48,7 @@ public struct SessionOptions: Sendable {
     public init(
         contextLength: Int? = nil, threads: Int? = nil, batchSize: Int = 64, expertBits: Int? = nil, budget: Int? = nil,
         expertCacheBytes: Int? = nil, cachePolicy: CachePolicyKind = .score, io: BlockReaderOptions = .init(),
-        kvType: KVCacheType = .f32, tokenPrecision: TokenPrecision? = nil, prefetchDepth: Int = 0,
+        kvType: KVCacheType = .f32, tokenPrecision: TokenPrecision? = .automatic, prefetchDepth: Int = 1,
         lowPrecisionShare: Double? = nil, profile: ExpertProfile? = nil, intraLayerPlan: Bool = true
     ) {
         self.intraLayerPlan = intraLayerPlan
@@ -183,8 +185,11 @@ public final class Session {
         if options.budget != nil || options.expertCacheBytes != nil {
             embeddingRows = config.tieWordEmbeddings ? nil : EmbeddingRows(model: model)
             let low = scheduler.lowSlotShare.map { (level: scheduler.lowLevel, share: $0) }
-            expertCache = try ExpertCache.forSession(
+            let cache = try ExpertCache.forSession(
                 model: model, level: expertLevel, low: low, options: options, skipping: embeddingRows?.ranges ?? [])
+            // Every expert fits at full precision: token-level precision has nothing to save.
+            if cache.holdsEveryRecord { scheduler.fullPrecisionOnly() }
+            expertCache = cache
         } else {
             expertCache = nil
             embeddingRows = nil

@@ -14,9 +14,9 @@ package final class Scheduler {
     package let config: ModelConfig
     /// The level every expert runs at, and the level token-level precision reads below it.
     package let expertLevel: Int
-    package let lowLevel: Int
+    package private(set) var lowLevel: Int
     /// Token-level precision (nil: off), its thresholds possibly derived from the profile.
-    package let tokenPrecision: TokenPrecision?
+    package private(set) var tokenPrecision: TokenPrecision?
     /// Experts a miss always reads at full precision: per layer, the `protectedShare` whose low
     /// level changes their output most in the profile.
     package let sensitive: Set<ExpertKey>
@@ -101,6 +101,13 @@ package final class Scheduler {
         normed.deallocate()
         readSeconds.deallocate()
         computeSeconds.deallocate()
+    }
+
+    /// Turns token-level precision off (the expert cache holds every expert at full precision):
+    /// every use, and every prefetch, at the session's level.
+    package func fullPrecisionOnly() {
+        tokenPrecision = nil
+        lowLevel = expertLevel
     }
 
     /// The low level token-level precision reads: the one `precision` names (a stored level at or

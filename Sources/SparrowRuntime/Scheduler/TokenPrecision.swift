@@ -32,6 +32,12 @@ public struct TokenPrecision: Sendable, Equatable, Codable {
     /// The relative MoE-output change `--token-precision auto` allows.
     public static let defaultTolerance = 0.05
 
+    /// The default of budgeted sessions (`--token-precision auto`): the thresholds the model's
+    /// profile gives for `defaultTolerance` when a profile of the file is given, else HOBBIT's.
+    /// Measured on the widened demo (Benchmarks/RESULTS.md): 1.4× decode at 40 % and 60 % of the
+    /// Q4_0 size, perplexity unchanged within 0.2 %.
+    public static let automatic = TokenPrecision(profileTolerance: defaultTolerance)
+
     /// Calls `body(rank, unimportance, share)` for one token's chosen experts in rank order: the
     /// share of the gate weight (renormalised to sum 1) ranked above the expert, and its own share;
     /// both 0 when the weights sum to 0. The one definition the session and the profiler use.
