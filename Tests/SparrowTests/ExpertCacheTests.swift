@@ -154,6 +154,20 @@ import Testing
         } catch {
             #expect("\(error)".contains("top-4 experts"), "\(error)")
         }
+        // Without a requested precision, a cache too small for the top level's top-4 runs at the
+        // highest stored level it can hold; too small even for the lowest, the top level's error.
+        let fourBit = 4 * ExpertCache.slotSize(file: model.file, level: 1)
+        let stepped = try Session(model: model, options: .init(expertCacheBytes: fourBit))
+        #expect(stepped.expertLevel == 1 && stepped.cacheStatistics!.slots == 4)
+        #expect(throws: SparrowError.self) {
+            try Session(model: model, options: .init(expertBits: 8, expertCacheBytes: fourBit))
+        }
+        do {
+            _ = try Session(model: model, options: .init(expertCacheBytes: 1 << 10))
+            Issue.record("a 1 KiB cache was accepted")
+        } catch {
+            #expect("\(error)".contains("at 8 bits"), "\(error)")
+        }
     }
 
     /// Many threads hammer a 4-slot cache: a pinned slot's bytes never change under its user (it

@@ -35,6 +35,19 @@ final class Scratch: @unchecked Sendable {
     /// (`actIn`), and of expert down projections (`actMid`), one row per token or slot.
     let actIn, actMid: ActivationBuffer
 
+    /// Bytes of scratch each token of the batch adds (what a batch of `b` costs beyond a fixed
+    /// part): activations, the routed slots' intermediates (top-k × the expert width, the largest
+    /// part with wide experts) and their int8 copies.
+    static func bytesPerBatchToken(config c: ModelConfig) -> Int {
+        let h = c.hiddenSize
+        let qDim = c.headCount * c.headDim
+        let kvDim = c.kvHeadCount * c.headDim
+        let i = max(c.expertIntermediateSize, 1)
+        let m = max(c.denseIntermediateSize, c.sharedExpertIntermediateSize, 1)
+        let perSlot = 4 * (2 * h + 2 * i) + i + h
+        return 4 * (4 * h + 2 * qDim + 2 * kvDim + max(c.expertCount, 1) + 2 * m) + max(c.expertsPerToken, 1) * perSlot
+    }
+
     init(config c: ModelConfig, batch b: Int, context: Int, threads: Int) {
         let h = c.hiddenSize
         let qDim = c.headCount * c.headDim

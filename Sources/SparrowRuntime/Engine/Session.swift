@@ -162,38 +162,63 @@ public final class Session {
         }
         contextLength = ctx
         threads = max(1, options.threads ?? cores)
-        batchSize = min(options.batchSize, ctx)  // a batch never holds more tokens than the context
+        // A batch never holds more tokens than the context, nor, under a budget, more scratch than an
+        // eighth of it (wide experts make a 64-token batch's intermediates tens of MiB).
+        let affordable = options.budget.map { max(8, $0 / 8 / Scratch.bytesPerBatchToken(config: model.config)) }
+        batchSize = min(options.batchSize, ctx, affordable ?? .max)
         budget = options.budget
-        let stored = model.expertBits
-        if let bits = options.expertBits {
-            guard let level = stored.firstIndex(of: bits) else {
-                throw .invalidArgument(
-                    "\(bits)-bit experts requested but the file stores levels \(stored.map(String.init).joined(separator: ", ")) bits"
-                )
-            }
-            expertLevel = level
-        } else {
-            expertLevel = max(0, stored.count - 1)
-        }
-        let scheduler = try Scheduler(model: model, expertLevel: expertLevel, options: options)
-        self.scheduler = scheduler
+        let top = try Self.requestedLevel(options.expertBits, stored: model.expertBits)
         let kvDim = config.kvHeadCount * config.headDim
         keys = (0..<config.layerCount).map { _ in KVBuffer(rows: ctx, width: kvDim, type: options.kvType) }
         values = (0..<config.layerCount).map { _ in KVBuffer(rows: ctx, width: kvDim, type: options.kvType) }
         scratch = Scratch(config: config, batch: batchSize, context: ctx, threads: threads)
         backend = CPUBackend(scratch: scratch, config: config)
-        if options.budget != nil || options.expertCacheBytes != nil {
-            embeddingRows = config.tieWordEmbeddings ? nil : EmbeddingRows(model: model)
-            let low = scheduler.lowSlotShare.map { (level: scheduler.lowLevel, share: $0) }
-            let cache = try ExpertCache.forSession(
-                model: model, level: expertLevel, low: low, options: options, skipping: embeddingRows?.ranges ?? [])
-            // Every expert fits at full precision: token-level precision has nothing to save.
-            if cache.holdsEveryRecord { scheduler.fullPrecisionOnly() }
-            expertCache = cache
-        } else {
-            expertCache = nil
-            embeddingRows = nil
+        let budgeted = options.budget != nil || options.expertCacheBytes != nil
+        embeddingRows = budgeted && !config.tieWordEmbeddings ? EmbeddingRows(model: model) : nil
+        // Without a requested precision, a budget that cannot hold the top level's experts gets the
+        // highest stored level it can hold (the error of the top level if none fits).
+        var level = top
+        var firstFailure: SparrowError?
+        while true {
+            let scheduler = try Scheduler(model: model, expertLevel: level, options: options)
+            do throws(SparrowError) {
+                expertCache =
+                    budgeted
+                    ? try Self.cache(model: model, scheduler: scheduler, options: options, rows: embeddingRows) : nil
+                self.scheduler = scheduler
+                expertLevel = level
+                break
+            } catch {
+                guard case .budgetTooSmall = error, options.expertBits == nil, level > 0 else {
+                    throw firstFailure ?? error
+                }
+                firstFailure = firstFailure ?? error
+                level -= 1
+            }
         }
+    }
+
+    /// The stored level of `bits` (nil: the highest), or an error naming the stored ones.
+    private static func requestedLevel(_ bits: Int?, stored: [Int]) throws(SparrowError) -> Int {
+        guard let bits else { return max(0, stored.count - 1) }
+        guard let level = stored.firstIndex(of: bits) else {
+            throw .invalidArgument(
+                "\(bits)-bit experts requested but the file stores levels \(stored.map(String.init).joined(separator: ", ")) bits"
+            )
+        }
+        return level
+    }
+
+    /// The budgeted session's expert cache at the scheduler's level (token-level precision off when
+    /// every expert fits at full precision: it has nothing to save then).
+    private static func cache(
+        model: Model, scheduler: Scheduler, options: SessionOptions, rows: EmbeddingRows?
+    ) throws(SparrowError) -> ExpertCache {
+        let low = scheduler.lowSlotShare.map { (level: scheduler.lowLevel, share: $0) }
+        let cache = try ExpertCache.forSession(
+            model: model, level: scheduler.expertLevel, low: low, options: options, skipping: rows?.ranges ?? [])
+        if cache.holdsEveryRecord { scheduler.fullPrecisionOnly() }
+        return cache
     }
 
     /// Runs `body(task)` for task in 0..<tasks on the shared worker pool, or on the calling thread
