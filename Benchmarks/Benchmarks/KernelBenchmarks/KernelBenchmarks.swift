@@ -1,6 +1,7 @@
 import Benchmark
 import CSparrowKernels
 import Sparrow
+@_spi(Internals) import SparrowRuntime
 import SparrowFormat
 import SparrowQuant
 import SparrowKernels

@@ -68,7 +68,7 @@ public struct Converter {
     }
 
     /// zstd level used for expert levels (fast enough to keep conversion streaming-speed).
-    package static let zstdLevel: Int32 = 3
+    @_spi(Internals) public static let zstdLevel: Int32 = 3
 
     /// What a file records as its source: the checkpoint's own name (`_name_or_path` in its config,
     /// when that is not a local path), else the folder's base name — never the converting machine's
