@@ -296,4 +296,43 @@ import Testing
         while try stream.next() != nil { n += 1 }
         #expect(n > 0 && n <= 16)
     }
+
+    /// A write that fails part-way — here the file-size limit (`ulimit -f`, SIGXFSZ ignored, so
+    /// writes fail with EFBIG as they would with ENOSPC on a full disk) — leaves what the user had:
+    /// `convert` keeps the old model file and `profile` the old profile, with an error naming the
+    /// file and no temporary file left behind.
+    @Test func failedWritesLeaveTheOldFiles() throws {
+        let dir = Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func limited(_ kib: Int, _ args: [String]) throws -> CLIResult {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/bash")
+            p.arguments = ["-c", "trap '' XFSZ; ulimit -f \(kib); exec \"$0\" \"$@\"", Paths.cli] + args
+            let out = Pipe()
+            let err = Pipe()
+            p.standardOutput = out
+            p.standardError = err
+            try p.run()
+            let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            return CLIResult(status: p.terminationStatus, stdout: stdout, stderr: stderr)
+        }
+        let model = dir + "/m.spw"
+        try Data("an older model".utf8).write(to: URL(fileURLWithPath: model))
+        var r = try limited(2048, ["convert", Paths.demo, "-o", model, "--force"])  // 2 MiB of an 18 MiB file
+        #expect(
+            r.status == 1 && r.stderr.contains("write failed") && r.stderr.contains("File too large"), "\(r.stderr)")
+        #expect(try String(contentsOfFile: model, encoding: .utf8) == "an older model")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["m.spw"])
+
+        try FileManager.default.removeItem(atPath: model)
+        try FileManager.default.copyItem(atPath: try Converted.path(of: Paths.demo, tag: "float"), toPath: model)
+        let profile = ExpertProfile.path(for: model)
+        try Data("{\"older\": true}".utf8).write(to: URL(fileURLWithPath: profile))
+        r = try limited(4, ["profile", "-m", model, "--text", Paths.demo + "/eval-text.txt", "--tokens", "256"])
+        #expect(r.status == 1 && r.stderr.contains("File too large"), "\(r.stderr)")
+        #expect(try String(contentsOfFile: profile, encoding: .utf8) == "{\"older\": true}")
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: dir)) == ["m.spw", "m.spw.profile.json"])
+    }
 }
