@@ -29,6 +29,7 @@ package final class SPWWriter {
         self.temporaryPath = destination + ".tmp-\(getpid())"
         fd = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         if fd < 0 { throw .io(path: temporaryPath, operation: "create", errno: errno) }
+        TemporaryFiles.register(temporaryPath)
         position = SPW.headerSize
         denseStart = position
     }
@@ -42,6 +43,7 @@ package final class SPWWriter {
         if fd >= 0 { close(fd) }
         fd = -1
         unlink(temporaryPath)
+        TemporaryFiles.unregister(temporaryPath)
         finished = true
     }
 
@@ -149,6 +151,7 @@ package final class SPWWriter {
             abandon()
             throw .io(path: destination, operation: "rename", errno: e)
         }
+        TemporaryFiles.unregister(temporaryPath)
         finished = true
     }
 }

@@ -91,6 +91,7 @@ struct Convert: ParsableCommand {
     }
 
     func run() throws {
+        Interruption.removeTemporaryFilesOnSignal()
         let options = try converterOptions()
         let scheme = options.expertScheme
         let denseBits = options.denseBits

@@ -28,6 +28,7 @@ struct Profile: ParsableCommand {
     }
 
     func run() throws {
+        Interruption.removeTemporaryFilesOnSignal()
         do {
             guard let data = RegularFile.contents(atPath: text) else { throw ValidationError("cannot read \(text)") }
             let m = try Model(path: model)

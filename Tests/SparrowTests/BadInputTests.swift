@@ -335,4 +335,33 @@ import Testing
         #expect(try String(contentsOfFile: profile, encoding: .utf8) == "{\"older\": true}")
         #expect(Set(try FileManager.default.contentsOfDirectory(atPath: dir)) == ["m.spw", "m.spw.profile.json"])
     }
+
+    /// SIGINT (or SIGTERM) while `convert` writes: the temporary file goes, the old output stays,
+    /// exit status 130.
+    @Test func interruptedConvertLeavesTheOldFile() throws {
+        let dir = Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let model = dir + "/m.spw"
+        try Data("an older model".utf8).write(to: URL(fileURLWithPath: model))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Paths.cli)
+        p.arguments = ["convert", Paths.demo, "-o", model, "--force"]
+        p.standardOutput = FileHandle.nullDevice
+        let err = Pipe()
+        p.standardError = err
+        try p.run()
+        let temporary = model + ".tmp-\(p.processIdentifier)"
+        var waited = 0
+        while !FileManager.default.fileExists(atPath: temporary) && p.isRunning && waited < 20_000 {
+            usleep(200)
+            waited += 1
+        }
+        try #require(p.isRunning, "convert finished before it could be interrupted")
+        kill(p.processIdentifier, SIGINT)
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 130 && message.contains("interrupted"), "\(p.terminationStatus): \(message)")
+        #expect(try String(contentsOfFile: model, encoding: .utf8) == "an older model")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["m.spw"])
+    }
 }

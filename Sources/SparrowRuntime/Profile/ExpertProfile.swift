@@ -45,8 +45,12 @@ public struct ExpertProfile: Codable, Sendable, Equatable {
         let data: Data
         do { data = try e.encode(self) } catch { throw .invalidArgument("cannot encode the profile: \(error)") }
         let temporary = path + ".tmp-\(getpid())"
+        TemporaryFiles.register(temporary)
+        defer { TemporaryFiles.unregister(temporary) }
         guard FileManager.default.createFile(atPath: temporary, contents: data) else {
-            throw .io(IOError(path: temporary, operation: "create", errno: errno))
+            let e = errno
+            unlink(temporary)
+            throw .io(IOError(path: temporary, operation: "create", errno: e))
         }
         let fd = open(temporary, O_RDONLY)
         if fd >= 0 {
