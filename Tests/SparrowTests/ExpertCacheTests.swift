@@ -121,6 +121,41 @@ import Testing
         }
     }
 
+    /// A long decode under a seeded random fault schedule (about 1 read attempt in 6 fails with
+    /// EIO, returns short, or brings a flipped bit): every step either gives exactly the resident
+    /// logits or reports an error naming the expert; retried, the step succeeds; the session never
+    /// returns wrong logits, and no slot stays pinned.
+    @Test(arguments: [IOMode.uring, .pread])
+    func randomFaultsOverALongRun(mode: IOMode) throws {
+        let model = try Self.demo()
+        let tokens = try Self.tokens(120)
+        let resident = try Session(model: model, options: .init(contextLength: 128, expertBits: 4))
+        let want = try tokens.map { try resident.evaluate([$0]) }
+        let schedule = FaultSchedule(seed: 7, oneIn: 6)
+        var options = try Self.options(slots: 6, mode: mode, faults: { schedule.fault($0) })
+        options.contextLength = 128
+        let session = try Session(model: model, options: options)
+        var reported = 0
+        for (i, t) in tokens.enumerated() {
+            var attempt = 0
+            while true {
+                do {
+                    #expect(try session.evaluate([t]) == want[i], "step \(i) returned different logits")
+                    break
+                } catch {
+                    reported += 1
+                    attempt += 1
+                    #expect("\(error)".contains("cannot load layer"), "\(error)")
+                    try #require(attempt < 20, "step \(i) kept failing")
+                }
+            }
+        }
+        // (A failed read is retried once before it is reported: most faults never reach the caller.)
+        #expect(schedule.injected > 10 && reported > 0, "\(schedule.injected) faults, \(reported) reported")
+        #expect(session.expertCache!.pinnedSlots == 0)
+        #expect(session.position == tokens.count)
+    }
+
     /// An f16 KV cache halves the cache and stays close to the exact f32 one (prefill and decode).
     @Test func halfPrecisionKVCacheIsClose() throws {
         let model = try Self.demo()
@@ -264,4 +299,35 @@ final class Counter: @unchecked Sendable {
     private var n = 0
     func add() { lock.withLock { n += 1 } }
     var value: Int { lock.withLock { n } }
+}
+
+/// A seeded schedule of read faults: about one attempt in `oneIn` fails, in turn with EIO, a short
+/// read, or a flipped bit.
+final class FaultSchedule: @unchecked Sendable {
+    private let lock = NSLock()
+    private var state: UInt64
+    private let oneIn: UInt64
+    private var count = 0
+
+    init(seed: UInt64, oneIn: UInt64) {
+        state = seed
+        self.oneIn = oneIn
+    }
+
+    /// Faults injected so far.
+    var injected: Int { lock.withLock { count } }
+
+    func fault(_ r: ReadRequest) -> ReadFault? {
+        lock.withLock {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            let x = state >> 33
+            guard x % oneIn == 0 else { return nil }
+            count += 1
+            switch (x / oneIn) % 3 {
+            case 0: return .error(EIO)
+            case 1: return r.length > 4096 ? .short(4096) : .error(EIO)
+            default: return .flip(min(100, r.length - 1))
+            }
+        }
+    }
 }

@@ -125,7 +125,7 @@ public final class Session {
     let scheduler: Scheduler
 
     /// The budgeted expert cache; nil when experts come from the mapping.
-    let expertCache: ExpertCache?
+    package let expertCache: ExpertCache?
     /// Under a budget with a separate output head: embedding rows read per token, not kept resident.
     let embeddingRows: EmbeddingRows?
     /// What the expert cache did so far (nil without a budget).
