@@ -82,10 +82,10 @@ def surface():
     return sorted(set(decls))
 
 
-def undocumented():
+def undocumented(found):
     """Public declarations of the surface without a `///` comment right above them (attributes
     aside); enum cases and `description` (CustomStringConvertible) are exempt."""
-    names = {d.split(" ")[0].split(".")[0] for d in surface()}
+    names = {d.split(" ")[0].split(".")[0] for d in found}
     out = []
     files = [f for m in ["Sparrow", "SparrowRuntime"] for f in sorted((ROOT / "Sources" / m).rglob("*.swift"))]
     files += [f for m in ["SparrowIO", "SparrowFormat", "SparrowQuant"] for f in sorted((ROOT / "Sources" / m).rglob("*.swift"))]
@@ -111,7 +111,7 @@ def undocumented():
 
 def main():
     found = surface()
-    missing_docs = undocumented()
+    missing_docs = undocumented(found)
     for d in missing_docs:
         print(f"check-api: no doc comment: {d}")
     text = DOC.read_text()

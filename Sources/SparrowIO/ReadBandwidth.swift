@@ -23,8 +23,7 @@ package enum ReadBandwidth {
         options: BlockReaderOptions
     ) throws(IOError) -> Result {
         let a = BlockReaderOptions.alignment
-        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-        let region = range ?? 0..<size
+        let region = range ?? 0..<((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0)
         let first = (region.lowerBound + a - 1) / a * a
         let blocks = (region.upperBound - first) / blockSize
         guard blockSize > 0, blockSize % a == 0, queueDepth > 0, blocks > 0 else {

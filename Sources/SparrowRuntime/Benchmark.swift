@@ -99,20 +99,22 @@ public enum Benchmark {
         guard promptLength > 0, tokens > 0 else {
             throw .invalidArgument("prompt length and token count must be positive")
         }
-        var o = options
-        o.contextLength = promptLength + tokens + 1
-        var session: Session? = try Session(model: model, options: o)
         let (prompt, forced) = try promptAndForcedTokens(
             model: model, promptLength: promptLength, tokens: tokens, text: text)
-        let run = try measure(
-            session!, prompt: prompt, forced: forced, tokens: tokens, timeline: timeline, timelineTokens: timelineTokens
-        )
-        var result = summary(of: run, session: session!, options: options, cold: cold)
-        guard session!.expertCache != nil else { return result }
-        // The I/O roofline: the loader's bandwidth on this file, measured once the session (and
-        // its cache) is gone, so the measurement's buffers stay below the run's peak memory.
-        let level = session!.expertLevel
-        session = nil
+        // The session lives only inside this closure: the I/O roofline's bandwidth is measured once
+        // it (and its cache) is gone, so the measurement's buffers stay below the run's peak memory.
+        let (run, summarized, budgetedLevel) = try { () throws(SparrowError) -> (Run, Result, Int?) in
+            var o = options
+            o.contextLength = promptLength + tokens + 1
+            let session = try Session(model: model, options: o)
+            let run = try measure(
+                session, prompt: prompt, forced: forced, tokens: tokens, timeline: timeline,
+                timelineTokens: timelineTokens)
+            let result = summary(of: run, session: session, options: options, cold: cold)
+            return (run, result, session.expertCache == nil ? nil : session.expertLevel)
+        }()
+        var result = summarized
+        guard let level = budgetedLevel else { return result }
         let perToken = run.decodeBytesRead / tokens
         result.decodeBytesReadPerToken = perToken
         if let bandwidth = try? diskBandwidth(model: model, level: level, io: options.io) {
