@@ -35,8 +35,10 @@ let package = Package(
 
         // CRC-32C in C (the SSE4.2 instruction): the checksums of the .spw format.
         .target(name: "CChecksum"),
+        // A SIGBUS guard for file mappings (a file truncated under the process reads as zeros, counted).
+        .target(name: "CMapGuard"),
         // The .spw file, the safetensors reader, checksums.
-        .target(name: "SparrowFormat", dependencies: ["CChecksum", "CZstd"]),
+        .target(name: "SparrowFormat", dependencies: ["CChecksum", "CMapGuard", "CZstd"]),
         // Number formats and matryoshka quantization.
         .target(name: "SparrowQuant", dependencies: ["CSparrowKernels", "SparrowFormat", "SparrowKernels"]),
         // Moving expert bytes from storage into memory.

@@ -1,3 +1,5 @@
+import CMapGuard
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -6,12 +8,18 @@
 
 /// A whole file mapped read-only into memory. Unmaps and closes on deinit.
 ///
+/// The mapping is guarded (CMapGuard): if the file shrinks while mapped, a read past its new end
+/// gets zeros instead of killing the process with SIGBUS, and `checkIntact()` reports the file as
+/// changed from then on — callers check it after each use of the bytes and discard the result.
+///
 /// Immutable after init, so it may be shared across threads.
 package final class MappedFile: @unchecked Sendable {
     package let path: String
     /// The mapped bytes; valid as long as this object lives.
     package let bytes: UnsafeRawBufferPointer
     package let fileDescriptor: Int32
+    /// The guard's handle (-1: unguarded, the guard's table was full).
+    private let guardHandle: Int32
 
     package init(path: String) throws(FormatError) {
         self.path = path
@@ -41,6 +49,26 @@ package final class MappedFile: @unchecked Sendable {
         }
         self.fileDescriptor = fd
         self.bytes = UnsafeRawBufferPointer(start: p, count: size)
+        self.guardHandle = spg_guard_register(p, size)
+    }
+
+    /// Pages read after the file lost them (truncated or rewritten while mapped): each read zeros.
+    package var lostPages: UInt64 { spg_guard_faults(guardHandle) }
+
+    /// Throws `.truncated` once any read of the mapping found the file shorter than when it was
+    /// mapped: every byte read since may be wrong, and stays so (the file must be reopened).
+    package func checkIntact() throws(FormatError) {
+        guard lostPages > 0 else { return }
+        var st = stat()
+        let now = fstat(fileDescriptor, &st) == 0 ? UInt64(max(0, st.st_size)) : 0
+        throw .truncated(path: path, expected: UInt64(count), actual: now)
+    }
+
+    /// A path that opens this very file again, even once it was deleted or replaced at `path`
+    /// (`/proc/self/fd/N` where the system has it, else `path`).
+    package var reopenablePath: String {
+        let link = "/proc/self/fd/\(fileDescriptor)"
+        return access(link, R_OK) == 0 ? link : path
     }
 
     /// Size of the file in bytes.
@@ -56,6 +84,7 @@ package final class MappedFile: @unchecked Sendable {
     }
 
     deinit {
+        spg_guard_unregister(guardHandle)
         if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
         close(fileDescriptor)
     }

@@ -128,6 +128,11 @@ package final class SafeTensorsCheckpoint: @unchecked Sendable {
         return (files[i], t)
     }
 
+    /// Throws `.truncated` if a shard shrank while it was read (its bytes read as zeros since).
+    package func checkIntact() throws(FormatError) {
+        for f in files { try f.file.checkIntact() }
+    }
+
     /// Paths of the shard files (the converter must never write over one of them).
     package var paths: [String] { files.map(\.file.path) }
 }

@@ -107,11 +107,14 @@ public struct BlockReaderOptions: Sendable {
 /// O_DIRECT when the file system takes it), telling `options.notice` why.
 package enum BlockReaders {
     /// `arena`: the memory reads land in (registered with io_uring as fixed buffers); `tags`: the
-    /// number of distinct tags the caller uses.
+    /// number of distinct tags the caller uses. `path` names the file in messages; `opening`, when
+    /// given, is what is opened (`/proc/self/fd/N` reaches an open file even once it is deleted or
+    /// replaced at its path).
     package static func open(
-        path: String, arena: UnsafeMutableRawBufferPointer, tags: Int, options: BlockReaderOptions
+        path: String, opening: String? = nil, arena: UnsafeMutableRawBufferPointer, tags: Int,
+        options: BlockReaderOptions
     ) throws(IOError) -> BlockReader {
-        let (fd, direct) = try openFile(path, direct: options.direct, notice: options.notice)
+        let (fd, direct) = try openFile(opening ?? path, named: path, direct: options.direct, notice: options.notice)
         if options.mode != .pread {
             if let errno = UringSupport.probe() {
                 if options.mode == .uring {
@@ -135,15 +138,18 @@ package enum BlockReaders {
         return PreadReader(fd: fd, path: path, direct: direct, tags: tags, options: options)
     }
 
-    /// Opens `path` read-only, with O_DIRECT if asked and accepted (tmpfs refuses it).
-    static func openFile(_ path: String, direct: Bool, notice: ((String) -> Void)?) throws(IOError) -> (Int32, Bool) {
+    /// Opens `source` read-only, with O_DIRECT if asked and accepted (tmpfs refuses it); errors
+    /// and notices name `path`.
+    static func openFile(
+        _ source: String, named path: String, direct: Bool, notice: ((String) -> Void)?
+    ) throws(IOError) -> (Int32, Bool) {
         if direct {
-            let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | sparrow_o_direct())
+            let fd = Glibc.open(source, O_RDONLY | O_CLOEXEC | sparrow_o_direct())
             if fd >= 0 { return (fd, true) }
             if errno != EINVAL { throw IOError(path: path, operation: "open", errno: errno) }
             notice?("io: \(path): O_DIRECT refused by the file system; reading through the page cache")
         }
-        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        let fd = Glibc.open(source, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw IOError(path: path, operation: "open", errno: errno) }
         return (fd, false)
     }

@@ -115,7 +115,8 @@ package final class ExpertCache: @unchecked Sendable {
         arena = UnsafeMutableRawBufferPointer(start: base, count: bytes)
         let reader: BlockReader
         do {
-            reader = try BlockReaders.open(path: file.path, arena: arena, tags: slotCount, options: io)
+            reader = try BlockReaders.open(
+                path: file.path, opening: file.file.reopenablePath, arena: arena, tags: slotCount, options: io)
         } catch {
             free(base)
             throw .io(error)

@@ -118,6 +118,8 @@ public struct Converter {
                     converter: "sparrow \(sparrowVersion)", created: ISO8601DateFormatter().string(from: Date())),
                 weightType: plan.weightType, expertScheme: plan.scheme, denseBits: options.denseBits,
                 expertZstdMinSaving: options.zstdMinSaving, addBosToken: TokenizerConfigFile.addBos(directory: input))
+            // A shard that shrank while it was read gave zeros (the mapping's guard): no file from it.
+            try formatCall { () throws(FormatError) in try plan.resolver.checkpoint.checkIntact() }
             let metaBytes = try meta.encoded()
             try formatCall { () throws(FormatError) in try writer.finish(meta: metaBytes, tokenizer: plan.tokenizer) }
         } catch {

@@ -31,7 +31,7 @@ final class EmbeddingRows {
             k += 1
         }
         ranges = tensors.map { $0.offset..<($0.offset + $0.length) }
-        fd = open(file.path, O_RDONLY | O_CLOEXEC)
+        fd = open(file.file.reopenablePath, O_RDONLY | O_CLOEXEC)
         reader = PositionalReader(fileDescriptor: fd, path: file.path)
         guard fd >= 0, !ranges.isEmpty else { return nil }
         buffer = .allocate(byteCount: pieces.reduce(0) { $0 + $1.rowBytes }, alignment: 64)

@@ -66,4 +66,10 @@ public final class Model: @unchecked Sendable {
             Ops.touch(base + start, bytes: (p.upperBound - start) / 8 * 8)
         }
     }
+
+    /// Throws once the file shrank under its mapping (truncated or rewritten while open): the
+    /// weights read since are zeros, so nothing this model computes can be trusted any more.
+    package func checkFile() throws(SparrowError) {
+        do throws(FormatError) { try file.file.checkIntact() } catch { throw .format(error) }
+    }
 }

@@ -258,6 +258,7 @@ public final class Session {
         for t in tokens where t < 0 || t >= vocab {
             throw .invalidArgument("token id \(t) is outside the vocabulary (0..<\(vocab))")
         }
+        try model.checkFile()
         var start = 0
         while start < tokens.count {
             let n = min(batchSize, tokens.count - start)
@@ -265,7 +266,12 @@ public final class Session {
             let isLast = start + n == tokens.count
             let rows: UnsafeMutablePointer<Float>? = wantAll ? dest + start * vocab : (isLast ? dest : nil)
             try forward(UnsafeBufferPointer(rebasing: tokens[start..<(start + n)]), logitsInto: rows, allRows: wantAll)
+            do throws(SparrowError) { try model.checkFile() } catch {
+                position -= n  // what this step computed came from zeros
+                throw error
+            }
             start += n
         }
     }
+
 }
