@@ -147,7 +147,9 @@ typedef struct sparrow_session_params {
     /** Bytes the whole process may hold while the session runs: dense weights, KV cache and
      *  scratch stay resident, experts stream from storage into a cache filling the rest.
      *  0: no budget (experts are read through the memory mapping). A budget above what the model
-     *  can use is capped (the expert cache never holds more than every expert). */
+     *  can use is capped (the expert cache never holds more than every expert). Counted from the
+     *  session's creation on, including what other sessions hold then: several sessions in one
+     *  process each need a budget above what is already resident (docs/CACHE.md). */
     uint64_t memory_budget;
     /** Compute threads (0: one per core; more than 8 per core: SPARROW_ERR_INVALID_ARGUMENT). */
     int32_t threads;

@@ -15,6 +15,8 @@ public struct SessionOptions: Sendable {
     /// Memory budget in bytes for the whole process while this session runs: resident dense
     /// weights, KV cache, scratch and runtime, plus an expert cache filling the rest. Experts are
     /// then streamed from storage on demand. nil: experts read through the memory mapping.
+    /// Counted from the session's creation on, including what other sessions hold then (several
+    /// sessions each need a budget above what is already resident; docs/CACHE.md).
     public var budget: Int?
     /// Size the expert cache directly, in bytes, instead of deriving it from `budget` (for hosts
     /// that account memory themselves). Either one turns streaming on.
