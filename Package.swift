@@ -33,22 +33,26 @@ let package = Package(
         .target(name: "CSparrowKernels"),
         .target(name: "SparrowKernels", dependencies: ["CSparrowKernels"]),
 
+        // The lock every module uses (Mutex; a pthread mutex under ThreadSanitizer, Scripts/tsan.sh).
+        .target(name: "SparrowSync"),
         // CRC-32C in C (the SSE4.2 instruction): the checksums of the .spw format.
         .target(name: "CChecksum"),
         // A SIGBUS guard for file mappings (a file truncated under the process reads as zeros, counted).
         .target(name: "CMapGuard"),
         // The .spw file, the safetensors reader, checksums.
-        .target(name: "SparrowFormat", dependencies: ["CChecksum", "CMapGuard", "CZstd"]),
+        .target(name: "SparrowFormat", dependencies: ["CChecksum", "CMapGuard", "CZstd", "SparrowSync"]),
         // Number formats and matryoshka quantization.
         .target(name: "SparrowQuant", dependencies: ["CSparrowKernels", "SparrowFormat", "SparrowKernels"]),
         // Moving expert bytes from storage into memory.
         .target(
             name: "SparrowIO",
-            dependencies: ["CURing", .product(name: "DequeModule", package: "swift-collections")]),
+            dependencies: ["CURing", "SparrowSync", .product(name: "DequeModule", package: "swift-collections")]),
         // Model, Session, architectures, tokenizer, sampler, converter.
         .target(
             name: "SparrowRuntime",
-            dependencies: ["SparrowFormat", "SparrowQuant", "SparrowKernels", "CSparrowKernels", "SparrowIO"]),
+            dependencies: [
+                "SparrowFormat", "SparrowQuant", "SparrowKernels", "CSparrowKernels", "SparrowIO", "SparrowSync"
+            ]),
         // Public Swift API.
         .target(name: "Sparrow", dependencies: ["SparrowRuntime", "SparrowFormat", "SparrowQuant", "SparrowIO"]),
         // The C interface: the header's module, its plain-data parts in C, the rest in Swift.

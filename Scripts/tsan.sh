@@ -11,13 +11,13 @@ filter="${1:-ExpertCacheTests|SchedulerPolicyTests|SchedulerTests|SwiftAPITests|
 scratch=.build/tsan
 log="$scratch.log"
 mkdir -p .build
-if ! swift build --scratch-path "$scratch" --sanitize=thread --build-tests >"$log" 2>&1; then
+if ! swift build --scratch-path "$scratch" --sanitize=thread -Xswiftc -DSPARROW_TSAN --build-tests >"$log" 2>&1; then
     tail -30 "$log" >&2
     echo "tsan.sh: the ThreadSanitizer build failed (log $log)" >&2
     exit 1
 fi
 # halt_on_error: a race fails the run instead of scrolling by.
-if ! TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" swift test --scratch-path "$scratch" \
+if ! TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" swift test --scratch-path "$scratch" -Xswiftc -DSPARROW_TSAN \
     --sanitize=thread --skip-build --filter "$filter" >>"$log" 2>&1; then
     grep -E -A30 "WARNING: ThreadSanitizer|✘" "$log" | head -80 >&2
     echo "tsan.sh: FAILED (log $log)" >&2

@@ -1,11 +1,11 @@
 import Foundation
-import Synchronization
+import SparrowSync
 
 /// The temporary files this process is writing (a model being converted, a profile being saved),
 /// so that an interrupted command can remove them: `removeAll()` is what the CLI's SIGINT/SIGTERM
 /// handler calls before exiting. A finished or abandoned file is no longer listed.
 package enum TemporaryFiles {
-    private static let paths = Mutex<Set<String>>([])
+    private static let paths = Locked<Set<String>>([])
 
     /// `path` is being written.
     package static func register(_ path: String) { paths.withLock { _ = $0.insert(path) } }

@@ -1,6 +1,6 @@
 import DequeModule
 import Foundation
-import Synchronization
+import SparrowSync
 
 /// The thread that drives a `BlockReader`: any thread queues reads (`enqueue`, then `submit`);
 /// the lane submits them and, as each completes, runs `finish` for it on the lane's own thread,
@@ -23,7 +23,7 @@ package final class IOLane: @unchecked Sendable {
         var background = Deque<ReadRequest>()
         var stopping = false
     }
-    private let queues = Mutex(Queues())
+    private let queues = Locked(Queues())
 
     /// What reads the bytes, for logs and `bench`.
     package var summary: String { reader.summary }

@@ -158,7 +158,7 @@ extension ExpertCache {
 
     /// The slot's memory.
     func slotMemory(_ s: Int) -> UnsafeMutableRawBufferPointer {
-        UnsafeMutableRawBufferPointer(start: slotAddress(s), count: slots[s].bytes)
+        slotRegions[s]
     }
 
     /// Checks the checksums of `levels` of the record `key` held in `memory` (decoding them, from

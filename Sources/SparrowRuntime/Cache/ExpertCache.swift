@@ -26,6 +26,8 @@ package final class ExpertCache: @unchecked Sendable {
     package let lowSlotCount: Int
     /// The memory slots are carved from.
     package let arena: UnsafeMutableRawBufferPointer
+    /// Each slot's memory (fixed at init, so read without the lock, unlike `slots`).
+    let slotRegions: [UnsafeMutableRawBufferPointer]
     /// The thread that reads records in and checks (and decodes) them as they land.
     private(set) var lane: IOLane!
     /// Records with zstd levels are read into the tail of the slot and decoded to its front.
@@ -113,6 +115,7 @@ package final class ExpertCache: @unchecked Sendable {
             throw .budgetTooSmall("cannot allocate a \(bytes)-byte expert arena")
         }
         arena = UnsafeMutableRawBufferPointer(start: base, count: bytes)
+        slotRegions = slots.map { UnsafeMutableRawBufferPointer(start: base + $0.offset, count: $0.bytes) }
         let reader: BlockReader
         do {
             reader = try BlockReaders.open(
@@ -145,7 +148,7 @@ package final class ExpertCache: @unchecked Sendable {
     /// The session's level: what a full slot holds.
     var topLevel: Int { slots[0].capacity }
 
-    func slotAddress(_ s: Int) -> UnsafeMutableRawPointer { arena.baseAddress! + slots[s].offset }
+    func slotAddress(_ s: Int) -> UnsafeMutableRawPointer { slotRegions[s].baseAddress! }
 
     func entry(_ key: ExpertKey) -> ExpertRecordEntry { file.expert(layer: key.layer, expert: key.expert)! }
 

@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import SparrowSync
 import SparrowFormat
 import SparrowKernels
 import SparrowQuant
@@ -28,7 +28,7 @@ final class MappedExpertStore: ExpertStore, @unchecked Sendable {
         /// Decoded copies of records stored with zstd levels.
         var decoded: [UnsafeMutableRawBufferPointer] = []
     }
-    private let resolved: Mutex<Resolved>
+    private let resolved: Locked<Resolved>
 
     deinit { resolved.withLock { for d in $0.decoded { d.deallocate() } } }
 
@@ -40,7 +40,7 @@ final class MappedExpertStore: ExpertStore, @unchecked Sendable {
         let table =
             config.moeLayerCount > 0
             ? try Self.mappedRecords(file: file, config: config) : Array(repeating: nil, count: count)
-        resolved = Mutex(Resolved(table: table, verified: Array(repeating: false, count: count)))
+        resolved = Locked(Resolved(table: table, verified: Array(repeating: false, count: count)))
     }
 
     /// Checks that every MoE layer has all its records, with the model's shapes and every level,

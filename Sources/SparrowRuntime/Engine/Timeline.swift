@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import SparrowSync
 
 /// A record of what the compute thread and the I/O lane did, on one time axis, for
 /// `bench --timeline`. Attached to a session (`Session.timeline`); nil costs nothing.
@@ -34,7 +34,7 @@ package final class Timeline: @unchecked Sendable {
     }
 
     private let origin = DispatchTime.now().uptimeNanoseconds
-    private let recording = Mutex(Recording())
+    private let recording = Locked(Recording())
 
     package init() {}
 

@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import SparrowSync
 
 /// Byte-level BPE tokenizer read from a Hugging Face `tokenizer.json` (GPT-2, Qwen, OLMo style).
 ///
@@ -26,7 +26,7 @@ public final class Tokenizer: @unchecked Sendable {
     private let preTokenizer: PreTokenizer
     private let ignoreMerges: Bool
     /// Pieces already split, shared by the threads that encode.
-    private let cache = Mutex<[String: [Int32]]>([:])
+    private let cache = Locked<[String: [Int32]]>([:])
 
     /// Parses tokenizer.json bytes.
     /// Token ids must be below this (the largest vocabularies in use have a few hundred thousand).
