@@ -29,19 +29,24 @@ public struct IOError: Error, CustomStringConvertible, Equatable {
 package struct PositionalReader: Sendable {
     package let fileDescriptor: Int32
     package let path: String
+    /// Faults to inject into reads (tests of the error paths; nil in production).
+    package let faults: FaultInjector?
 
-    package init(fileDescriptor: Int32, path: String) {
+    package init(fileDescriptor: Int32, path: String, faults: FaultInjector? = nil) {
         self.fileDescriptor = fileDescriptor
         self.path = path
+        self.faults = faults
     }
 
     /// Fills `buffer` with the bytes at `offset`.
     package func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(IOError) {
         let progress = ReadProgress(path: path, verb: "pread", isDirect: false)
+        let request = ReadRequest(offset: offset, length: buffer.count, destination: buffer.baseAddress!, tag: 0)
         var done = 0
         while done < buffer.count {
             let n = pread(fileDescriptor, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
-            switch progress.advance(&done, result: n < 0 ? -Int(errno) : n, offset: offset, length: buffer.count) {
+            let result = ReadProgress.inject(faults, request, done: done, result: n < 0 ? -Int(errno) : n)
+            switch progress.advance(&done, result: result, offset: offset, length: buffer.count) {
             case .again, .finished: continue
             case .failed(let error): throw error
             }

@@ -145,7 +145,10 @@ import Testing
                 } catch {
                     reported += 1
                     attempt += 1
-                    #expect("\(error)".contains("cannot load layer"), "\(error)")
+                    let message = "\(error)"
+                    #expect(
+                        message.contains("cannot load layer") || message.contains("embedding row")
+                            || message.contains("failed: Input/output error"), "\(message)")
                     try #require(attempt < 20, "step \(i) kept failing")
                 }
             }

@@ -51,6 +51,14 @@ import Testing
         #expect(try ExpertProfile.load(from: path) == p)
         try other.save(to: path)
         #expect(try ExpertProfile.load(from: path)?.calibrationTokens == 1)
+        // A damaged profile that is still valid JSON (one number changed) is refused by its checksum.
+        let saved = try String(contentsOfFile: path, encoding: .utf8)
+        try saved.replacingOccurrences(of: "\"calibrationTokens\":1,", with: "\"calibrationTokens\":7,")
+            .write(toFile: path, atomically: false, encoding: .utf8)
+        do {
+            _ = try ExpertProfile.load(from: path)
+            Issue.record("a damaged profile was loaded")
+        } catch { #expect("\(error)".contains("checksum mismatch"), "\(error)") }
         try Data("{\"modelBytes\": 3".utf8).write(to: URL(fileURLWithPath: path))
         #expect(throws: SparrowError.self) { try ExpertProfile.load(from: path) }
     }

@@ -176,7 +176,8 @@ public final class Session {
         scratch = Scratch(config: config, batch: batchSize, context: ctx, threads: threads)
         backend = CPUBackend(scratch: scratch, config: config)
         let budgeted = options.budget != nil || options.expertCacheBytes != nil
-        embeddingRows = budgeted && !config.tieWordEmbeddings ? EmbeddingRows(model: model) : nil
+        embeddingRows =
+            budgeted && !config.tieWordEmbeddings ? try EmbeddingRows(model: model, faults: options.io.faults) : nil
         // Without a requested precision, a budget that cannot hold the top level's experts gets the
         // highest stored level it can hold (the error of the top level if none fits).
         var level = top

@@ -33,6 +33,9 @@ public struct ExpertProfile: Codable, Sendable, Equatable {
     /// Share of the gate weight (renormalised per token) carried by expert uses whose
     /// unimportance is ≤ 0, 0.05, …, 1.0 (21 points); nil in profiles written before it existed.
     public var gateMassCDF: [Double]?
+    /// CRC-32C of the profile's JSON without this field (sorted keys), set by `save`: a damaged
+    /// file is refused instead of steering precision with wrong numbers. nil in older profiles.
+    var checksum: UInt32?
 
     /// Where the profile of `modelPath` lives.
     public static func path(for modelPath: String) -> String { modelPath + ".profile.json" }
@@ -40,10 +43,12 @@ public struct ExpertProfile: Codable, Sendable, Equatable {
     /// Writes the profile atomically: a temporary file in the same directory, flushed, then
     /// renamed over the old one — a crash mid-write leaves the old profile (or none) intact.
     public func save(to path: String) throws(SparrowError) {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys]
+        var sealed = self
+        sealed.checksum = crc32c(Array(try Self.unsealedJSON(self)))
         let data: Data
-        do { data = try e.encode(self) } catch { throw .invalidArgument("cannot encode the profile: \(error)") }
+        do { data = try Self.encoder.encode(sealed) } catch {
+            throw .invalidArgument("cannot encode the profile: \(error)")
+        }
         let temporary = path + ".tmp-\(getpid())"
         TemporaryFiles.register(temporary)
         defer { TemporaryFiles.unregister(temporary) }
@@ -70,9 +75,30 @@ public struct ExpertProfile: Codable, Sendable, Equatable {
         guard let data = RegularFile.contents(atPath: path) else {
             throw .io(IOError(path: path, operation: "read", errno: errno))
         }
-        do { return try JSONDecoder().decode(ExpertProfile.self, from: data) } catch {
+        let profile: ExpertProfile
+        do { profile = try JSONDecoder().decode(ExpertProfile.self, from: data) } catch {
             throw .config(path: path, problem: "not a valid expert profile (\(error)); run `sparrow profile` again")
         }
+        if let sum = profile.checksum, crc32c(Array(try unsealedJSON(profile))) != sum {
+            throw .config(path: path, problem: "checksum mismatch: the profile is damaged; run `sparrow profile` again")
+        }
+        var verified = profile
+        verified.checksum = nil  // (a profile in memory carries none: save seals it)
+        return verified
+    }
+
+    /// The encoder of profile files: sorted keys, so the same profile always gives the same bytes.
+    private static var encoder: JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return e
+    }
+
+    /// The JSON of `profile` without its checksum: what the checksum covers.
+    private static func unsealedJSON(_ profile: ExpertProfile) throws(SparrowError) -> Data {
+        var p = profile
+        p.checksum = nil
+        do { return try encoder.encode(p) } catch { throw .invalidArgument("cannot encode the profile: \(error)") }
     }
 
     /// The share of expert uses token-level precision would read at the low level on a miss
