@@ -89,8 +89,9 @@ final class EmbeddingRows {
         matrix.decodeRow(packed: buffer, into: out)
     }
 
-    /// The bytes each read of the one-off passes moves.
-    private static let chunkBytes = 1 << 20
+    /// The bytes each read of the one-off passes moves: small, so the buffer comes and goes without
+    /// leaving the heap larger (glibc keeps a freed 1 MiB block once its mmap threshold has risen).
+    private static let chunkBytes = 64 << 10
 
     /// Checks `tensors` against their checksums, reading them through a small buffer.
     private static func verify(_ tensors: [TensorEntry], reader: PositionalReader) throws(SparrowError) {
