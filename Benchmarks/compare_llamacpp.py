@@ -74,10 +74,15 @@ def make_gguf(hf, work, quants):
     return out
 
 
-def make_spw(sparrow, hf, work, dense):
+def make_spw(sparrow, hf, work, dense, calibration=None, calibration_tokens=4000):
+    """The .spw file; with a calibration text, its expert profile too (what `--token-precision auto`,
+    the default under a budget, derives its thresholds from: `sparrow profile`, one step per model)."""
     path = os.path.join(work, f"model-dense-{dense}.spw")
     if not os.path.exists(path):
         sh([sparrow, "convert", hf, "-o", path, "--expert-levels", "2,4,8", "--group-size", "64", "--dense", dense],
+           stdout=subprocess.DEVNULL)
+    if calibration and not os.path.exists(path + ".profile.json"):
+        sh([sparrow, "profile", "-m", path, "--text", calibration, "--tokens", str(calibration_tokens)],
            stdout=subprocess.DEVNULL)
     return path
 
@@ -370,6 +375,8 @@ def main():
                    "defaults, e.g. '--prefetch 1 --token-precision 0.6,0.9'")
     p.add_argument("--prompt-file", help="held-out text: under --budgets both engines are teacher-forced on it")
     p.add_argument("--budget-reps", type=int, default=3, help="alternated rounds per limit")
+    p.add_argument("--calibration-file", help="text for `sparrow profile` (disjoint from --prompt-file's start): "
+                   "the profile Sparrow's default token-level precision takes its thresholds from")
     p.add_argument("--plot", help="with --budgets: an SVG of decode tokens/s against the limit")
     a = p.parse_args()
     work = a.work or os.path.join(os.path.dirname(os.path.abspath(__file__)), ".work", os.path.basename(os.path.normpath(a.hf)))
@@ -380,9 +387,9 @@ def main():
     pairs = []  # (label, llama gguf, sparrow file, sparrow bits)
     for q in quants:
         if q == "Q8_0":
-            pairs.append(("8-bit vs Q8_0", gguf[q], make_spw(a.sparrow, a.hf, work, "q8"), 8))
+            pairs.append(("8-bit vs Q8_0", gguf[q], make_spw(a.sparrow, a.hf, work, "q8", a.calibration_file), 8))
         elif q == "Q4_0":
-            pairs.append(("4-bit vs Q4_0", gguf[q], make_spw(a.sparrow, a.hf, work, "q4"), 4))
+            pairs.append(("4-bit vs Q4_0", gguf[q], make_spw(a.sparrow, a.hf, work, "q4", a.calibration_file), 4))
     results = {label: {"llama": [], "sparrow": []} for label, *_ in pairs}
     # One untimed run of each first: both models sit in the page cache before timing, so neither
     # engine pays for the disk (the fully resident comparison; cold starts are the budget issue's).

@@ -26,7 +26,7 @@ extension ExpertCache {
         let budget = options.budget!
         model.touchDense(skipping: skipping)
         let fixed = ProcessMemory.currentRSS
-        let reserve = (8 << 20) + budget / 50  // transient allocations: logits, activations, I/O bookkeeping
+        let reserve = (4 << 20) + budget / 50  // transient allocations: logits, activations, I/O bookkeeping
         let arena = budget - fixed - reserve
         guard arena >= need else {
             let lowest = c.expertsPerToken * slotSize(file: model.file, level: 0)
