@@ -448,6 +448,53 @@ static void test_session(sparrow_model *m, sparrow_model *other) {
     EXPECT_FAIL(sparrow_model_close(m), SPARROW_ERR_INVALID_HANDLE);
 }
 
+/// The model file truncated under running sessions (resident and budgeted): each call fails with a
+/// message (the mapping's lost pages are guarded: no SIGBUS), again on the next call; freeing works.
+static void test_truncated_while_running(const char *model_path) {
+    char copy[] = "/tmp/sparrow-api-truncated-XXXXXX";
+    int fd = mkstemp(copy);
+    CHECK(fd >= 0);
+    FILE *in = fopen(model_path, "rb");
+    CHECK(in != NULL);
+    if (fd < 0 || !in) return;
+    char chunk[1 << 16];
+    size_t n, total = 0;
+    while ((n = fread(chunk, 1, sizeof chunk, in)) > 0) {
+        CHECK(write(fd, chunk, n) == (ssize_t)n);
+        total += n;
+    }
+    fclose(in);
+    sparrow_model *m = NULL;
+    EXPECT_OK(sparrow_model_open(copy, NULL, &m));
+    if (!m) return;
+    sparrow_model_info info = {.struct_size = sizeof info};
+    EXPECT_OK(sparrow_model_get_info(m, &info));
+    sparrow_session *resident = NULL, *budgeted = NULL;
+    sparrow_session_params sp = sparrow_session_default_params();
+    sp.context_length = 64;
+    EXPECT_OK(sparrow_session_create(m, &sp, &resident));
+    sparrow_session_stats st = {.struct_size = sizeof st};
+    EXPECT_OK(sparrow_session_get_stats(resident, &st));
+    sp.memory_budget = st.peak_rss + info.expert_bytes / 4 + (48u << 20);
+    EXPECT_OK(sparrow_session_create(m, &sp, &budgeted));
+    int32_t prompt[3] = {1, 2, 3};
+    EXPECT_OK(sparrow_session_evaluate(resident, prompt, 3));
+    EXPECT_OK(sparrow_session_evaluate(budgeted, prompt, 3));
+    CHECK(ftruncate(fd, (off_t)(total / 3)) == 0);
+    sparrow_session *both[2] = {resident, budgeted};
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < 2; i++) {
+            sparrow_status s = sparrow_session_evaluate(both[k], prompt, 3);
+            CHECK(s != SPARROW_OK);
+            CHECK(strstr(sparrow_last_error(), "truncated") != NULL || strstr(sparrow_last_error(), "cannot load") != NULL);
+        }
+        EXPECT_OK(sparrow_session_free(both[k]));
+    }
+    EXPECT_OK(sparrow_model_close(m));
+    close(fd);
+    unlink(copy);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s MODEL.spw\n", argv[0]);
@@ -456,6 +503,7 @@ int main(int argc, char **argv) {
     test_basics();
     test_bad_open(argv[1]);
     test_null_handles();
+    test_truncated_while_running(argv[1]);
     sparrow_model *m = NULL, *other = NULL;
     EXPECT_OK(sparrow_model_open(argv[1], NULL, &m));
     if (!m) return 1;
