@@ -185,9 +185,11 @@ def sparrow_env(a):
 
 def run_sparrow(sparrow, path, bits, a, budget=None, plen=None, n=None, extra=None, text=None):
     """Sparrow's bench; under a budget, cold and in a memory cgroup of the same size. `extra`: the
-    scheduler flags of this configuration (None: --cache-policy and --sparrow-args as given)."""
+    scheduler flags of this configuration (None: --cache-policy and --sparrow-args as given). A budget
+    too small for `bits` runs again at the level Sparrow itself chooses there (its default: the
+    highest stored level that fits), and the result says which (`bits`)."""
     cmd = [sparrow, "bench", "-m", path, "--prompt-len", str(plen or a.prompt_len), "-n", str(n or a.n),
-           "--threads", str(a.threads), "--expert-bits", str(bits), "--json"]
+           "--threads", str(a.threads), "--json"] + (["--expert-bits", str(bits)] if bits else [])
     if text:
         cmd += ["--prompt-file", text]
     if budget is None:
@@ -199,10 +201,13 @@ def run_sparrow(sparrow, path, bits, a, budget=None, plen=None, n=None, extra=No
         r = (in_cgroup(cmd, budget, env=sparrow_env(a)) if cgroup_available()
              else subprocess.run(cmd, capture_output=True, text=True, env=sparrow_env(a)))
         if r.returncode != 0:
+            if bits and "memory budget too small" in r.stderr:
+                return run_sparrow(sparrow, path, None, a, budget, plen, n, extra, text)
             return {"error": "killed by the memory cgroup (OOM)" if r.returncode in (-9, 137) else r.stderr.strip()[-300:]}
         out = r.stdout
     r = json.loads(out)
     return {"prefill": r["prefillTokensPerSecond"], "decode": r["decodeTokensPerSecond"], "peak_rss": r["peakRSS"],
+            "bits": r.get("expertBits"),
             "cache": r.get("cache"), "isa": r.get("isa"), "ceiling": r.get("ioCeilingTokensPerSecond"),
             "read_per_token": r.get("decodeBytesReadPerToken"), "disk": r.get("diskBytesPerSecond")}
 
@@ -335,6 +340,7 @@ def summarize_limit(text, limit, rounds):
     row["over_on_demand"] = med(ratio(r, get(r, "default", "decode"), on_demand(r, "decode")) for r in rounds)
     row["io_ceiling"] = med(get(r, "default", "ceiling") for r in rounds)
     row["peak_rss"] = max((get(r, "default", "peak_rss") or 0) for r in rounds)
+    row["sparrow_bits"] = sorted({get(r, who, "bits") for r in rounds for who in r if who != "llama"} - {None})
     row["errors"] = sorted({f"{who}: {v['error']}" for r in rounds for who, v in r.items() if "error" in v})
     return row
 
@@ -345,8 +351,8 @@ def print_limit(row):
     print(f"{row['limit_text'] + ' (' + str(row['limit'] // 2**20) + ' MiB)':<16} {f(row['llama_prefill'], '.1f'):>13} "
           f"{f(row['sparrow_prefill'], '.1f'):>8} {f(row['prefill_ratio'], '.2f'):>6} {f(row['llama_decode'], '.2f'):>12} "
           f"{f(row['sparrow_decode'], '.2f'):>8} {f(row['decode_ratio'], '.2f'):>6} {f(row['on_demand_decode'], '.2f'):>9} "
-          f"{f(row['over_on_demand'], '.2f'):>5} {f(row['io_ceiling'], '.1f'):>11} {row['peak_rss'] / 2**20:>6.0f} MiB",
-          flush=True)
+          f"{f(row['over_on_demand'], '.2f'):>5} {f(row['io_ceiling'], '.1f'):>11} {row['peak_rss'] / 2**20:>6.0f} MiB"
+          f"  (Sparrow's experts at {'/'.join(str(b) for b in row['sparrow_bits']) or '-'} bits)", flush=True)
     for e in row["errors"]:
         print(f"    {e}", flush=True)
 
