@@ -21,6 +21,7 @@ typedef struct {
 
 static spg_slot slots[SPG_SLOTS];
 static struct sigaction previous;
+static uintptr_t page_size; /* read once at install: sysconf is not async-signal-safe */
 static pthread_once_t installed_once = PTHREAD_ONCE_INIT;
 static atomic_int installed;
 
@@ -50,9 +51,8 @@ static void spg_handler(int signal, siginfo_t *info, void *context) {
         if (length == 0) continue;
         uintptr_t base = atomic_load_explicit(&slots[i].base, memory_order_relaxed);
         if (address < base || address - base >= length) continue;
-        uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-        void *at = (void *)(address & ~(page - 1));
-        void *zero = mmap(at, page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+        void *at = (void *)(address & ~(page_size - 1));
+        void *zero = mmap(at, page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
         if (zero == at) {
             atomic_fetch_add_explicit(&slots[i].faults, 1, memory_order_release);
             return;
@@ -63,6 +63,7 @@ static void spg_handler(int signal, siginfo_t *info, void *context) {
 }
 
 static void spg_install(void) {
+    page_size = (uintptr_t)sysconf(_SC_PAGESIZE);
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_sigaction = spg_handler;
