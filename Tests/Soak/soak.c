@@ -118,20 +118,26 @@ static int fail(const char *what) {
 }
 
 /* Creates a session whose budget is the process's RSS now plus `cache` bytes of experts plus
- * `extra` for its KV cache, scratch and reserve, raising `extra` in small steps while the library
- * says the budget is too small. */
+ * `extra` for its KV cache, scratch and reserve: the smallest `extra` (in small steps) with which
+ * the session's expert cache holds at least `cache` bytes. */
 static sparrow_status create(sparrow_model *m, uint64_t cache, sparrow_session **s, uint64_t *budget) {
     sparrow_session_params sp = sparrow_session_default_params();
     sp.threads = 1;
     sp.context_length = CONTEXT;
-    sparrow_status st = SPARROW_ERR_BUDGET;
-    uint64_t step = cache / 8 > (1u << 20) ? cache / 8 : (1u << 20);
-    for (uint64_t extra = 8u << 20; extra <= (1ull << 34) && st == SPARROW_ERR_BUDGET; extra += step) {
+    uint64_t step = cache / 16 > (256u << 10) ? cache / 16 : (256u << 10);
+    for (uint64_t extra = 1u << 20; extra <= (1ull << 34); extra += step) {
         sp.memory_budget = (uint64_t)rss_bytes() + cache + extra;
-        st = sparrow_session_create(m, &sp, s);
+        *budget = sp.memory_budget;
+        sparrow_status st = sparrow_session_create(m, &sp, s);
+        if (st == SPARROW_ERR_BUDGET) continue;
+        if (st != SPARROW_OK) return st;
+        sparrow_session_stats stats = {.struct_size = sizeof stats};
+        sparrow_session_get_stats(*s, &stats);
+        if ((uint64_t)stats.cache_slots * stats.cache_slot_bytes >= cache) return SPARROW_OK;
+        sparrow_session_free(*s);
+        *s = NULL;
     }
-    *budget = sp.memory_budget;
-    return st;
+    return SPARROW_ERR_BUDGET;
 }
 
 int main(int argc, char **argv) {
