@@ -9,9 +9,10 @@ import SparrowQuant
 /// hundreds of MiB for a few rows per token. Rows come through `pread` (the page cache, not the
 /// process's memory). Used by budgeted sessions when the output head is a separate matrix.
 ///
-/// Every row read is checked: when the session is created the table is read once (through a small
-/// buffer), checked against its tensors' checksums, and a CRC-32C is kept per row and piece (4 bytes
-/// a row); a row whose read fails or whose bytes do not match is read again once, then reported.
+/// Every row read is checked: when the first budgeted session of a model is created the table is
+/// read once (through a small buffer), checked against its tensors' checksums, and a CRC-32C is kept
+/// per row and piece on the model (4 bytes a row); a row whose read fails or whose bytes do not
+/// match is read again once, then reported.
 final class EmbeddingRows {
     private let fd: Int32
     private let reader: PositionalReader
@@ -42,23 +43,31 @@ final class EmbeddingRows {
         guard !tensors.isEmpty else { return nil }
         let fd = open(file.file.reopenablePath, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
-        matrix = model.weights.embedding
-        pieces = matrix.rowPieces.map { (offset: $0.start - UnsafeRawPointer(base), rowBytes: $0.bytes) }
+        let matrix = model.weights.embedding
+        let pieces = matrix.rowPieces.map { (offset: $0.start - UnsafeRawPointer(base), rowBytes: $0.bytes) }
+        let rows = model.config.vocabSize
+        do {
+            // Once per model: the first budgeted session checks the table and derives the sums.
+            rowChecksums = try model.embeddingRowChecksums.withLock { cached throws(SparrowError) -> [UInt32] in
+                if let cached { return cached }
+                let plain = PositionalReader(fileDescriptor: fd, path: file.path)
+                try Self.verify(tensors, reader: plain)
+                let sums = try Self.rowChecksums(of: pieces, rows: rows, reader: plain)
+                cached = sums
+                return sums
+            }
+        } catch {
+            close(fd)
+            throw error
+        }
+        self.matrix = matrix
+        self.pieces = pieces
+        self.rows = rows
         ranges = tensors.map { $0.offset..<($0.offset + $0.length) }
-        rows = model.config.vocabSize
         path = file.path
         self.fd = fd
         reader = PositionalReader(fileDescriptor: fd, path: file.path, faults: faults)
         buffer = .allocate(byteCount: pieces.reduce(0) { $0 + $1.rowBytes }, alignment: 64)
-        do {
-            let plain = PositionalReader(fileDescriptor: fd, path: file.path)
-            try Self.verify(tensors, reader: plain)
-            rowChecksums = try Self.rowChecksums(of: pieces, rows: rows, reader: plain)
-        } catch {
-            close(fd)
-            buffer.deallocate()
-            throw error
-        }
     }
 
     deinit {

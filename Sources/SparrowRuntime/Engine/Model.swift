@@ -2,6 +2,7 @@ import CSparrowKernels
 import Foundation
 import SparrowFormat
 import SparrowKernels
+import SparrowSync
 
 /// A converted model, opened from a `.spw` file. Immutable after open: one model may be shared by
 /// many sessions on many threads.
@@ -19,6 +20,9 @@ public final class Model: @unchecked Sendable {
     public var expertBits: [Int] { file.directory.expertLevels.map(\.bits) }
     /// RoPE inverse frequencies `[headDim / 2]`.
     let invFreq: [Float]
+    /// The CRC-32C of every embedding row (`EmbeddingRows`), derived from the checked table by the
+    /// first budgeted session and shared by the later ones.
+    let embeddingRowChecksums = Locked<[UInt32]?>(nil)
 
     /// Opens and validates `path`. Dense tensors are checked against their checksums unless
     /// `verifyDense` is false; expert records are checked when first used.
