@@ -108,10 +108,10 @@ public struct Sampler {
 }
 
 /// A small, fast, seedable generator (SplitMix64) so sampling is reproducible across platforms.
-struct SplitMix64 {
+package struct SplitMix64: RandomNumberGenerator {
     private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
+    package init(seed: UInt64) { state = seed }
+    package mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -119,5 +119,5 @@ struct SplitMix64 {
         return z ^ (z >> 31)
     }
     /// Uniform in [0, 1).
-    mutating func nextDouble() -> Double { Double(next() >> 11) * 0x1.0p-53 }
+    package mutating func nextDouble() -> Double { Double(next() >> 11) * 0x1.0p-53 }
 }

@@ -63,6 +63,39 @@ import Testing
         #expect(throws: SparrowError.self) { try ExpertProfile.load(from: path) }
     }
 
+    /// Faults injected into the profile's read: a failed read is an I/O error naming the file, a
+    /// short read is refused, and a flipped bit is refused (invalid JSON or the checksum) unless it
+    /// changed nothing (a last digit of a float that parses to the same value): never other numbers.
+    @Test func faultsInTheProfileRead() throws {
+        let path = Paths.temporaryDirectory() + "/m.spw.profile.json"
+        try Self.profile().save(to: path)
+        let good = try Data(contentsOf: URL(fileURLWithPath: path))
+        do {
+            _ = try ExpertProfile.load(
+                from: path,
+                reading: { _ in
+                    errno = EIO; return nil
+                })
+            Issue.record("a failed read loaded a profile")
+        } catch { #expect("\(error)".contains("m.spw.profile.json: read failed"), "\(error)") }
+        #expect(throws: SparrowError.self) {
+            try ExpertProfile.load(from: path, reading: { _ in good.prefix(good.count / 2) })
+        }
+        let original = try #require(try ExpertProfile.load(from: path, reading: { _ in good }))
+        var rng = SplitMix64(seed: 15)  // seeded: the same flips every run
+        var refused = 0
+        for _ in 0..<200 {
+            var bad = good
+            let i = Int.random(in: 0..<bad.count, using: &rng)
+            bad[i] ^= 1 << UInt8.random(in: 0..<8, using: &rng)
+            do {
+                let loaded = try ExpertProfile.load(from: path, reading: { _ in bad })
+                #expect(loaded == original, "a flipped bit at byte \(i) was loaded as other numbers")
+            } catch { refused += 1 }
+        }
+        #expect(refused > 150)
+    }
+
     /// With every expert protected by the profile, token-level precision downgrades nothing; a
     /// profile of another file is ignored.
     @Test func protectedExpertsAreNeverDowngraded() throws {

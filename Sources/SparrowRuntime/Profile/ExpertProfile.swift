@@ -71,8 +71,16 @@ public struct ExpertProfile: Codable, Sendable, Equatable {
 
     /// Reads a profile; nil when there is none, an error when it is damaged.
     public static func load(from path: String) throws(SparrowError) -> ExpertProfile? {
+        try load(from: path, reading: RegularFile.contents(atPath:))
+    }
+
+    /// The same, reading the file's bytes with `read` (nil: the read failed, `errno` says why) —
+    /// the seam through which tests inject failed, short and damaged reads.
+    package static func load(from path: String, reading read: (String) -> Data?) throws(SparrowError)
+        -> ExpertProfile?
+    {
         guard FileManager.default.fileExists(atPath: path) else { return nil }
-        guard let data = RegularFile.contents(atPath: path) else {
+        guard let data = read(path) else {
             throw .io(IOError(path: path, operation: "read", errno: errno))
         }
         let profile: ExpertProfile
