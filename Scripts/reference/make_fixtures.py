@@ -61,6 +61,12 @@ ARCHS = {
 }
 
 SEQ_LEN = 29
+GREEDY_PROMPT = 16
+GREEDY_NEW = 12
+SAMPLE_LEN = 512
+
+from family_fixtures import FAMILIES  # noqa: E402  (gpt-oss, DeepSeek: hooks for their own layouts)
+ARCHS.update(FAMILIES)
 
 
 def make_arch(name, spec):
@@ -70,9 +76,14 @@ def make_arch(name, spec):
     os.makedirs(out)
     cfg = AutoConfig.for_model(**spec["config"])
     model = AutoModelForCausalLM.from_config(cfg, attn_implementation="eager").to(spec["dtype"])
+    if "prepare" in spec:
+        spec["prepare"](model)
     model.save_pretrained(out, safe_serialization=True)
-    for f in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(os.path.join(DEMO, f), out)
+    if "tokenizer" in spec:
+        spec["tokenizer"](out)
+    else:
+        for f in ("tokenizer.json", "tokenizer_config.json"):
+            shutil.copy(os.path.join(DEMO, f), out)
 
     # The reference: reload what was saved, upcast to fp32, one forward pass over the whole sequence.
     ref = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32, attn_implementation="eager").eval()
@@ -91,12 +102,29 @@ def make_arch(name, spec):
     np.save(os.path.join(out, "router_topk_ids.npy"), np.stack(topk).astype(np.int32))
     keys = sorted(json.load(open(os.path.join(out, "model.safetensors.index.json")))["weight_map"]) \
         if os.path.exists(os.path.join(out, "model.safetensors.index.json")) else None
+    extra = {}
+    if spec.get("greedy"):
+        # Greedy continuation through transformers' own KV cache (sliding layers' cache included).
+        with torch.no_grad():
+            gen = ref.generate(ids[:, :GREEDY_PROMPT], max_new_tokens=GREEDY_NEW, do_sample=False,
+                               min_new_tokens=GREEDY_NEW, eos_token_id=None, pad_token_id=0)
+        extra["greedy"] = dict(prompt_length=GREEDY_PROMPT, tokens=gen[0, GREEDY_PROMPT:].tolist())
+        # The model's own text (sampled at temperature 1): a random-init model's perplexity on it
+        # measures what quantization costs, where on real text every random model is near-uniform.
+        torch.manual_seed(0)
+        with torch.no_grad():
+            sample = ref.generate(ids[:, :4], max_new_tokens=SAMPLE_LEN - 4, do_sample=True, temperature=1.0,
+                                  top_k=0, top_p=1.0, min_new_tokens=SAMPLE_LEN - 4, eos_token_id=None,
+                                  pad_token_id=0)
+        np.save(os.path.join(out, "samples.npy"), sample[0].numpy().astype(np.int32))
     with open(os.path.join(out, "reference.json"), "w") as f:
         json.dump(dict(
             architecture=name, token_ids=ids[0].tolist(), storage_dtype=str(spec["dtype"]),
             logits_shape=list(logits.shape), router_layers=len(topk), top_k=k,
-            max_abs_logit=float(np.abs(logits).max()),
+            max_abs_logit=float(np.abs(logits).max()), **extra,
             versions=dict(torch=torch.__version__, transformers=transformers.__version__)), f, indent=1)
+    if "variants" in spec:
+        spec["variants"](out)
     size = sum(os.path.getsize(os.path.join(out, x)) for x in os.listdir(out))
     print(f"{name}: {size / 1e6:.2f} MB, max|logit| {np.abs(logits).max():.3f}, sharded={keys is not None}")
 

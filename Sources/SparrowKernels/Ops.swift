@@ -133,18 +133,7 @@ public enum Ops {
     public static func touch(_ p: UnsafeRawPointer, bytes: Int) -> UInt64 { spk_read_sum(p, bytes) }
 
     /// Softmax in place over `n` values.
-    public static func softmax(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
-        var m = -Float.infinity
-        for i in 0..<n { m = max(m, x[i]) }
-        var sum: Float = 0
-        for i in 0..<n {
-            let e = exp(x[i] - m)
-            x[i] = e
-            sum += e
-        }
-        let inv = 1 / sum
-        for i in 0..<n { x[i] *= inv }
-    }
+    public static func softmax(_ x: UnsafeMutablePointer<Float>, _ n: Int) { softmax(x, n, sink: -.infinity) }
 
     /// Indices and values of the `k` largest of `count` values, in descending order (ties: lower
     /// index first).
@@ -176,6 +165,38 @@ public enum Ops {
             let g = gate[i]
             gate[i] = g / (1 + exp(-g)) * up[i]
         }
+    }
+
+    /// `gate[i] = g' · sigmoid(alpha · g') · (u' + 1)` with `g' = min(gate[i], limit)` and
+    /// `u' = clamp(up[i], ±limit)` (gpt-oss's experts).
+    public static func clampedSwiglu(
+        _ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, _ n: Int, limit: Float, alpha: Float
+    ) {
+        for i in 0..<n {
+            let g = min(gate[i], limit)
+            let u = min(max(up[i], -limit), limit)
+            gate[i] = g / (1 + exp(-alpha * g)) * (u + 1)
+        }
+    }
+
+    /// `x[r · dim + i] += b[i]` for every row r.
+    public static func addBias(_ x: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, rows: Int, dim: Int) {
+        for r in 0..<rows { spk_axpy(dim, 1, b, x + r * dim) }
+    }
+
+    /// Softmax over `x[0..<n]` and one more logit, `sink`, whose share is dropped (gpt-oss's
+    /// attention sinks): `x[i] = exp(x[i] − m) / (Σ exp(x[j] − m) + exp(sink − m))`.
+    public static func softmax(_ x: UnsafeMutablePointer<Float>, _ n: Int, sink: Float) {
+        var m = sink
+        for i in 0..<n { m = max(m, x[i]) }
+        var sum = exp(sink - m)
+        for i in 0..<n {
+            let e = exp(x[i] - m)
+            x[i] = e
+            sum += e
+        }
+        let inv = 1 / sum
+        for i in 0..<n { x[i] *= inv }
     }
 
     /// y += a · x over n values.

@@ -5,6 +5,7 @@ public enum Architecture: String, Codable, Sendable, CaseIterable {
     case qwen2Moe = "qwen2_moe"
     case mixtral = "mixtral"
     case olmoe = "olmoe"
+    case gptOss = "gpt_oss"
 
     /// Recognises a config.json by `model_type`, or failing that by `architectures[0]`.
     package init?(modelType: String?, architectures: [String]?) {
@@ -17,6 +18,7 @@ public enum Architecture: String, Codable, Sendable, CaseIterable {
         case "Qwen2MoeForCausalLM": self = .qwen2Moe
         case "MixtralForCausalLM": self = .mixtral
         case "OlmoeForCausalLM": self = .olmoe
+        case "GptOssForCausalLM": self = .gptOss
         default: return nil
         }
     }
@@ -28,6 +30,7 @@ public enum Architecture: String, Codable, Sendable, CaseIterable {
         case .qwen2Moe: return Qwen2MoE.self
         case .mixtral: return Mixtral.self
         case .olmoe: return OLMoE.self
+        case .gptOss: return GptOss.self
         }
     }
 }
@@ -43,6 +46,27 @@ protocol ArchitectureSpec {
     /// Names of a layer's fused expert tensors (`gate_up_proj` [E, 2I, H], `down_proj` [E, H, I]),
     /// the layout transformers 5 uses in memory and some checkpoints store.
     static func fusedExpertNames(layer: Int) -> (gateUp: String, down: String)
+    /// How a dense tensor is taken from its checkpoint tensor (most are as they are).
+    static func denseTransform(for name: TensorName) -> DenseTransform
+    /// How the fused expert tensors are laid out.
+    static var fusedExpertLayout: FusedExpertLayout { get }
+}
+
+/// The layouts of fused expert tensors in checkpoints.
+enum FusedExpertLayout {
+    /// `gate_up_proj [E, 2I, H]` (gate rows, then up rows), `down_proj [E, H, I]` (transformers 5).
+    case stackedRows
+    /// `gate_up_proj [E, H, 2I]` with gate and up in alternate columns, `down_proj [E, I, H]`
+    /// (gpt-oss); or as MXFP4 `*_blocks [E, 2I, H/32, 16]` + `*_scales [E, 2I, H/32]` with gate
+    /// and up in alternate rows, `down_proj_blocks [E, H, I/32, 16]`.
+    case interleavedColumns
+}
+
+/// A gather the converter applies to a checkpoint tensor to get Sparrow's dense tensor.
+enum DenseTransform: Equatable {
+    case none
+    /// Even (or odd) columns of a `[rows, 2 · cols]` tensor: one half of an interleaved pair.
+    case evenColumns, oddColumns
 }
 
 /// Most families use the Llama-style checkpoint names; a family overrides what differs.
@@ -54,6 +78,8 @@ extension ArchitectureSpec {
     static func fusedExpertNames(layer: Int) -> (gateUp: String, down: String) {
         LlamaStyleNames.fusedExpertNames(layer: layer)
     }
+    static func denseTransform(for name: TensorName) -> DenseTransform { .none }
+    static var fusedExpertLayout: FusedExpertLayout { .stackedRows }
 }
 
 /// Sparrow's own names for the dense tensors of a model, independent of the checkpoint's.
@@ -66,6 +92,8 @@ package enum TensorName: Hashable, Sendable, CustomStringConvertible {
     case router(Int)
     case sharedGate(Int), sharedUp(Int), sharedDown(Int), sharedExpertGate(Int)
     case mlpGate(Int), mlpUp(Int), mlpDown(Int)
+    case sinks(Int), routerBias(Int)
+    case expertGateBias(Int), expertUpBias(Int), expertDownBias(Int)
 
     /// The name stored in the `.spw` tensor directory.
     package var description: String {
@@ -93,6 +121,19 @@ package enum TensorName: Hashable, Sendable, CustomStringConvertible {
         case .mlpGate(let l): return "layers.\(l).mlp_gate"
         case .mlpUp(let l): return "layers.\(l).mlp_up"
         case .mlpDown(let l): return "layers.\(l).mlp_down"
+        case .sinks(let l): return "layers.\(l).sinks"
+        case .routerBias(let l): return "layers.\(l).router_bias"
+        case .expertGateBias(let l): return "layers.\(l).expert_gate_bias"
+        case .expertUpBias(let l): return "layers.\(l).expert_up_bias"
+        case .expertDownBias(let l): return "layers.\(l).expert_down_bias"
+        }
+    }
+
+    /// Per-expert bias tables `[E, n]`: kept f32 like vectors, never quantized.
+    var isBiasTable: Bool {
+        switch self {
+        case .expertGateBias, .expertUpBias, .expertDownBias: return true
+        default: return false
         }
     }
 }
@@ -125,6 +166,10 @@ enum LlamaStyleNames {
         case .mlpGate(let l): return [p(l) + "mlp.gate_proj.weight"]
         case .mlpUp(let l): return [p(l) + "mlp.up_proj.weight"]
         case .mlpDown(let l): return [p(l) + "mlp.down_proj.weight"]
+        case .sinks(let l): return [p(l) + "self_attn.sinks"]
+        case .routerBias(let l): return [p(l) + "\(mlp).router.bias"]
+        case .expertGateBias(let l), .expertUpBias(let l): return [p(l) + "\(mlp).experts.gate_up_proj_bias"]
+        case .expertDownBias(let l): return [p(l) + "\(mlp).experts.down_proj_bias"]
         }
     }
 

@@ -7,13 +7,14 @@ enum DenseLayout {
     struct Item {
         let name: TensorName
         let shape: [Int]
-        /// Vectors (norm weights, biases) are stored as f32 whatever the weight type.
-        var isVector: Bool { shape.count == 1 }
+        /// Vectors (norm weights, biases) and per-expert bias tables are stored as f32 whatever the
+        /// weight type.
+        var isF32: Bool { shape.count == 1 || name.isBiasTable }
         /// Whether `--dense q8|q4` quantizes it (routers stay float so routing is not perturbed).
         var isQuantizable: Bool {
             switch name {
             case .router, .sharedExpertGate: return false
-            default: return shape.count == 2
+            default: return shape.count == 2 && !name.isBiasTable
             }
         }
         /// Embeddings and the output head keep 8 bits when the rest of the dense part goes lower.
@@ -42,6 +43,7 @@ enum DenseLayout {
                 out.append(Item(name: .vBias(l), shape: [kvDim]))
             }
             if c.outputBias { out.append(Item(name: .oBias(l), shape: [h])) }
+            if c.attentionSinks == true { out.append(Item(name: .sinks(l), shape: [c.headCount])) }
             switch c.qkNorm {
             case .none: break
             case .perHead:
@@ -54,6 +56,13 @@ enum DenseLayout {
             out.append(Item(name: .ffnNorm(l), shape: [h]))
             if c.moeLayers[l] {
                 out.append(Item(name: .router(l), shape: [c.expertCount, h]))
+                if c.routerBias == true { out.append(Item(name: .routerBias(l), shape: [c.expertCount])) }
+                if c.expertBias == true {
+                    let i = c.expertIntermediateSize
+                    out.append(Item(name: .expertGateBias(l), shape: [c.expertCount, i]))
+                    out.append(Item(name: .expertUpBias(l), shape: [c.expertCount, i]))
+                    out.append(Item(name: .expertDownBias(l), shape: [c.expertCount, h]))
+                }
                 let s = c.sharedExpertIntermediateSize
                 if s > 0 {
                     out.append(Item(name: .sharedGate(l), shape: [s, h]))

@@ -1,3 +1,5 @@
+import Foundation
+
 /// How q and k are normalised before RoPE.
 public enum QKNorm: String, Codable, Sendable {
     /// No normalisation (Mixtral, Qwen2-MoE).
@@ -62,6 +64,83 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     /// The beginning-of-sequence token, when the model has one.
     public var bosTokenId: Int?
 
+    /// Per layer: whether `slidingWindow` applies (gpt-oss alternates sliding and full layers);
+    /// nil: every layer, when there is a window.
+    public var slidingLayers: [Bool]? = nil
+    /// Whether each attention head has a learned sink logit in its softmax (gpt-oss).
+    public var attentionSinks: Bool? = nil
+    /// Scaled RoPE (YaRN), nil for plain RoPE.
+    public var ropeScaling: RopeScaling? = nil
+    /// How router logits become expert weights; nil is `.softmaxThenTopK`.
+    public var routerScoring: RouterScoring? = nil
+    /// Whether the router has a bias (gpt-oss).
+    public var routerBias: Bool? = nil
+    /// Whether each routed expert's projections have biases (gpt-oss).
+    public var expertBias: Bool? = nil
+    /// The routed experts' gated activation; nil is SwiGLU.
+    public var expertActivation: GatedActivation? = nil
+
     /// Number of MoE layers.
     public var moeLayerCount: Int { moeLayers.filter { $0 }.count }
+
+    /// The attention window of layer `l`: nil for full causal attention.
+    public func window(layer l: Int) -> Int? {
+        guard let w = slidingWindow else { return nil }
+        return slidingLayers.map { $0[l] ? w : nil } ?? w
+    }
+}
+
+/// YaRN RoPE scaling (`rope_type: yarn`): inverse frequencies blended between interpolated and
+/// extrapolated by a linear ramp over the dimensions, and q·k scaled by `attentionFactor²`.
+public struct RopeScaling: Codable, Sendable, Equatable {
+    /// Context extension factor.
+    public var factor: Double
+    /// The context the model was pre-trained with.
+    public var originalMaxPositions: Int
+    /// Rotations bounding the ramp on the extrapolated side.
+    public var betaFast: Double
+    /// Rotations bounding the ramp on the interpolated side.
+    public var betaSlow: Double
+    /// Whether the ramp's ends are rounded to whole dimensions.
+    public var truncate: Bool
+    /// What cos and sin are multiplied by (so q·k by its square).
+    public var attentionFactor: Double
+
+    /// The `headDim / 2` inverse frequencies for `theta`.
+    public func inverseFrequencies(theta: Double, headDim dim: Int) -> [Float] {
+        func correction(_ rotations: Double) -> Double {
+            Double(dim) * log(Double(originalMaxPositions) / (rotations * 2 * .pi)) / (2 * log(theta))
+        }
+        var low = correction(betaFast)
+        var high = correction(betaSlow)
+        if truncate { (low, high) = (low.rounded(.down), high.rounded(.up)) }
+        low = max(low, 0)
+        high = min(high, Double(dim - 1))
+        if low == high { high += 0.001 }
+        return (0..<(dim / 2)).map { i in
+            // In f32 as transformers computes them.
+            let base = powf(Float(theta), Float(2 * i) / Float(dim))
+            let extrapolated = 1 / base
+            let interpolated = 1 / (Float(factor) * base)
+            let ramp = min(max((Float(i) - Float(low)) / (Float(high) - Float(low)), 0), 1)
+            let extrapolation = 1 - ramp
+            return interpolated * (1 - extrapolation) + extrapolated * extrapolation
+        }
+    }
+}
+
+/// How a MoE router turns its logits into the chosen experts and their weights.
+public enum RouterScoring: String, Codable, Sendable {
+    /// Softmax over all experts, then the top k (renormalised if `normalizeTopK`).
+    case softmaxThenTopK
+    /// The top k logits, then a softmax over those k (gpt-oss).
+    case topKThenSoftmax
+}
+
+/// The gated activation of an MLP's intermediate: `act(gate) ⊙ up`.
+public enum GatedActivation: Codable, Sendable, Equatable {
+    /// silu(g) · u.
+    case silu
+    /// gpt-oss: g' = min(g, limit), u' = clamp(u, ±limit); g' · sigmoid(alpha · g') · (u' + 1).
+    case clampedSwiGLU(limit: Float, alpha: Float)
 }

@@ -181,7 +181,7 @@ import Testing
     /// (Random-weight models are far more sensitive than trained ones: quantizing their dense part to
     /// 8 bits too moves logits by several percent, while on the trained demo model it moves
     /// perplexity by 0.003 %; that is checked by perplexity in RESULTS.md.)
-    @Test(arguments: Paths.architectures)
+    @Test(arguments: Paths.architectures.filter { !Paths.sampled.contains($0) })
     func eightBitLogitsCloseToFloat(arch: String) throws {
         let ref = try ConformanceTests.reference(arch)
         let options = Converter.Options(expertScheme: .init(levels: [2, 4, 8], groupSize: 16))
@@ -198,6 +198,30 @@ import Testing
             if a == b { agree += 1 }
         }
         #expect(agree >= ref.ids.count - 2, "argmax agrees on \(agree) of \(ref.ids.count)")
+    }
+
+    /// What each nested level costs in perplexity on the model's own text (512 tokens transformers
+    /// sampled from the float model at temperature 1; fixtures of the newer families have them),
+    /// experts quantized, dense part float. Guards against regressions, not the targets
+    /// (+0.2 % / +1 %): gpt-oss's experts come as MXFP4, whose non-uniform E2M1 grid a uniform
+    /// level cannot hold exactly — measured +0.22 % at 8 bits and +9.96 % at 4 bits (group 32);
+    /// see docs/QUANT.md.
+    @Test(
+        arguments: Paths.architectures.filter {
+            FileManager.default.fileExists(atPath: Paths.fixtures + "/" + $0 + "/samples.npy")
+        })
+    func levelsCostLittlePerplexityOnTheModelsOwnText(arch: String) throws {
+        let dir = Paths.fixtures + "/" + arch
+        let tokens = try NPY.readInt(dir + "/samples.npy").values
+        let exact = try Perplexity.evaluate(model: try Converted.model(dir), tokens: tokens, window: tokens.count)
+        let options = Converter.Options(expertScheme: .init(levels: [2, 4, 8], groupSize: 32))
+        let model = try Converted.model(dir, options: options, tag: "q248-g32")
+        for (bits, bound) in [(8, 0.005), (4, 0.15)] {
+            let q = try Perplexity.evaluate(
+                model: model, tokens: tokens, window: tokens.count, options: .init(expertBits: bits))
+            let cost = q.perplexity / exact.perplexity - 1
+            #expect(cost <= bound, "\(bits)-bit: perplexity \(q.perplexity) vs \(exact.perplexity) (+\(cost * 100) %)")
+        }
     }
 
     /// Reading only the prefix up to a level gives the same logits: bytes past it are never used.

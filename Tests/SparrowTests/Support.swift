@@ -8,7 +8,17 @@ enum Paths {
         .deletingLastPathComponent().path
     static let fixtures = repo + "/Tests/SparrowTests/Fixtures"
     static let demo = repo + "/Models/tiny-qwen3moe"
-    static let architectures = ["qwen3_moe", "qwen2_moe", "mixtral", "olmoe"]
+    /// Every architecture with a transformers fixture.
+    static let architectures = ["qwen3_moe", "qwen2_moe", "mixtral", "olmoe", "gpt_oss"]
+    /// The SwiGLU families `widen_experts.py` widens exactly (gpt-oss's clamp and `up + 1` do not
+    /// split into copies).
+    static let widenable = ["qwen3_moe", "qwen2_moe", "mixtral", "olmoe"]
+    /// The architectures whose fixture has `samples.npy`, text the float model sampled itself:
+    /// their quantized levels are judged by perplexity on it rather than logit by logit (top-k
+    /// then softmax routing makes a random-init model's logits jump where a near tie flips).
+    static let sampled = architectures.filter {
+        FileManager.default.fileExists(atPath: fixtures + "/\($0)/samples.npy")
+    }
 
     /// The first `n` of the demo's held-out tokens.
     static func demoTokens(_ n: Int) throws -> [Int] {

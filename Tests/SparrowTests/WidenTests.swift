@@ -75,7 +75,7 @@ import Testing
     /// Every layout the script knows (Qwen2-MoE with its shared expert in bf16, Mixtral's w1/w3/w2
     /// in f16, OLMoE in f32, Qwen3-MoE): the widened fixture's logits match the original's. (Without
     /// gate noise: these random-init routers have near ties that a 0.5 % noise can flip.)
-    @Test(arguments: Paths.architectures)
+    @Test(arguments: Paths.widenable)
     func everyLayoutComputesTheSame(architecture: String) throws {
         let source = Paths.fixtures + "/" + architecture
         let dir = Paths.temporaryDirectory()

@@ -35,17 +35,20 @@ extension Converter {
     ) throws(SparrowError) {
         for (item, scheme) in zip(plan.dense, plan.denseSchemes) {
             let (file, info) = try plan.resolver.find(item.name, shape: item.shape)
-            let src = file.bytes(of: info).baseAddress!
+            let count = item.shape.reduce(1, *)
+            let gathered = plan.resolver.gather(item.name, from: file.bytes(of: info).baseAddress!, info, count: count)
+            defer { gathered?.deallocate() }
+            let src = gathered.map { UnsafeRawPointer($0) } ?? file.bytes(of: info).baseAddress!
+            let srcType = gathered == nil ? info.dtype! : .f32
             if let scheme {
                 let q = quantizeChunked(
-                    src, from: info.dtype!, rows: item.shape[0], cols: item.shape[1], scheme: scheme)
+                    src, from: srcType, rows: item.shape[0], cols: item.shape[1], scheme: scheme)
                 try writeQuantized(q, name: item.name.description, to: writer)
                 tally.denseBytes += q.scales.count * 2 + q.planes.reduce(0) { $0 + $1.count }
             } else {
-                let type = item.isVector ? .f32 : plan.weightType
-                let n = type.bytes(count: info.elementCount)
-                DTypeConversion.convert(
-                    src, from: info.dtype!, to: type, count: info.elementCount, into: scratch.baseAddress!)
+                let type = item.isF32 ? .f32 : plan.weightType
+                let n = type.bytes(count: count)
+                DTypeConversion.convert(src, from: srcType, to: type, count: count, into: scratch.baseAddress!)
                 try formatCall { () throws(FormatError) in
                     try writer.addDense(
                         name: item.name.description, dtype: type, shape: item.shape,
@@ -71,18 +74,15 @@ extension Converter {
             for e in 0..<c.expertCount {
                 record.initializeMemory(as: UInt8.self, repeating: 0, count: plan.recordSize)
                 for (k, projection) in Projection.allCases.enumerated() {
-                    let (file, info, elementOffset) = try source.part(k, expert: e)
-                    let src = file.bytes(of: info).baseAddress! + info.dtype!.bytes(count: elementOffset)
                     let shape = projection.shape(intermediate: c.expertIntermediateSize, hidden: c.hiddenSize)
+                    source.load(k, expert: e, into: expertF32)
                     if let scheme = plan.scheme {
-                        DTypeConversion.convert(
-                            src, from: info.dtype!, to: .f32, count: shape[0] * shape[1], into: expertF32)
                         let q = MatryoshkaQuantizer.quantize(expertF32, rows: shape[0], cols: shape[1], scheme: scheme)
                         copy(q, base: projection.rawValue, levels: plan.levels, into: record)
                     } else {
                         let at = record + plan.levels[0].components[k].offset
                         DTypeConversion.convert(
-                            src, from: info.dtype!, to: plan.weightType, count: shape[0] * shape[1], into: at)
+                            expertF32, from: .f32, to: plan.weightType, count: shape[0] * shape[1], into: at)
                     }
                 }
                 try store(record, layer: l, expert: e, plan: plan, to: writer, tally: &tally)

@@ -83,19 +83,55 @@ import SparrowFormat
         return a.map(\.intValue)
     }
 
-    /// rope_theta from `rope_theta` (transformers 4) or `rope_parameters.rope_theta` (transformers 5);
-    /// rejects scaled RoPE variants Sparrow does not implement.
-    func ropeTheta(default d: Double) throws(SparrowError) -> Double {
+    /// RoPE's base and scaling from `rope_theta` + `rope_scaling` (transformers 4) or
+    /// `rope_parameters` (transformers 5): plain or YaRN; other scaled variants are refused.
+    func rope(default d: Double) throws(SparrowError) -> (theta: Double, scaling: RopeScaling?) {
+        var theta = try double("rope_theta", default: d)
+        var scaling: RopeScaling?
         for key in ["rope_scaling", "rope_parameters"] {
-            if let p = json[key] as? [String: Any] {
-                let type = (p["rope_type"] as? String) ?? (p["type"] as? String) ?? "default"
-                guard type == "default" else {
-                    throw .config(path: path, problem: "RoPE scaling type '\(type)' is not supported yet")
-                }
-                if let t = p["rope_theta"] as? NSNumber { return t.doubleValue }
+            guard let p = json[key] as? [String: Any] else { continue }
+            if let t = p["rope_theta"].flatMap(Self.number) { theta = t.doubleValue }
+            if let f = p["partial_rotary_factor"].flatMap(Self.number), f.doubleValue != 1 {
+                throw .config(path: path, problem: "\(key).partial_rotary_factor \(f) is not supported yet")
+            }
+            let type = (p["rope_type"] as? String) ?? (p["type"] as? String) ?? "default"
+            switch type {
+            case "default": continue
+            case "yarn": scaling = try yarn(HFConfig(path: path + " (\(key))", json: p))
+            default: throw .config(path: path, problem: "RoPE scaling type '\(type)' is not supported yet")
             }
         }
-        return try double("rope_theta", default: d)
+        guard theta > 0 else { throw .config(path: path, problem: "rope_theta must be positive") }
+        return (theta, scaling)
+    }
+
+    /// YaRN's parameters with transformers' defaults; the attention factor from `factor` (and
+    /// DeepSeek's `mscale` / `mscale_all_dim`) unless given.
+    private func yarn(_ p: HFConfig) throws(SparrowError) -> RopeScaling {
+        let maxPositions = try int("max_position_embeddings", default: 4096)
+        let original =
+            has("original_max_position_embeddings")
+            ? try int("original_max_position_embeddings")
+            : try p.int("original_max_position_embeddings", default: maxPositions)
+        guard original > 0 else {
+            throw .config(path: p.path, problem: "original_max_position_embeddings must be positive")
+        }
+        let factor = try p.double("factor", default: Double(maxPositions) / Double(original))
+        guard factor > 0 else { throw .config(path: p.path, problem: "'factor' must be positive") }
+        func mscale(_ m: Double) -> Double { factor <= 1 ? 1 : 0.1 * m * log(factor) + 1 }
+        var attention = mscale(1)
+        if p.has("attention_factor") {
+            attention = try p.double("attention_factor")
+        } else if p.has("mscale"), p.has("mscale_all_dim") {
+            let (m, all) = (try p.double("mscale"), try p.double("mscale_all_dim"))
+            if m != 0 && all != 0 { attention = mscale(m) / mscale(all) }
+        }
+        let betaFast = try p.double("beta_fast", default: 32)
+        let betaSlow = try p.double("beta_slow", default: 1)
+        return RopeScaling(
+            factor: factor, originalMaxPositions: original, betaFast: betaFast == 0 ? 32 : betaFast,
+            betaSlow: betaSlow == 0 ? 1 : betaSlow, truncate: try p.bool("truncate", default: true),
+            attentionFactor: attention)
     }
 
     /// The shared parts of every supported family: attention shape, vocabulary, norms, RoPE.
@@ -119,16 +155,19 @@ import SparrowFormat
         let eps = try double("rms_norm_eps", default: 1e-6)
         var eos = try intList("eos_token_id")
         if eos.isEmpty, let e = try? int("eos_token_id") { eos = [e] }
-        return ModelConfig(
+        let rope = try rope(default: 10000)
+        var c = ModelConfig(
             architecture: architecture, hiddenSize: hidden, layerCount: layers, headCount: heads,
             kvHeadCount: kvHeads, headDim: headDim, vocabSize: try positive("vocab_size"),
             expertCount: 0, expertsPerToken: 0, expertIntermediateSize: 0, denseIntermediateSize: 0,
             sharedExpertIntermediateSize: 0, normalizeTopK: false, rmsNormEps: Float(eps),
-            ropeTheta: try ropeTheta(default: 10000), qkNorm: .none, qkvBias: false, outputBias: false, clipQKV: nil,
+            ropeTheta: rope.theta, qkNorm: .none, qkvBias: false, outputBias: false, clipQKV: nil,
             slidingWindow: nil, tieWordEmbeddings: try bool("tie_word_embeddings", default: false),
             moeLayers: Array(repeating: true, count: layers),
             maxPositions: try int("max_position_embeddings", default: 4096), eosTokenIds: eos,
             bosTokenId: has("bos_token_id") ? try int("bos_token_id") : nil)
+        c.ropeScaling = rope.scaling
+        return c
     }
 
     /// Checks the routed-expert counts every family shares.

@@ -16,11 +16,34 @@ struct LayerWeights: @unchecked Sendable {
     var sharedGate: WeightMatrix?
     /// Dense layers: the MLP.
     var mlp: MLPWeights?
+    /// gpt-oss: each head's sink logit `[heads]`, the router's bias `[E]` and the experts' biases.
+    var sinks: UnsafePointer<Float>?
+    var routerBias: UnsafePointer<Float>?
+    var expertBias: ExpertBiases?
 }
 
-/// A SwiGLU MLP: down(silu(gate·x) ⊙ up·x).
+/// The biases of a layer's routed experts: gate and up `[E, I]`, down `[E, H]` (f32, resident).
+struct ExpertBiases: @unchecked Sendable {
+    var gate, up, down: UnsafePointer<Float>
+    var intermediate, hidden: Int
+
+    /// Expert `e`'s three bias vectors.
+    func of(_ e: Int) -> MLPBias {
+        MLPBias(gate: gate + e * intermediate, up: up + e * intermediate, down: down + e * hidden)
+    }
+}
+
+/// Biases added to an MLP's gate, up and down projections.
+struct MLPBias {
+    var gate, up, down: UnsafePointer<Float>
+}
+
+/// A gated MLP: down(act(gate·x) ⊙ up·x), SwiGLU unless `activation` says otherwise, with
+/// biases where `bias` has them.
 struct MLPWeights: @unchecked Sendable {
     var gate, up, down: WeightMatrix
+    var bias: MLPBias? = nil
+    var activation: GatedActivation = .silu
 
     /// The SwiGLU forward of `rows` rows of `x`: `out = down(silu(gate·x) ⊙ up·x)`. `gate` and `up`
     /// are caller scratch of `rows × gate.rows` floats (`gate` ends up holding the down projection's
@@ -33,8 +56,17 @@ struct MLPWeights: @unchecked Sendable {
     ) {
         Ops.matmul(gate, x, n: rows, into: g, threads: threads, act: act, actRow: actRow)
         Ops.matmul(up, x, n: rows, into: u, threads: threads, act: act, actRow: actRow)
-        Ops.swiglu(g, u, rows * gate.rows)
+        let width = gate.rows
+        if let b = bias {
+            Ops.addBias(g, b.gate, rows: rows, dim: width)
+            Ops.addBias(u, b.up, rows: rows, dim: width)
+        }
+        switch activation {
+        case .silu: Ops.swiglu(g, u, rows * width)
+        case .clampedSwiGLU(let limit, let alpha): Ops.clampedSwiglu(g, u, rows * width, limit: limit, alpha: alpha)
+        }
         Ops.matmul(down, g, n: rows, into: out, threads: threads, act: actMid, actRow: actRow)
+        if let b = bias { Ops.addBias(out, b.down, rows: rows, dim: down.rows) }
     }
 }
 
@@ -82,7 +114,7 @@ struct ModelWeights: @unchecked Sendable {
         var vectors: [TensorName: UnsafePointer<Float>] = [:]
         for item in DenseLayout.items(c) {
             let name = item.name.description
-            if item.isVector {
+            if item.isF32 {
                 guard let t = file.tensor(name) else { throw .format(.missingTensor(path: file.path, name: name)) }
                 guard t.shape == item.shape, t.dtype == .f32 else {
                     throw .format(
@@ -105,8 +137,16 @@ struct ModelWeights: @unchecked Sendable {
                 attnNorm: vector(.attnNorm(l))!, q: matrix(.q(l)), k: matrix(.k(l)), v: matrix(.v(l)), o: matrix(.o(l)),
                 qBias: vector(.qBias(l)), kBias: vector(.kBias(l)), vBias: vector(.vBias(l)), oBias: vector(.oBias(l)),
                 qNorm: vector(.qNorm(l)), kNorm: vector(.kNorm(l)), ffnNorm: vector(.ffnNorm(l))!)
+            w.sinks = vector(.sinks(l))
             if c.moeLayers[l] {
                 w.router = matrix(.router(l))
+                w.routerBias = vector(.routerBias(l))
+                if let g = vector(.expertGateBias(l)), let u = vector(.expertUpBias(l)),
+                    let d = vector(.expertDownBias(l))
+                {
+                    w.expertBias = ExpertBiases(
+                        gate: g, up: u, down: d, intermediate: c.expertIntermediateSize, hidden: c.hiddenSize)
+                }
                 if c.sharedExpertIntermediateSize > 0 {
                     w.shared = MLPWeights(
                         gate: matrix(.sharedGate(l)), up: matrix(.sharedUp(l)), down: matrix(.sharedDown(l)))

@@ -7,9 +7,9 @@ extension Session {
     /// appends their keys and values to the cache and leaves the projected output in `scratch.proj`.
     func attention(layer l: Int, weights lw: LayerWeights, n: Int) {
         projectQKV(layer: l, weights: lw, n: n)
-        attend(layer: l, n: n)
+        attend(layer: l, sinks: lw.sinks, n: n)
         Ops.matmul(lw.o, scratch.attn.pointer, n: n, into: scratch.proj.pointer, threads: threads, act: scratch.actIn)
-        if let b = lw.oBias { addBias(scratch.proj.pointer, b, rows: n, dim: config.hiddenSize) }
+        if let b = lw.oBias { Ops.addBias(scratch.proj.pointer, b, rows: n, dim: config.hiddenSize) }
     }
 
     /// Queries, keys and values of the `n` new tokens (biases, q/k norms, clipping, RoPE as the
@@ -29,9 +29,9 @@ extension Session {
         Ops.matmul(lw.q, s.xn.pointer, n: n, into: q, threads: threads, act: s.actIn)
         Ops.matmul(lw.k, s.xn.pointer, n: n, into: k, threads: threads, act: s.actIn)
         Ops.matmul(lw.v, s.xn.pointer, n: n, into: v, threads: threads, act: s.actIn)
-        if let b = lw.qBias { addBias(q, b, rows: n, dim: qDim) }
-        if let b = lw.kBias { addBias(k, b, rows: n, dim: kvDim) }
-        if let b = lw.vBias { addBias(v, b, rows: n, dim: kvDim) }
+        if let b = lw.qBias { Ops.addBias(q, b, rows: n, dim: qDim) }
+        if let b = lw.kBias { Ops.addBias(k, b, rows: n, dim: kvDim) }
+        if let b = lw.vBias { Ops.addBias(v, b, rows: n, dim: kvDim) }
         switch c.qkNorm {
         case .none: break
         case .perHead:
@@ -58,9 +58,10 @@ extension Session {
     }
 
     /// Softmax(q·kᵀ/√d)·v for the `n` new tokens against layer `l`'s cache (causal, within the
-    /// sliding window where there is one) into `scratch.attn`: one task per (token, head), chunks
-    /// over the threads, each owning a row of score scratch.
-    private func attend(layer l: Int, n: Int) {
+    /// layer's sliding window where it has one; with each head's sink logit in the softmax where
+    /// there are `sinks`) into `scratch.attn`: one task per (token, head), chunks over the threads,
+    /// each owning a row of score scratch.
+    private func attend(layer l: Int, sinks: UnsafePointer<Float>?, n: Int) {
         let c = config
         let s = scratch
         let hd = c.headDim
@@ -74,10 +75,10 @@ extension Session {
         let chunks = min(s.scoreChunks, tasks)
         let per = (tasks + chunks - 1) / chunks
         let group = heads / c.kvHeadCount
-        let scale = 1 / Float(hd).squareRoot()
+        let scale = model.attentionScale / Float(hd).squareRoot()
         let out = s.attn.pointer
         let base = position
-        let window = c.slidingWindow
+        let window = c.window(layer: l)
         let scoreRows = s.scores.pointer
         let ctx = contextLength
         let kvType = kc.type.kernelType
@@ -93,9 +94,16 @@ extension Session {
                 let first = window.map { max(0, pos - $0 + 1) } ?? 0
                 let count = pos - first + 1
                 let qv = q + i * qDim + head * hd
-                Ops.dots(qv, keys: kc.at(first, kvh * hd), type: kvType, stride: kvDim, dim: hd, count: count, into: sc)
+                let (head1, tail) = kc.runs(from: first, count: count)  // the tail wraps a ring
+                Ops.dots(
+                    qv, keys: kc.at(first, kvh * hd), type: kvType, stride: kvDim, dim: hd, count: head1.1, into: sc)
+                if tail.1 > 0 {
+                    Ops.dots(
+                        qv, keys: kc.at(tail.0, kvh * hd), type: kvType, stride: kvDim, dim: hd, count: tail.1,
+                        into: sc + head1.1)
+                }
                 for j in 0..<count { sc[j] *= scale }
-                Ops.softmax(sc, count)
+                if let sinks { Ops.softmax(sc, count, sink: sinks[head]) } else { Ops.softmax(sc, count) }
                 let o = out + i * qDim + head * hd
                 o.initialize(repeating: 0, count: hd)
                 for j in 0..<count {
@@ -115,7 +123,4 @@ extension Session {
         for i in 0..<count { x[i] = min(max(x[i], -clip), clip) }
     }
 
-    private func addBias(_ x: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, rows: Int, dim: Int) {
-        for r in 0..<rows { for i in 0..<dim { x[r * dim + i] += b[i] } }
-    }
 }

@@ -90,7 +90,7 @@ extension Session {
             let m = try cache.weights(slot: Int(s.activeSlots[a]), level: Int(s.activeLevels[a]))
             let awaitedStart = timeline?.now()
             computeStart = DispatchTime.now().uptimeNanoseconds
-            expertForward(m, expert: Int(s.activeExperts[a]), threads: threads)
+            expertForward(m, layer: l, expert: Int(s.activeExperts[a]), threads: threads)
             computeNanos += DispatchTime.now().uptimeNanoseconds - computeStart
             if let t = timeline, let awaitedStart { t.add(.awaited, layer: l, from: awaitedStart, to: t.now()) }
         }

@@ -7,6 +7,7 @@ extension Session {
     /// routing weights (plus the shared expert where the architecture has one) into `scratch.moeOut`.
     func moe(layer l: Int, weights lw: LayerWeights, n: Int) throws(SparrowError) {
         Ops.matmul(lw.router!, scratch.xn.pointer, n: n, into: scratch.router.pointer, threads: threads)
+        if let b = lw.routerBias { Ops.addBias(scratch.router.pointer, b, rows: n, dim: config.expertCount) }
         route(layer: l, tokens: n)
         groupByExpert(tokens: n)
         if n == 1 { scheduler.routed(layer: l, chosen: scratch.topIds, count: config.expertsPerToken) }
@@ -28,23 +29,26 @@ extension Session {
     }
 
     /// Routes `n` tokens from their router logits (in `scratch.router`): softmax over experts,
-    /// top-k by probability, optional renormalisation; per expert, how many tokens chose it, its
-    /// smallest unimportance and its largest gate weight.
+    /// top-k by probability, optional renormalisation (or, gpt-oss, top-k logits then their
+    /// softmax); per expert, how many tokens chose it, its smallest unimportance and its largest
+    /// gate weight.
     private func route(layer l: Int, tokens n: Int) {
         let s = scratch
         let e = config.expertCount
         let topK = config.expertsPerToken
+        let softmaxFirst = config.routerScoring != .topKThenSoftmax
         let counts = s.expertStart
         counts.initialize(repeating: 0, count: e + 2)
         s.expertUnimportance.initialize(repeating: .infinity, count: e)
         s.expertGate.initialize(repeating: 0, count: e)
         for i in 0..<n {
             let row = s.router.pointer + i * e
-            Ops.softmax(row, e)
+            if softmaxFirst { Ops.softmax(row, e) }
             let ids = s.topIds + i * topK
             let ws = s.topWeights + i * topK
             Ops.topK(row, count: e, k: topK, ids: ids, values: ws)
-            if config.normalizeTopK {
+            if !softmaxFirst { Ops.softmax(ws, topK) }
+            if config.normalizeTopK && softmaxFirst {
                 var sum: Float = 0
                 for j in 0..<topK { sum += ws[j] }
                 for j in 0..<topK { ws[j] /= sum }
@@ -68,6 +72,7 @@ extension Session {
         let s = scratch
         let h = config.hiddenSize
         let topK = config.expertsPerToken
+        let softmaxFirst = config.routerScoring != .topKThenSoftmax
         let counts = s.expertStart
         for x in 0..<config.expertCount { counts[x + 2] += counts[x + 1] }
         let starts = counts + 1
@@ -137,9 +142,10 @@ extension Session {
     }
 
     /// One expert on the rows routed to it, on the session's backend.
-    func expertForward(_ m: MLPWeights, expert x: Int, threads inner: Int) {
+    func expertForward(_ m: MLPWeights, layer l: Int, expert x: Int, threads inner: Int) {
         let first = Int(scratch.expertStart[x])
-        backend.runExpert(m, first: first, rows: Int(scratch.expertStart[x + 1]) - first, threads: inner)
+        let bias = model.weights.layers[l].expertBias?.of(x)
+        backend.runExpert(m, bias: bias, first: first, rows: Int(scratch.expertStart[x + 1]) - first, threads: inner)
     }
 
     /// Runs active experts `first..<first + count` (weights in `activeWeights`): in parallel across
@@ -150,7 +156,8 @@ extension Session {
         let timeline = inner == 1 ? self.timeline : nil  // each expert on one worker: its own row
         let run: (Int) -> Void = { a in
             let start = timeline?.now()
-            self.expertForward(s.activeWeights[first + a], expert: Int(s.activeExperts[first + a]), threads: inner)
+            self.expertForward(
+                s.activeWeights[first + a], layer: l, expert: Int(s.activeExperts[first + a]), threads: inner)
             if let timeline, let start {
                 timeline.addOnThisThread(.resident, layer: l, from: start, to: timeline.now())
             }

@@ -85,6 +85,9 @@ public final class Session {
     public let model: Model
     /// Most tokens the session holds.
     public let contextLength: Int
+    /// Bytes of the KV cache (keys and values of every layer; sliding-window layers hold only
+    /// their window and a batch).
+    public var kvCacheBytes: Int { zip(keys, values).reduce(0) { $0 + $1.0.byteCount + $1.1.byteCount } }
     /// Compute threads.
     public let threads: Int
     /// Most tokens evaluated in one batched step.
@@ -138,7 +141,7 @@ public final class Session {
     let config: ModelConfig
     /// Where experts run (the CPU today).
     let backend: ExecutionBackend
-    let keys: [KVBuffer]  // per layer [contextLength, kvDim]
+    let keys: [KVBuffer]  // per layer [contextLength (or window + batch − 1), kvDim]
     let values: [KVBuffer]
     let scratch: Scratch
 
@@ -171,8 +174,11 @@ public final class Session {
         budget = options.budget
         let top = try Self.requestedLevel(options.expertBits, stored: model.expertBits)
         let kvDim = config.kvHeadCount * config.headDim
-        keys = (0..<config.layerCount).map { _ in KVBuffer(rows: ctx, width: kvDim, type: options.kvType) }
-        values = (0..<config.layerCount).map { _ in KVBuffer(rows: ctx, width: kvDim, type: options.kvType) }
+        let rows = (0..<config.layerCount).map { [batchSize, config] l in
+            config.window(layer: l).map { min(ctx, $0 + batchSize - 1) } ?? ctx
+        }
+        keys = rows.map { KVBuffer(rows: $0, width: kvDim, type: options.kvType) }
+        values = rows.map { KVBuffer(rows: $0, width: kvDim, type: options.kvType) }
         scratch = Scratch(config: config, batch: batchSize, context: ctx, threads: threads)
         backend = CPUBackend(scratch: scratch, config: config)
         let budgeted = options.budget != nil || options.expertCacheBytes != nil

@@ -47,9 +47,8 @@ extension Session {
             throw .invalidArgument("the sessions' KV caches have different element types")
         }
         for l in 0..<keys.count {
-            let bytes = other.position * keys[l].rowWidth * keys[l].type.size
-            keys[l].base.copyMemory(from: other.keys[l].base, byteCount: bytes)
-            values[l].base.copyMemory(from: other.values[l].base, byteCount: bytes)
+            keys[l].copy(from: other.keys[l], upTo: other.position)
+            values[l].copy(from: other.values[l], upTo: other.position)
         }
         position = other.position
     }

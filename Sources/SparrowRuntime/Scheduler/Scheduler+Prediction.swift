@@ -35,6 +35,7 @@ extension Scheduler {
         let ahead = stacked.layers[l]
         Ops.matmul(routers, input, n: 1, into: logits, threads: 1)
         for (i, t) in ahead.enumerated() {
+            if let b = weights.layers[t].routerBias { Ops.addBias(logits + i * e, b, rows: 1, dim: e) }
             Ops.softmax(logits + i * e, e)
             Ops.topK(logits + i * e, count: e, k: k, ids: ids + i * k, values: scores + i * k)
             guesses(layer: t, depth: t - l).update(from: ids + i * k, count: k)
@@ -88,6 +89,7 @@ extension Scheduler {
             hidden, weight: weights.layers[t].ffnNorm, dim: config.hiddenSize, count: 1, eps: config.rmsNormEps,
             into: normed)
         Ops.matmul(router, normed, n: 1, into: logits, threads: 1)
+        if let b = weights.layers[t].routerBias { Ops.addBias(logits, b, rows: 1, dim: e) }
         Ops.softmax(logits, e)
         Ops.topK(logits, count: e, k: k, ids: ids, values: scores)
         guesses(layer: t, depth: 1).update(from: ids, count: k)

@@ -1,0 +1,134 @@
+"""The fixtures of the families with layouts of their own (gpt-oss; DeepSeek-V2/V3), as hooks for
+make_fixtures.py: each entry has the config, the storage dtype, a `prepare` step run on the
+random-init model before it is saved, the family's tokenizer.json, and variants of the checkpoint
+(gpt-oss's MXFP4 experts as the hub stores them)."""
+import json
+import os
+import shutil
+
+import numpy as np
+import torch
+import tokenizers
+from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
+
+import mxfp4
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OUT = os.path.join(ROOT, "Tests", "SparrowTests", "Fixtures")
+DEMO = os.path.join(ROOT, "Models", "tiny-qwen3moe")
+
+# tiktoken's o200k_base pattern, as gpt-oss's tokenizer.json splits with it before ByteLevel.
+O200K = "|".join([
+    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?",
+    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?",
+    r"\p{N}{1,3}",
+    r" ?[^\s\p{L}\p{N}]+[\r\n/]*",
+    r"\s*[\r\n]+",
+    r"\s+(?!\S)",
+    r"\s+",
+])
+# DeepSeek-V2/V3: digits in threes, runs of CJK, then punctuation-aware words, before ByteLevel.
+DEEPSEEK = [
+    r"\p{N}{1,3}",
+    "[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+",
+    r"[!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+",
+]
+FAMILY_SPECIALS = {
+    "o200k": ["<|startoftext|>", "<|endoftext|>", "<|return|>", "<|start|>", "<|end|>", "<|message|>"],
+    "deepseek": ["<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<｜User｜>", "<｜Assistant｜>"],
+}
+
+
+def family_tokenizer(style, vocab_size=3000):
+    """A byte-level BPE trained on the demo's text with the pre-tokenizer of `style`."""
+    tok = tokenizers.Tokenizer(models.BPE())
+    if style == "o200k":
+        splits = [pre_tokenizers.Split(Regex(O200K), behavior="isolated")]
+    else:
+        splits = [pre_tokenizers.Split(Regex(p), behavior="isolated") for p in DEEPSEEK]
+    tok.pre_tokenizer = pre_tokenizers.Sequence(splits + [pre_tokenizers.ByteLevel(add_prefix_space=False,
+                                                                                     use_regex=False)])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=FAMILY_SPECIALS[style],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    text = open(os.path.join(DEMO, "eval-text.txt"), encoding="utf-8").read()
+    tok.train_from_iterator([text[i:i + 4000] for i in range(0, len(text), 4000)], trainer)
+    return tok
+
+
+def save_tokenizer(style):
+    def save(out):
+        tok = family_tokenizer(style)
+        tok.save(os.path.join(out, "tokenizer.json"))
+        specials = FAMILY_SPECIALS[style]
+        json.dump(dict(bos_token=specials[0], eos_token=specials[1], add_bos_token=style == "deepseek"),
+                  open(os.path.join(out, "tokenizer_config.json"), "w"), ensure_ascii=False, indent=1)
+    return save
+
+
+def gpt_oss_prepare(model):
+    """Expert weights on the MXFP4 grid (what the hub ships), and biases, sinks and router bias
+    non-zero so every term is exercised."""
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for layer in model.model.layers:
+            ex = layer.mlp.experts
+            for name in ("gate_up_proj", "down_proj"):
+                w = getattr(ex, name)  # [E, in, out]: MXFP4 blocks run along `in`
+                rows = w.float().transpose(1, 2).numpy()
+                b, s = mxfp4.quantize(rows)
+                w.copy_(torch.from_numpy(mxfp4.dequantize(b, s)).transpose(1, 2).to(w.dtype))
+            ex.gate_up_proj_bias.copy_(torch.randn(ex.gate_up_proj_bias.shape, generator=g) * 0.5)
+            ex.down_proj_bias.copy_(torch.randn(ex.down_proj_bias.shape, generator=g) * 0.05)
+            layer.self_attn.sinks.copy_(torch.randn(layer.self_attn.sinks.shape, generator=g))
+
+
+def gpt_oss_mxfp4_variant(src):
+    """The same weights with the experts as `*_blocks` / `*_scales` (uint8) and a transformers-4
+    style config (`rope_scaling`, `quantization_config`), as openai/gpt-oss-* are published."""
+    from safetensors.torch import load_file, save_file
+    tensors = load_file(os.path.join(src, "model.safetensors"))
+    out = os.path.join(OUT, "variants", "gpt_oss_mxfp4")
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    packed = {}
+    for k, v in tensors.items():
+        if k.endswith(".experts.gate_up_proj") or k.endswith(".experts.down_proj"):
+            b, s = mxfp4.quantize(v.float().transpose(1, 2).numpy())  # [E, out, in]
+            assert np.array_equal(mxfp4.dequantize(b, s), v.float().transpose(1, 2).numpy())
+            packed[k + "_blocks"] = torch.from_numpy(b)
+            packed[k + "_scales"] = torch.from_numpy(s)
+        else:
+            packed[k] = v
+    save_file({k: v.contiguous() for k, v in packed.items()}, os.path.join(out, "model.safetensors"))
+    cfg = json.load(open(os.path.join(src, "config.json")))
+    rope = dict(cfg.pop("rope_parameters"))
+    cfg["rope_theta"] = rope.pop("rope_theta")
+    cfg["rope_scaling"] = rope
+    cfg["quantization_config"] = dict(
+        quant_method="mxfp4",
+        modules_to_not_convert=["model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens",
+                                "lm_head"])
+    json.dump(cfg, open(os.path.join(out, "config.json"), "w"), indent=1)
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(os.path.join(src, f), out)
+    print("variant: gpt_oss_mxfp4")
+
+
+FAMILIES = {
+    # Sliding window 8 so the 29-token sequence runs past it; YaRN with the hub's parameters but a
+    # small original context; head_dim differs from hidden / heads; 3 of every layer type.
+    "gpt_oss": dict(
+        dtype=torch.bfloat16, prepare=gpt_oss_prepare, tokenizer=save_tokenizer("o200k"),
+        variants=gpt_oss_mxfp4_variant, greedy=True,
+        config=dict(
+            model_type="gpt_oss", architectures=["GptOssForCausalLM"], vocab_size=3001, hidden_size=128,
+            intermediate_size=96, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, head_dim=48,
+            num_local_experts=16, num_experts_per_tok=4, sliding_window=8, rms_norm_eps=1e-5,
+            layer_types=["sliding_attention", "full_attention", "sliding_attention", "full_attention"],
+            rope_parameters=dict(rope_type="yarn", rope_theta=150000.0, factor=32.0, beta_fast=32.0,
+                                 beta_slow=1.0, truncate=False, original_max_position_embeddings=64),
+            max_position_embeddings=2048, tie_word_embeddings=False, attention_bias=True, swiglu_limit=7.0,
+            initializer_range=0.1, eos_token_id=1, bos_token_id=0, pad_token_id=1)),
+}
