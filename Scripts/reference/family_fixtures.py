@@ -116,6 +116,16 @@ def gpt_oss_mxfp4_variant(src):
     print("variant: gpt_oss_mxfp4")
 
 
+def deepseek_prepare(model):
+    """DeepSeek-V3's selection-only correction bias, non-zero so it changes choices."""
+    g = torch.Generator().manual_seed(6)
+    with torch.no_grad():
+        for layer in model.model.layers:
+            gate = getattr(layer.mlp, "gate", None)
+            if gate is not None and hasattr(gate, "e_score_correction_bias"):
+                gate.e_score_correction_bias.copy_(torch.randn(gate.e_score_correction_bias.shape, generator=g) * 0.1)
+
+
 FAMILIES = {
     # Sliding window 8 so the 29-token sequence runs past it; YaRN with the hub's parameters but a
     # small original context; head_dim differs from hidden / heads; 3 of every layer type.
@@ -131,4 +141,37 @@ FAMILIES = {
                                  beta_slow=1.0, truncate=False, original_max_position_embeddings=64),
             max_position_embeddings=2048, tie_word_embeddings=False, attention_bias=True, swiglu_limit=7.0,
             initializer_range=0.1, eos_token_id=1, bos_token_id=0, pad_token_id=1)),
+    # V2-Lite's shape at tiny width: no q LoRA, first layer dense, two shared experts, complex
+    # (interleaved) RoPE with DeepSeek's YaRN (mscale = mscale_all_dim), group-limited greedy routing.
+    "deepseek_v2": dict(
+        dtype=torch.bfloat16, tokenizer=save_tokenizer("deepseek"), greedy=True,
+        config=dict(
+            model_type="deepseek_v2", architectures=["DeepseekV2ForCausalLM"], vocab_size=3001, hidden_size=128,
+            intermediate_size=96, moe_intermediate_size=32, num_hidden_layers=3, num_attention_heads=4,
+            num_key_value_heads=4, q_lora_rank=None, kv_lora_rank=64, qk_nope_head_dim=32, qk_rope_head_dim=16,
+            v_head_dim=24, n_routed_experts=16, num_experts_per_tok=4, n_shared_experts=2,
+            first_k_dense_replace=1, topk_method="group_limited_greedy", n_group=4, topk_group=2,
+            routed_scaling_factor=1.5, norm_topk_prob=False, rms_norm_eps=1e-6,
+            rope_parameters=dict(rope_type="yarn", rope_theta=10000.0, factor=40.0, beta_fast=32.0,
+                                 beta_slow=1.0, mscale=0.707, mscale_all_dim=0.707,
+                                 original_max_position_embeddings=64),
+            max_position_embeddings=2560, tie_word_embeddings=False, initializer_range=0.1,
+            bos_token_id=0, eos_token_id=1)),
+    # V3's routing (sigmoid, correction bias, group-limited over top-2 sums, renormalised, scaled),
+    # q LoRA, one shared expert, NeoX-style RoPE (rope_interleave off), YaRN whose mscale differs
+    # from mscale_all_dim (so both the rotation and the softmax are rescaled).
+    "deepseek_v3": dict(
+        dtype=torch.float32, tokenizer=save_tokenizer("deepseek"), greedy=True, prepare=deepseek_prepare,
+        config=dict(
+            model_type="deepseek_v3", architectures=["DeepseekV3ForCausalLM"], vocab_size=3001, hidden_size=128,
+            intermediate_size=96, moe_intermediate_size=32, num_hidden_layers=3, num_attention_heads=4,
+            num_key_value_heads=4, q_lora_rank=48, kv_lora_rank=64, qk_nope_head_dim=32, qk_rope_head_dim=16,
+            v_head_dim=24, n_routed_experts=16, num_experts_per_tok=4, n_shared_experts=1,
+            first_k_dense_replace=1, n_group=4, topk_group=2, routed_scaling_factor=2.5, norm_topk_prob=True,
+            rope_interleave=False, rms_norm_eps=1e-6,
+            rope_parameters=dict(rope_type="yarn", rope_theta=10000.0, factor=40.0, beta_fast=32.0,
+                                 beta_slow=1.0, mscale=1.0, mscale_all_dim=0.8,
+                                 original_max_position_embeddings=64),
+            max_position_embeddings=2560, tie_word_embeddings=False, initializer_range=0.1,
+            bos_token_id=0, eos_token_id=1)),
 }

@@ -90,14 +90,22 @@ def make_arch(name, spec):
     g = torch.Generator().manual_seed(99)
     ids = torch.randint(0, cfg.vocab_size, (1, SEQ_LEN), generator=g)
     ids[0, -1] = cfg.vocab_size - 1
+    # Routers that choose by more than the top softmax (DeepSeek's groups, V3's correction bias)
+    # return their choice: record it as they make it (ids sorted, their order is unspecified).
+    chosen = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: chosen.append(torch.sort(out[2], dim=-1).values))
+             for m in ref.modules() if type(m).__name__.endswith("TopkRouter") and "Deepseek" in type(m).__name__]
     with torch.no_grad():
         res = ref(ids, output_router_logits=True, use_cache=False)
+    for h in hooks:
+        h.remove()
     logits = res.logits[0].float().numpy()
     k = cfg.num_experts_per_tok
     topk = []
-    for rl in res.router_logits:
+    for rl in ([] if hooks else res.router_logits):
         probs = torch.softmax(rl.float(), dim=-1)
         topk.append(torch.topk(probs, k, dim=-1).indices.numpy().astype(np.int32))
+    topk += [c.numpy().astype(np.int32) for c in chosen]
     np.save(os.path.join(out, "logits.npy"), logits.astype(np.float32))
     np.save(os.path.join(out, "router_topk_ids.npy"), np.stack(topk).astype(np.int32))
     keys = sorted(json.load(open(os.path.join(out, "model.safetensors.index.json")))["weight_map"]) \

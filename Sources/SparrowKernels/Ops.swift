@@ -93,23 +93,27 @@ public enum Ops {
         }
     }
 
-    /// Applies rotary position embedding in place (the "rotate half" layout of Hugging Face
-    /// Llama-family models) to `heads` vectors of size `headDim` at `position`.
-    /// `invFreq` is `[headDim / 2]`.
+    /// Applies rotary position embedding in place to `heads` vectors of size `headDim`, `stride`
+    /// apart (default: packed), at `position`: dimension i turns with i + headDim/2 (the "rotate
+    /// half" layout of Hugging Face Llama-family models) or, `interleaved`, with its neighbour
+    /// (2i with 2i + 1: DeepSeek's complex layout). `invFreq` is `[headDim / 2]`.
     public static func rope(
-        _ x: UnsafeMutablePointer<Float>, heads: Int, headDim: Int, position: Int, invFreq: UnsafePointer<Float>
+        _ x: UnsafeMutablePointer<Float>, heads: Int, headDim: Int, position: Int, invFreq: UnsafePointer<Float>,
+        stride: Int? = nil, interleaved: Bool = false
     ) {
         let half = headDim / 2
+        let step = stride ?? headDim
         for i in 0..<half {
             let angle = Float(position) * invFreq[i]
             let c = cos(angle)
             let s = sin(angle)
+            let (ia, ib) = interleaved ? (2 * i, 2 * i + 1) : (i, i + half)
             for h in 0..<heads {
-                let v = x + h * headDim
-                let a = v[i]
-                let b = v[i + half]
-                v[i] = a * c - b * s
-                v[i + half] = b * c + a * s
+                let v = x + h * step
+                let a = v[ia]
+                let b = v[ib]
+                v[ia] = a * c - b * s
+                v[ib] = b * c + a * s
             }
         }
     }

@@ -81,6 +81,30 @@ public struct WeightMatrix: @unchecked Sendable {
         }
     }
 
+    /// Rows `range` of the matrix, as a matrix of their own (no copy).
+    public func rows(_ range: Range<Int>) -> WeightMatrix {
+        precondition(range.lowerBound >= 0 && range.upperBound <= rows, "rows \(range) of \(rows)")
+        switch storage {
+        case .float(let p, let t):
+            return WeightMatrix(
+                base: p + range.lowerBound * cols * spk_dtype_size(t), type: t, rows: range.count, cols: cols)
+        case .quantized(var q):
+            q.scales = q.scales! + range.lowerBound * (cols / q.group) * 2
+            let n = Int(q.nplanes)
+            withUnsafeBytes(of: q.widths) { widths in
+                withUnsafeMutableBytes(of: &q.planes) { planes in
+                    for k in 0..<n {
+                        let p = planes.load(fromByteOffset: k * 8, as: UnsafeRawPointer.self)
+                        let moved = p + range.lowerBound * cols * Int(widths[k]) / 8
+                        planes.storeBytes(of: moved, toByteOffset: k * 8, as: UnsafeRawPointer.self)
+                    }
+                }
+            }
+            q.rows = range.count
+            return WeightMatrix(quantized: q)
+        }
+    }
+
     /// Where row 0 of each of the matrix's arrays starts and how many bytes a row of it has: the
     /// float table; or the scales, then each plane. Row `r` of an array is at `start + r × bytes`.
     public var rowPieces: [(start: UnsafeRawPointer, bytes: Int)] {

@@ -6,6 +6,8 @@ public enum Architecture: String, Codable, Sendable, CaseIterable {
     case mixtral = "mixtral"
     case olmoe = "olmoe"
     case gptOss = "gpt_oss"
+    case deepseekV2 = "deepseek_v2"
+    case deepseekV3 = "deepseek_v3"
 
     /// Recognises a config.json by `model_type`, or failing that by `architectures[0]`.
     package init?(modelType: String?, architectures: [String]?) {
@@ -19,6 +21,8 @@ public enum Architecture: String, Codable, Sendable, CaseIterable {
         case "MixtralForCausalLM": self = .mixtral
         case "OlmoeForCausalLM": self = .olmoe
         case "GptOssForCausalLM": self = .gptOss
+        case "DeepseekV2ForCausalLM": self = .deepseekV2
+        case "DeepseekV3ForCausalLM": self = .deepseekV3
         default: return nil
         }
     }
@@ -31,6 +35,8 @@ public enum Architecture: String, Codable, Sendable, CaseIterable {
         case .mixtral: return Mixtral.self
         case .olmoe: return OLMoE.self
         case .gptOss: return GptOss.self
+        case .deepseekV2: return DeepSeekV2.self
+        case .deepseekV3: return DeepSeekV3.self
         }
     }
 }
@@ -94,6 +100,7 @@ package enum TensorName: Hashable, Sendable, CustomStringConvertible {
     case mlpGate(Int), mlpUp(Int), mlpDown(Int)
     case sinks(Int), routerBias(Int)
     case expertGateBias(Int), expertUpBias(Int), expertDownBias(Int)
+    case qA(Int), qANorm(Int), qB(Int), kvA(Int), kvANorm(Int), kvB(Int), routerCorrectionBias(Int)
 
     /// The name stored in the `.spw` tensor directory.
     package var description: String {
@@ -126,6 +133,13 @@ package enum TensorName: Hashable, Sendable, CustomStringConvertible {
         case .expertGateBias(let l): return "layers.\(l).expert_gate_bias"
         case .expertUpBias(let l): return "layers.\(l).expert_up_bias"
         case .expertDownBias(let l): return "layers.\(l).expert_down_bias"
+        case .qA(let l): return "layers.\(l).q_a"
+        case .qANorm(let l): return "layers.\(l).q_a_norm"
+        case .qB(let l): return "layers.\(l).q_b"
+        case .kvA(let l): return "layers.\(l).kv_a"
+        case .kvANorm(let l): return "layers.\(l).kv_a_norm"
+        case .kvB(let l): return "layers.\(l).kv_b"
+        case .routerCorrectionBias(let l): return "layers.\(l).router_correction_bias"
         }
     }
 
@@ -170,6 +184,13 @@ enum LlamaStyleNames {
         case .routerBias(let l): return [p(l) + "\(mlp).router.bias"]
         case .expertGateBias(let l), .expertUpBias(let l): return [p(l) + "\(mlp).experts.gate_up_proj_bias"]
         case .expertDownBias(let l): return [p(l) + "\(mlp).experts.down_proj_bias"]
+        case .qA(let l): return [p(l) + "self_attn.q_a_proj.weight"]
+        case .qANorm(let l): return [p(l) + "self_attn.q_a_layernorm.weight"]
+        case .qB(let l): return [p(l) + "self_attn.q_b_proj.weight"]
+        case .kvA(let l): return [p(l) + "self_attn.kv_a_proj_with_mqa.weight"]
+        case .kvANorm(let l): return [p(l) + "self_attn.kv_a_layernorm.weight"]
+        case .kvB(let l): return [p(l) + "self_attn.kv_b_proj.weight"]
+        case .routerCorrectionBias(let l): return [p(l) + "\(mlp).gate.e_score_correction_bias"]
         }
     }
 

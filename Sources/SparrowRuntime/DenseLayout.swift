@@ -33,10 +33,14 @@ enum DenseLayout {
         var out: [Item] = [Item(name: .embedding, shape: [c.vocabSize, h])]
         for l in 0..<c.layerCount {
             out.append(Item(name: .attnNorm(l), shape: [h]))
-            out.append(Item(name: .q(l), shape: [qDim, h]))
-            out.append(Item(name: .k(l), shape: [kvDim, h]))
-            out.append(Item(name: .v(l), shape: [kvDim, h]))
-            out.append(Item(name: .o(l), shape: [h, qDim]))
+            if let mla = c.latentAttention {
+                out += latentAttention(mla, layer: l, config: c)
+            } else {
+                out.append(Item(name: .q(l), shape: [qDim, h]))
+                out.append(Item(name: .k(l), shape: [kvDim, h]))
+                out.append(Item(name: .v(l), shape: [kvDim, h]))
+                out.append(Item(name: .o(l), shape: [h, qDim]))
+            }
             if c.qkvBias {
                 out.append(Item(name: .qBias(l), shape: [qDim]))
                 out.append(Item(name: .kBias(l), shape: [kvDim]))
@@ -54,31 +58,63 @@ enum DenseLayout {
                 out.append(Item(name: .kNorm(l), shape: [kvDim]))
             }
             out.append(Item(name: .ffnNorm(l), shape: [h]))
-            if c.moeLayers[l] {
-                out.append(Item(name: .router(l), shape: [c.expertCount, h]))
-                if c.routerBias == true { out.append(Item(name: .routerBias(l), shape: [c.expertCount])) }
-                if c.expertBias == true {
-                    let i = c.expertIntermediateSize
-                    out.append(Item(name: .expertGateBias(l), shape: [c.expertCount, i]))
-                    out.append(Item(name: .expertUpBias(l), shape: [c.expertCount, i]))
-                    out.append(Item(name: .expertDownBias(l), shape: [c.expertCount, h]))
-                }
-                let s = c.sharedExpertIntermediateSize
-                if s > 0 {
-                    out.append(Item(name: .sharedGate(l), shape: [s, h]))
-                    out.append(Item(name: .sharedUp(l), shape: [s, h]))
-                    out.append(Item(name: .sharedDown(l), shape: [h, s]))
-                    out.append(Item(name: .sharedExpertGate(l), shape: [1, h]))
-                }
-            } else {
-                let d = c.denseIntermediateSize
-                out.append(Item(name: .mlpGate(l), shape: [d, h]))
-                out.append(Item(name: .mlpUp(l), shape: [d, h]))
-                out.append(Item(name: .mlpDown(l), shape: [h, d]))
-            }
+            out += c.moeLayers[l] ? moeItems(layer: l, config: c) : denseMLPItems(layer: l, config: c)
         }
         out.append(Item(name: .finalNorm, shape: [h]))
         if !c.tieWordEmbeddings { out.append(Item(name: .lmHead, shape: [c.vocabSize, h])) }
+        return out
+    }
+
+    /// A MoE layer's router (with its biases) and shared expert, and the routed experts' biases.
+    private static func moeItems(layer l: Int, config c: ModelConfig) -> [Item] {
+        let h = c.hiddenSize
+        var out = [Item(name: .router(l), shape: [c.expertCount, h])]
+        if c.routerBias == true { out.append(Item(name: .routerBias(l), shape: [c.expertCount])) }
+        if c.routerCorrectionBias == true { out.append(Item(name: .routerCorrectionBias(l), shape: [c.expertCount])) }
+        if c.expertBias == true {
+            let i = c.expertIntermediateSize
+            out.append(Item(name: .expertGateBias(l), shape: [c.expertCount, i]))
+            out.append(Item(name: .expertUpBias(l), shape: [c.expertCount, i]))
+            out.append(Item(name: .expertDownBias(l), shape: [c.expertCount, h]))
+        }
+        let s = c.sharedExpertIntermediateSize
+        if s > 0 {
+            out.append(Item(name: .sharedGate(l), shape: [s, h]))
+            out.append(Item(name: .sharedUp(l), shape: [s, h]))
+            out.append(Item(name: .sharedDown(l), shape: [h, s]))
+            if c.sharedExpertGated ?? true { out.append(Item(name: .sharedExpertGate(l), shape: [1, h])) }
+        }
+        return out
+    }
+
+    /// A dense layer's MLP.
+    private static func denseMLPItems(layer l: Int, config c: ModelConfig) -> [Item] {
+        let d = c.denseIntermediateSize
+        let h = c.hiddenSize
+        return [
+            Item(name: .mlpGate(l), shape: [d, h]), Item(name: .mlpUp(l), shape: [d, h]),
+            Item(name: .mlpDown(l), shape: [h, d])
+        ]
+    }
+
+    /// A latent-attention layer's tensors: the query (direct, or through its normalised
+    /// bottleneck), the latent's down-projection with the rotary key and its norm, the keys' and
+    /// values' up-projection `[heads · (nope + value), kvRank]`, the output.
+    private static func latentAttention(_ mla: LatentAttention, layer l: Int, config c: ModelConfig) -> [Item] {
+        let h = c.hiddenSize
+        let heads = c.headCount
+        var out: [Item] = []
+        if mla.queryRank > 0 {
+            out.append(Item(name: .qA(l), shape: [mla.queryRank, h]))
+            out.append(Item(name: .qANorm(l), shape: [mla.queryRank]))
+            out.append(Item(name: .qB(l), shape: [heads * c.headDim, mla.queryRank]))
+        } else {
+            out.append(Item(name: .q(l), shape: [heads * c.headDim, h]))
+        }
+        out.append(Item(name: .kvA(l), shape: [mla.kvRank + mla.ropeDim, h]))
+        out.append(Item(name: .kvANorm(l), shape: [mla.kvRank]))
+        out.append(Item(name: .kvB(l), shape: [heads * (mla.nopeDim + mla.valueDim), mla.kvRank]))
+        out.append(Item(name: .o(l), shape: [h, heads * mla.valueDim]))
         return out
     }
 

@@ -79,6 +79,17 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     public var expertBias: Bool? = nil
     /// The routed experts' gated activation; nil is SwiGLU.
     public var expertActivation: GatedActivation? = nil
+    /// Multi-head latent attention (DeepSeek-V2/V3), nil for grouped-query attention.
+    public var latentAttention: LatentAttention? = nil
+    /// Whether the shared expert's output is scaled by sigmoid(gate · x) (Qwen2-MoE); nil: gated.
+    public var sharedExpertGated: Bool? = nil
+    /// Group-limited routing: only the best `chosen` of `count` expert groups compete (DeepSeek).
+    public var routerGroups: RouterGroups? = nil
+    /// What the routing weights are multiplied by (DeepSeek's `routed_scaling_factor`); nil is 1.
+    public var routedScalingFactor: Float? = nil
+    /// Whether the router has a bias added to the scores for selection only (DeepSeek-V3's
+    /// `e_score_correction_bias`).
+    public var routerCorrectionBias: Bool? = nil
 
     /// Number of MoE layers.
     public var moeLayerCount: Int { moeLayers.filter { $0 }.count }
@@ -135,6 +146,45 @@ public enum RouterScoring: String, Codable, Sendable {
     case softmaxThenTopK
     /// The top k logits, then a softmax over those k (gpt-oss).
     case topKThenSoftmax
+    /// Sigmoid of each logit; the top k of sigmoid + correction bias are chosen and weigh their
+    /// sigmoid (renormalised if `normalizeTopK`) (DeepSeek-V3's `noaux_tc`).
+    case sigmoid
+}
+
+/// Group-limited routing: experts are split into `count` equal groups, each scored (softmax
+/// routers: its best expert; sigmoid: the sum of its best two), and only experts of the best
+/// `chosen` groups can be selected.
+public struct RouterGroups: Codable, Sendable, Equatable {
+    /// Groups the experts are split into.
+    public var count: Int
+    /// Groups whose experts compete.
+    public var chosen: Int
+}
+
+/// DeepSeek's multi-head latent attention: keys and values are up-projected from a per-token
+/// latent of `kvRank` values (RMS-normalised) plus one shared `ropeDim`-wide rotary key; queries
+/// come through an optional low-rank `queryRank` bottleneck. The KV cache holds only the latent and
+/// the rotary key; decode absorbs the key up-projection into the query and the value
+/// up-projection into the output.
+public struct LatentAttention: Codable, Sendable, Equatable {
+    /// Width of the query bottleneck (`q_lora_rank`), 0 for a direct query projection.
+    public var queryRank: Int
+    /// Width of the key/value latent (`kv_lora_rank`).
+    public var kvRank: Int
+    /// Per-head query/key dims without position (`qk_nope_head_dim`).
+    public var nopeDim: Int
+    /// Rotary dims per head (`qk_rope_head_dim`), shared by all heads on the key side.
+    public var ropeDim: Int
+    /// Value dims per head (`v_head_dim`).
+    public var valueDim: Int
+    /// Whether RoPE rotates adjacent pairs (DeepSeek's complex / interleaved layout) rather than
+    /// the two halves.
+    public var interleavedRope: Bool
+    /// What the softmax scale 1/√(nope + rope) is multiplied by (YaRN's `mscale_all_dim`²).
+    public var scoreScale: Double
+
+    /// Floats the KV cache keeps per token and layer.
+    public var cachedWidth: Int { kvRank + ropeDim }
 }
 
 /// The gated activation of an MLP's intermediate: `act(gate) ⊙ up`.

@@ -9,7 +9,7 @@ enum Paths {
     static let fixtures = repo + "/Tests/SparrowTests/Fixtures"
     static let demo = repo + "/Models/tiny-qwen3moe"
     /// Every architecture with a transformers fixture.
-    static let architectures = ["qwen3_moe", "qwen2_moe", "mixtral", "olmoe", "gpt_oss"]
+    static let architectures = ["qwen3_moe", "qwen2_moe", "mixtral", "olmoe", "gpt_oss", "deepseek_v2", "deepseek_v3"]
     /// The SwiGLU families `widen_experts.py` widens exactly (gpt-oss's clamp and `up + 1` do not
     /// split into copies).
     static let widenable = ["qwen3_moe", "qwen2_moe", "mixtral", "olmoe"]
@@ -110,4 +110,29 @@ func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
     var m: Float = 0
     for i in 0..<min(a.count, b.count) { m = max(m, abs(a[i] - b[i])) }
     return m
+}
+
+/// Converting a copy of fixture `arch` whose config.json has `key` set to `value` (JSON text):
+/// the error's description, or nil if it converted.
+func conversionError(_ arch: String, key: String, value: String) throws -> String? {
+    let dir = Paths.temporaryDirectory() + "/ckpt"
+    try FileManager.default.copyItem(atPath: Paths.fixtures + "/" + arch, toPath: dir)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let url = URL(fileURLWithPath: dir + "/config.json")
+    var json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+    json[key] = try JSONSerialization.jsonObject(with: Data(value.utf8), options: .fragmentsAllowed)
+    try JSONSerialization.data(withJSONObject: json).write(to: url)
+    do {
+        _ = try Converter(input: dir, output: dir + "/out.spw", options: .init(force: true)).run()
+        return nil
+    } catch { return "\(error)" }
+}
+
+/// The logits of every token of `ids`, evaluated `batch` tokens at a time.
+func evaluate(_ ids: [Int], batch: Int, in session: Session) throws -> [Float] {
+    var logits: [Float] = []
+    for start in stride(from: 0, to: ids.count, by: batch) {
+        logits += try session.evaluate(Array(ids[start..<min(start + batch, ids.count)]), logits: .all)
+    }
+    return logits
 }

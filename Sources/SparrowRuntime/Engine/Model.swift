@@ -20,8 +20,8 @@ public final class Model: @unchecked Sendable {
     public var expertBits: [Int] { file.directory.expertLevels.map(\.bits) }
     /// RoPE inverse frequencies `[headDim / 2]`.
     let invFreq: [Float]
-    /// What scaled RoPE multiplies q·k by (YaRN: the attention factor squared, as it scales both
-    /// q's and k's rotation), 1 otherwise.
+    /// What scaled RoPE multiplies the rotated part of q·k by (YaRN: the attention factor squared,
+    /// as it scales both q's and k's rotation), 1 otherwise.
     let attentionScale: Float
     /// The CRC-32C of every embedding row (`EmbeddingRows`), derived from the checked table by the
     /// first budgeted session and shared by the later ones.
@@ -44,12 +44,13 @@ public final class Model: @unchecked Sendable {
         tokenizer = try Tokenizer(json: file.tokenizer, addBos: meta.addBosToken, bosToken: nil)
         weights = try ModelWeights(file: file, config: c)
         experts = try MappedExpertStore(file: file, config: c)
+        let ropeDim = c.latentAttention?.ropeDim ?? c.headDim
         if let yarn = c.ropeScaling {
-            invFreq = yarn.inverseFrequencies(theta: c.ropeTheta, headDim: c.headDim)
+            invFreq = yarn.inverseFrequencies(theta: c.ropeTheta, headDim: ropeDim)
             let f = Float(yarn.attentionFactor)
             attentionScale = f * f
         } else {
-            invFreq = (0..<(c.headDim / 2)).map { i in 1 / powf(Float(c.ropeTheta), Float(2 * i) / Float(c.headDim)) }
+            invFreq = (0..<(ropeDim / 2)).map { i in 1 / powf(Float(c.ropeTheta), Float(2 * i) / Float(ropeDim)) }
             attentionScale = 1
         }
     }

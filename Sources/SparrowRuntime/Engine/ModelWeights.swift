@@ -5,7 +5,12 @@ import SparrowQuant
 /// Pointers to one layer's dense weights inside the mapped file.
 struct LayerWeights: @unchecked Sendable {
     var attnNorm: UnsafePointer<Float>
-    var q, k, v, o: WeightMatrix
+    /// Grouped-query attention: q, k, v (nil with latent attention, whose query may come through
+    /// `latent.queryA` / `queryB` instead of q).
+    var q, k, v: WeightMatrix?
+    var o: WeightMatrix
+    /// Multi-head latent attention (DeepSeek).
+    var latent: LatentWeights?
     var qBias, kBias, vBias, oBias: UnsafePointer<Float>?
     var qNorm, kNorm: UnsafePointer<Float>?
     var ffnNorm: UnsafePointer<Float>
@@ -20,6 +25,21 @@ struct LayerWeights: @unchecked Sendable {
     var sinks: UnsafePointer<Float>?
     var routerBias: UnsafePointer<Float>?
     var expertBias: ExpertBiases?
+    /// DeepSeek-V3: the router's selection-only bias `[E]`.
+    var routerCorrection: UnsafePointer<Float>?
+}
+
+/// A latent-attention layer's projections besides the output (see `LatentAttention`).
+struct LatentWeights: @unchecked Sendable {
+    /// The query bottleneck `[queryRank, H]`, its norm and `[heads · (nope + rope), queryRank]`.
+    var queryA: WeightMatrix?
+    var queryANorm: UnsafePointer<Float>?
+    var queryB: WeightMatrix?
+    /// `[kvRank + rope, H]`: the latent and the rotary key; the latent's norm `[kvRank]`.
+    var kvA: WeightMatrix
+    var kvANorm: UnsafePointer<Float>
+    /// Keys' and values' up-projection `[heads · (nope + value), kvRank]`.
+    var kvB: WeightMatrix
 }
 
 /// The biases of a layer's routed experts: gate and up `[E, I]`, down `[E, H]` (f32, resident).
@@ -134,13 +154,19 @@ struct ModelWeights: @unchecked Sendable {
         lmHead = c.tieWordEmbeddings ? embedding : matrix(.lmHead)
         layers = (0..<c.layerCount).map { l in
             var w = LayerWeights(
-                attnNorm: vector(.attnNorm(l))!, q: matrix(.q(l)), k: matrix(.k(l)), v: matrix(.v(l)), o: matrix(.o(l)),
+                attnNorm: vector(.attnNorm(l))!, q: table[.q(l)], k: table[.k(l)], v: table[.v(l)], o: matrix(.o(l)),
                 qBias: vector(.qBias(l)), kBias: vector(.kBias(l)), vBias: vector(.vBias(l)), oBias: vector(.oBias(l)),
                 qNorm: vector(.qNorm(l)), kNorm: vector(.kNorm(l)), ffnNorm: vector(.ffnNorm(l))!)
+            if c.latentAttention != nil {
+                w.latent = LatentWeights(
+                    queryA: table[.qA(l)], queryANorm: vector(.qANorm(l)), queryB: table[.qB(l)], kvA: matrix(.kvA(l)),
+                    kvANorm: vector(.kvANorm(l))!, kvB: matrix(.kvB(l)))
+            }
             w.sinks = vector(.sinks(l))
             if c.moeLayers[l] {
                 w.router = matrix(.router(l))
                 w.routerBias = vector(.routerBias(l))
+                w.routerCorrection = vector(.routerCorrectionBias(l))
                 if let g = vector(.expertGateBias(l)), let u = vector(.expertUpBias(l)),
                     let d = vector(.expertDownBias(l))
                 {
@@ -150,7 +176,7 @@ struct ModelWeights: @unchecked Sendable {
                 if c.sharedExpertIntermediateSize > 0 {
                     w.shared = MLPWeights(
                         gate: matrix(.sharedGate(l)), up: matrix(.sharedUp(l)), down: matrix(.sharedDown(l)))
-                    w.sharedGate = matrix(.sharedExpertGate(l))
+                    w.sharedGate = table[.sharedExpertGate(l)]
                 }
             } else {
                 w.mlp = MLPWeights(gate: matrix(.mlpGate(l)), up: matrix(.mlpUp(l)), down: matrix(.mlpDown(l)))

@@ -4,6 +4,8 @@ import SparrowKernels
 final class Scratch: @unchecked Sendable {
     let x, xn, q, k, v, attn, proj, moeOut: FloatBuffer
     let router: FloatBuffer
+    /// One token's selection scores (router scores plus any correction bias) and its expert groups'.
+    let routerChoice, groupScores: FloatBuffer
     /// Attention probabilities, one row of `context` per parallel chunk.
     let scores: FloatBuffer
     let scoreChunks: Int
@@ -28,6 +30,10 @@ final class Scratch: @unchecked Sendable {
     /// largest gate weight (token-level precision, cache policies).
     let expertUnimportance: UnsafeMutablePointer<Float>
     let expertGate: UnsafeMutablePointer<Float>
+    /// Latent attention (DeepSeek): the query bottleneck `[b, queryRank]`, each (token, head)'s
+    /// absorbed query `[b, heads, kvRank + rope]`, each head's attention-weighted latent
+    /// `[heads, b, kvRank]` and one head's values `[b, valueDim]`.
+    let latentQA, latentQuery, latentOut, headOut: FloatBuffer
     /// Dense MLP and shared expert intermediates.
     let mlpGate, mlpUp: FloatBuffer
     let gateScalar: FloatBuffer
@@ -45,25 +51,37 @@ final class Scratch: @unchecked Sendable {
         let i = max(c.expertIntermediateSize, 1)
         let m = max(c.denseIntermediateSize, c.sharedExpertIntermediateSize, 1)
         let perSlot = 4 * (2 * h + 2 * i) + i + h
-        return 4 * (4 * h + 2 * qDim + 2 * kvDim + max(c.expertCount, 1) + 2 * m) + max(c.expertsPerToken, 1) * perSlot
+        let latent = c.latentAttention.map { a in
+            a.queryRank + c.headCount * (a.cachedWidth + a.kvRank + a.valueDim) + a.valueDim + a.cachedWidth
+        }
+        return 4 * (4 * h + 2 * qDim + 2 * kvDim + max(c.expertCount, 1) + 2 * m + (latent ?? 0))
+            + max(c.expertsPerToken, 1) * perSlot
     }
 
     init(config c: ModelConfig, batch b: Int, context: Int, threads: Int) {
         let h = c.hiddenSize
         let qDim = c.headCount * c.headDim
-        let kvDim = c.kvHeadCount * c.headDim
+        let mla = c.latentAttention
+        let kvDim = max(c.kvHeadCount * c.headDim, mla?.cachedWidth ?? 0)
+        let attnDim = max(qDim, c.headCount * (mla?.valueDim ?? 0))
         x = FloatBuffer(count: b * h)
         xn = FloatBuffer(count: b * h)
         q = FloatBuffer(count: b * qDim)
         k = FloatBuffer(count: b * kvDim)
         v = FloatBuffer(count: b * kvDim)
-        attn = FloatBuffer(count: b * qDim)
+        attn = FloatBuffer(count: b * attnDim)
+        latentQA = FloatBuffer(count: b * (mla?.queryRank ?? 0))
+        latentQuery = FloatBuffer(count: b * c.headCount * (mla?.cachedWidth ?? 0))
+        latentOut = FloatBuffer(count: b * c.headCount * (mla?.kvRank ?? 0))
+        headOut = FloatBuffer(count: b * (mla?.valueDim ?? 0))
         proj = FloatBuffer(count: b * h)
         moeOut = FloatBuffer(count: b * h)
         router = FloatBuffer(count: b * max(c.expertCount, 1))
+        routerChoice = FloatBuffer(count: max(c.expertCount, 1))
+        groupScores = FloatBuffer(count: max(c.routerGroups?.count ?? 1, 1))
         scoreChunks = max(1, threads * 2)
         scores = FloatBuffer(count: scoreChunks * context)
-        kvRow = FloatBuffer(count: scoreChunks * c.headDim)
+        kvRow = FloatBuffer(count: scoreChunks * max(c.headDim, mla?.kvRank ?? 0))
         let slots = b * max(c.expertsPerToken, 1)
         let i = max(c.expertIntermediateSize, 1)
         slotIn = FloatBuffer(count: slots * h)
@@ -86,7 +104,7 @@ final class Scratch: @unchecked Sendable {
         mlpGate = FloatBuffer(count: b * m)
         mlpUp = FloatBuffer(count: b * m)
         gateScalar = FloatBuffer(count: b)
-        let widest = max(h, qDim, m)
+        let widest = max(h, attnDim, m, mla?.queryRank ?? 0, mla?.kvRank ?? 0)
         actIn = ActivationBuffer(capacity: max(slots * h, b * widest))
         actMid = ActivationBuffer(capacity: slots * i)
     }

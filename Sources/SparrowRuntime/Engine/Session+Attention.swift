@@ -6,6 +6,10 @@ extension Session {
     /// Grouped-query causal attention for `n` new tokens whose normalised input is in `scratch.xn`;
     /// appends their keys and values to the cache and leaves the projected output in `scratch.proj`.
     func attention(layer l: Int, weights lw: LayerWeights, n: Int) {
+        if let mla = config.latentAttention {
+            latentAttention(layer: l, weights: lw, mla: mla, n: n)
+            return
+        }
         projectQKV(layer: l, weights: lw, n: n)
         attend(layer: l, sinks: lw.sinks, n: n)
         Ops.matmul(lw.o, scratch.attn.pointer, n: n, into: scratch.proj.pointer, threads: threads, act: scratch.actIn)
@@ -26,9 +30,9 @@ extension Session {
         let k = s.k.pointer
         let v = s.v.pointer
 
-        Ops.matmul(lw.q, s.xn.pointer, n: n, into: q, threads: threads, act: s.actIn)
-        Ops.matmul(lw.k, s.xn.pointer, n: n, into: k, threads: threads, act: s.actIn)
-        Ops.matmul(lw.v, s.xn.pointer, n: n, into: v, threads: threads, act: s.actIn)
+        Ops.matmul(lw.q!, s.xn.pointer, n: n, into: q, threads: threads, act: s.actIn)
+        Ops.matmul(lw.k!, s.xn.pointer, n: n, into: k, threads: threads, act: s.actIn)
+        Ops.matmul(lw.v!, s.xn.pointer, n: n, into: v, threads: threads, act: s.actIn)
         if let b = lw.qBias { Ops.addBias(q, b, rows: n, dim: qDim) }
         if let b = lw.kBias { Ops.addBias(k, b, rows: n, dim: kvDim) }
         if let b = lw.vBias { Ops.addBias(v, b, rows: n, dim: kvDim) }

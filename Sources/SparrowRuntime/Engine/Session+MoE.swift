@@ -8,7 +8,7 @@ extension Session {
     func moe(layer l: Int, weights lw: LayerWeights, n: Int) throws(SparrowError) {
         Ops.matmul(lw.router!, scratch.xn.pointer, n: n, into: scratch.router.pointer, threads: threads)
         if let b = lw.routerBias { Ops.addBias(scratch.router.pointer, b, rows: n, dim: config.expertCount) }
-        route(layer: l, tokens: n)
+        route(layer: l, weights: lw, tokens: n)
         groupByExpert(tokens: n)
         if n == 1 { scheduler.routed(layer: l, chosen: scratch.topIds, count: config.expertsPerToken) }
         expertCache?.beginLayer(l)
@@ -28,31 +28,23 @@ extension Session {
         combine(tokens: n, weights: lw)
     }
 
-    /// Routes `n` tokens from their router logits (in `scratch.router`): softmax over experts,
-    /// top-k by probability, optional renormalisation (or, gpt-oss, top-k logits then their
-    /// softmax); per expert, how many tokens chose it, its smallest unimportance and its largest
-    /// gate weight.
-    private func route(layer l: Int, tokens n: Int) {
+    /// Routes `n` tokens from their router logits (in `scratch.router`) as the family routes
+    /// (`RouterChoice`); per expert, how many tokens chose it, its smallest unimportance and its
+    /// largest gate weight.
+    private func route(layer l: Int, weights lw: LayerWeights, tokens n: Int) {
         let s = scratch
         let e = config.expertCount
         let topK = config.expertsPerToken
-        let softmaxFirst = config.routerScoring != .topKThenSoftmax
         let counts = s.expertStart
         counts.initialize(repeating: 0, count: e + 2)
         s.expertUnimportance.initialize(repeating: .infinity, count: e)
         s.expertGate.initialize(repeating: 0, count: e)
         for i in 0..<n {
-            let row = s.router.pointer + i * e
-            if softmaxFirst { Ops.softmax(row, e) }
             let ids = s.topIds + i * topK
             let ws = s.topWeights + i * topK
-            Ops.topK(row, count: e, k: topK, ids: ids, values: ws)
-            if !softmaxFirst { Ops.softmax(ws, topK) }
-            if config.normalizeTopK && softmaxFirst {
-                var sum: Float = 0
-                for j in 0..<topK { sum += ws[j] }
-                for j in 0..<topK { ws[j] /= sum }
-            }
+            routing.choose(
+                s.router.pointer + i * e, correction: lw.routerCorrection, choice: s.routerChoice.pointer,
+                groupScores: s.groupScores.pointer, ids: ids, weights: ws)
             // Unimportance (token-level precision): the renormalised weight ranked above each expert.
             TokenPrecision.forEachUnimportance(ws, count: topK) { j, u, _ in
                 let x = Int(ids[j])
@@ -119,7 +111,7 @@ extension Session {
     }
 
     /// Sums each token's expert outputs in rank order (deterministic whatever the thread
-    /// schedule), plus the gated shared expert where there is one, into `moeOut`.
+    /// schedule), plus the shared expert (gated where it has a gate) where there is one, into `moeOut`.
     private func combine(tokens n: Int, weights lw: LayerWeights) {
         let s = scratch
         let h = config.hiddenSize
@@ -132,11 +124,12 @@ extension Session {
                 Ops.axpy(h, s.slotWeight[slot], s.slotOut.pointer + slot * h, out + i * h)
             }
         }
-        if let shared = lw.shared, let sg = lw.sharedGate {
+        if let shared = lw.shared {
             denseMLP(shared, n: n, into: s.proj.pointer)
-            Ops.matmul(sg, s.xn.pointer, n: n, into: s.gateScalar.pointer, threads: 1)
+            if let sg = lw.sharedGate { Ops.matmul(sg, s.xn.pointer, n: n, into: s.gateScalar.pointer, threads: 1) }
             for i in 0..<n {
-                Ops.axpy(h, Ops.sigmoid(s.gateScalar.pointer[i]), s.proj.pointer + i * h, out + i * h)
+                let gate = lw.sharedGate == nil ? 1 : Ops.sigmoid(s.gateScalar.pointer[i])
+                Ops.axpy(h, gate, s.proj.pointer + i * h, out + i * h)
             }
         }
     }

@@ -141,6 +141,8 @@ public final class Session {
     let config: ModelConfig
     /// Where experts run (the CPU today).
     let backend: ExecutionBackend
+    /// How the routers choose experts.
+    let routing: RouterChoice
     let keys: [KVBuffer]  // per layer [contextLength (or window + batch − 1), kvDim]
     let values: [KVBuffer]
     let scratch: Scratch
@@ -173,14 +175,16 @@ public final class Session {
         batchSize = min(options.batchSize, ctx, affordable ?? .max)
         budget = options.budget
         let top = try Self.requestedLevel(options.expertBits, stored: model.expertBits)
-        let kvDim = config.kvHeadCount * config.headDim
+        let kvDim = config.latentAttention?.cachedWidth ?? config.kvHeadCount * config.headDim
+        let valueDim = config.latentAttention == nil ? kvDim : 0  // the latent serves keys and values
         let rows = (0..<config.layerCount).map { [batchSize, config] l in
             config.window(layer: l).map { min(ctx, $0 + batchSize - 1) } ?? ctx
         }
         keys = rows.map { KVBuffer(rows: $0, width: kvDim, type: options.kvType) }
-        values = rows.map { KVBuffer(rows: $0, width: kvDim, type: options.kvType) }
+        values = rows.map { KVBuffer(rows: $0, width: valueDim, type: options.kvType) }
         scratch = Scratch(config: config, batch: batchSize, context: ctx, threads: threads)
         backend = CPUBackend(scratch: scratch, config: config)
+        routing = RouterChoice(config: config)
         let budgeted = options.budget != nil || options.expertCacheBytes != nil
         embeddingRows =
             budgeted && !config.tieWordEmbeddings ? try EmbeddingRows(model: model, faults: options.io.faults) : nil
