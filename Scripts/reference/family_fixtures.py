@@ -126,6 +126,24 @@ def deepseek_prepare(model):
                 gate.e_score_correction_bias.copy_(torch.randn(gate.e_score_correction_bias.shape, generator=g) * 0.1)
 
 
+def family_tokenizer_corpus():
+    """The tokenizer corpus (made by make_fixtures.py) as each family fixture's tokenizer.json
+    encodes it with `tokenizers`: o200k's and DeepSeek's pre-tokenizers differ from Qwen2's."""
+    out = os.path.join(OUT, "tokenizer")
+    corpus = open(os.path.join(out, "corpus.txt"), encoding="utf-8", newline="").read()
+    cases = json.load(open(os.path.join(out, "cases.json"), encoding="utf-8"))["cases"]
+    for arch in ("gpt_oss", "deepseek_v3"):
+        tok = tokenizers.Tokenizer.from_file(os.path.join(OUT, arch, "tokenizer.json"))
+        ids = tok.encode(corpus, add_special_tokens=True).ids
+        np.save(os.path.join(out, f"corpus-ids-{arch}.npy"), np.array(ids, dtype=np.int32))
+        extra = ["don't STOP 123456 x1y22z333", "日本語テキスト漢字カタカナ", "a.b,c!d?e  f\n\ng", "<think>\n</think>"]
+        with open(os.path.join(out, f"cases-{arch}.json"), "w", encoding="utf-8") as f:
+            json.dump(dict(tokenizers=tokenizers.__version__,
+                           cases=[dict(text=c["text"], ids=tok.encode(c["text"]).ids) for c in cases]
+                           + [dict(text=t, ids=tok.encode(t).ids) for t in extra]), f, ensure_ascii=False, indent=1)
+        print(f"{arch} tokenizer: {len(ids)} ids over the corpus")
+
+
 FAMILIES = {
     # Sliding window 8 so the 29-token sequence runs past it; YaRN with the hub's parameters but a
     # small original context; head_dim differs from hidden / heads; 3 of every layer type.

@@ -184,6 +184,9 @@ if __name__ == "__main__":
             make_arch(name, spec)
     if not only or "tokenizer" in only:
         make_tokenizer_corpus()
+    if not only or "tokenizer" in only or "family-tokenizers" in only:
+        from family_fixtures import family_tokenizer_corpus
+        family_tokenizer_corpus()
 
 
 def make_layout_variants():

@@ -44,6 +44,30 @@ import Testing
         }
     }
 
+    /// The families with pre-tokenizers of their own: gpt-oss's o200k split (case-aware words,
+    /// digits in threes, punctuation runs with trailing newlines and slashes) and DeepSeek's
+    /// sequence (digits in threes, CJK runs, punctuation-led words), each before ByteLevel — the
+    /// whole corpus and the edge cases as `tokenizers` encodes them.
+    @Test(arguments: ["gpt_oss", "deepseek_v3"])
+    func familyPreTokenizersMatch(arch: String) throws {
+        let json = try Data(contentsOf: URL(fileURLWithPath: Paths.fixtures + "/\(arch)/tokenizer.json"))
+        let t = try Tokenizer(json: Array(json), addBos: false)
+        let dir = Paths.fixtures + "/tokenizer"
+        let text = try String(contentsOfFile: dir + "/corpus.txt", encoding: .utf8)
+        let want = try NPY.readInt(dir + "/corpus-ids-\(arch).npy").values
+        let got = t.encode(text)
+        #expect(got.count == want.count)
+        if let i = (0..<min(got.count, want.count)).first(where: { got[$0] != want[$0] }) {
+            Issue.record("first difference at token \(i): got \(got[i]) want \(want[i])")
+        }
+        let url = URL(fileURLWithPath: dir + "/cases-\(arch).json")
+        let cases = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        for c in cases["cases"] as! [[String: Any]] {
+            let text = c["text"] as! String
+            #expect(t.encode(text) == c["ids"] as! [Int], "text: \(text.debugDescription)")
+        }
+    }
+
     @Test func evalTextMatchesShippedTokens() throws {
         let text = try String(contentsOfFile: Paths.demo + "/eval-text.txt", encoding: .utf8)
         let want = try NPY.readInt(Paths.demo + "/eval-tokens.npy").values
