@@ -64,7 +64,6 @@ extension Session {
         let s = scratch
         let h = config.hiddenSize
         let topK = config.expertsPerToken
-        let softmaxFirst = config.routerScoring != .topKThenSoftmax
         let counts = s.expertStart
         for x in 0..<config.expertCount { counts[x + 2] += counts[x + 1] }
         let starts = counts + 1

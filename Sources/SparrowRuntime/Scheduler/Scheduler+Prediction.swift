@@ -36,8 +36,9 @@ extension Scheduler {
         Ops.matmul(routers, input, n: 1, into: logits, threads: 1)
         for (i, t) in ahead.enumerated() {
             if let b = weights.layers[t].routerBias { Ops.addBias(logits + i * e, b, rows: 1, dim: e) }
-            Ops.softmax(logits + i * e, e)
-            Ops.topK(logits + i * e, count: e, k: k, ids: ids + i * k, values: scores + i * k)
+            routing.choose(
+                logits + i * e, correction: weights.layers[t].routerCorrection, choice: choice,
+                groupScores: groupScores, ids: ids + i * k, weights: scores + i * k)
             guesses(layer: t, depth: t - l).update(from: ids + i * k, count: k)
         }
         guard let cache else { return }
@@ -90,8 +91,9 @@ extension Scheduler {
             into: normed)
         Ops.matmul(router, normed, n: 1, into: logits, threads: 1)
         if let b = weights.layers[t].routerBias { Ops.addBias(logits, b, rows: 1, dim: e) }
-        Ops.softmax(logits, e)
-        Ops.topK(logits, count: e, k: k, ids: ids, values: scores)
+        routing.choose(
+            logits, correction: weights.layers[t].routerCorrection, choice: choice, groupScores: groupScores, ids: ids,
+            weights: scores)
         guesses(layer: t, depth: 1).update(from: ids, count: k)
         guard let cache else { return }
         for j in 0..<k {

@@ -40,6 +40,10 @@ package final class Scheduler {
     let ids: UnsafeMutablePointer<Int32>
     let scores: UnsafeMutablePointer<Float>
     let normed: UnsafeMutablePointer<Float>
+    /// The routers' choice as the session makes it (correction bias, groups), and its scratch.
+    let routing: RouterChoice
+    let choice: UnsafeMutablePointer<Float>
+    let groupScores: UnsafeMutablePointer<Float>
     private let readSeconds: UnsafeMutablePointer<Double>
     private let computeSeconds: UnsafeMutablePointer<Double>
 
@@ -89,6 +93,9 @@ package final class Scheduler {
         ids = .allocate(capacity: max(1, depth) * k)
         scores = .allocate(capacity: max(1, depth) * k)
         normed = .allocate(capacity: config.hiddenSize)
+        routing = RouterChoice(config: config)
+        choice = .allocate(capacity: e)
+        groupScores = .allocate(capacity: max(1, config.routerGroups?.count ?? 1))
         readSeconds = .allocate(capacity: e)
         computeSeconds = .allocate(capacity: e)
     }
@@ -99,6 +106,8 @@ package final class Scheduler {
         ids.deallocate()
         scores.deallocate()
         normed.deallocate()
+        choice.deallocate()
+        groupScores.deallocate()
         readSeconds.deallocate()
         computeSeconds.deallocate()
     }
