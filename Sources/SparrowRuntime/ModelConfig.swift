@@ -159,6 +159,12 @@ public struct RouterGroups: Codable, Sendable, Equatable {
     public var count: Int
     /// Groups whose experts compete.
     public var chosen: Int
+
+    /// `chosen` of `count` groups.
+    public init(count: Int, chosen: Int) {
+        self.count = count
+        self.chosen = chosen
+    }
 }
 
 /// DeepSeek's multi-head latent attention: keys and values are up-projected from a per-token

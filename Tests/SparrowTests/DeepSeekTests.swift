@@ -51,6 +51,30 @@ import Testing
         #expect(q8.perplexity / exact.perplexity - 1 <= 0.02, "\(q8.perplexity) vs \(exact.perplexity)")
     }
 
+    /// A file whose meta describes an impossible configuration (damaged, hostile) is refused
+    /// before anything divides by or indexes with it.
+    @Test func impossibleConfigurationsAreCaught() throws {
+        let good = try Converted.model(Paths.fixtures + "/deepseek_v3").config
+        #expect(good.inconsistency == nil)
+        let edits: [(inout ModelConfig) -> Void] = [
+            { $0.routerGroups = RouterGroups(count: 0, chosen: 0) },
+            { $0.routerGroups = RouterGroups(count: 3, chosen: 1) },
+            { $0.routerGroups = RouterGroups(count: 4, chosen: 5) },
+            { $0.latentAttention!.ropeDim = 15 },
+            { $0.latentAttention!.kvRank = 0 },
+            { $0.headDim = 40 },
+            { $0.slidingLayers = [true] },
+            { $0.slidingWindow = 0 },
+            { $0.ropeScaling!.originalMaxPositions = 0 },
+            { $0.expertsPerToken = 17 }
+        ]
+        for (i, edit) in edits.enumerated() {
+            var c = good
+            edit(&c)
+            #expect(c.inconsistency != nil, "edit \(i)")
+        }
+    }
+
     /// Variants Sparrow does not implement are refused naming the field.
     @Test(arguments: [
         ("deepseek_v3", "scoring_func", #""softmax""#, "scoring_func 'softmax'"),

@@ -37,6 +37,7 @@ extension Converter {
             throw .unsupportedArchitecture(hf.string("model_type") ?? architectures?.first ?? "(none given)")
         }
         let config = try arch.spec.config(from: hf)
+        if let problem = config.inconsistency { throw .config(path: hf.path, problem: problem) }
         let checkpoint: SafeTensorsCheckpoint
         do { checkpoint = try SafeTensorsCheckpoint(directory: input) } catch { throw .format(error) }
         try checkOutputPath(inputs: checkpoint.paths + [hf.path])

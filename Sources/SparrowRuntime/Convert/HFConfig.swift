@@ -128,6 +128,10 @@ import SparrowFormat
         }
         let betaFast = try p.double("beta_fast", default: 32)
         let betaSlow = try p.double("beta_slow", default: 1)
+        guard betaFast >= 0, betaSlow >= 0, attention > 0, attention.isFinite else {
+            throw .config(
+                path: p.path, problem: "beta_fast, beta_slow must not be negative, the attention factor positive")
+        }
         return RopeScaling(
             factor: factor, originalMaxPositions: original, betaFast: betaFast == 0 ? 32 : betaFast,
             betaSlow: betaSlow == 0 ? 1 : betaSlow, truncate: try p.bool("truncate", default: true),

@@ -37,8 +37,8 @@ public final class Model: @unchecked Sendable {
             throw .format(.corrupt(path: path, what: "meta format '\(meta.format)'"))
         }
         let c = meta.config
-        guard c.moeLayers.count == c.layerCount, c.headCount % max(c.kvHeadCount, 1) == 0, c.headDim % 2 == 0 else {
-            throw .format(.corrupt(path: path, what: "inconsistent model config in meta"))
+        if let problem = c.inconsistency {
+            throw .format(.corrupt(path: path, what: "inconsistent model config in meta: \(problem)"))
         }
         if verifyDense { do { try file.verifyDense() } catch { throw .format(error) } }
         tokenizer = try Tokenizer(json: file.tokenizer, addBos: meta.addBosToken, bosToken: nil)
