@@ -32,12 +32,8 @@ extension Converter {
             throw .invalidArgument("\(input): not a directory (expected a Hugging Face checkpoint folder)")
         }
         let hf = try HFConfig(path: input + "/config.json")
-        let architectures = hf.json["architectures"] as? [String]
-        guard let arch = Architecture(modelType: hf.string("model_type"), architectures: architectures) else {
-            throw .unsupportedArchitecture(hf.string("model_type") ?? architectures?.first ?? "(none given)")
-        }
-        let config = try arch.spec.config(from: hf)
-        if let problem = config.inconsistency { throw .config(path: hf.path, problem: problem) }
+        let config = try hf.modelConfig()
+        let arch = config.architecture
         let checkpoint: SafeTensorsCheckpoint
         do { checkpoint = try SafeTensorsCheckpoint(directory: input) } catch { throw .format(error) }
         try checkOutputPath(inputs: checkpoint.paths + [hf.path])

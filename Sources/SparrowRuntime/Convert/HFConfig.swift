@@ -23,6 +23,18 @@ import SparrowFormat
         self.json = json
     }
 
+    /// The model's configuration: its architecture recognised, that family's fields read and
+    /// the result checked for consistency.
+    @_spi(Internals) public func modelConfig() throws(SparrowError) -> ModelConfig {
+        let architectures = json["architectures"] as? [String]
+        guard let arch = Architecture(modelType: string("model_type"), architectures: architectures) else {
+            throw .unsupportedArchitecture(string("model_type") ?? architectures?.first ?? "(none given)")
+        }
+        let config = try arch.spec.config(from: self)
+        if let problem = config.inconsistency { throw .config(path: path, problem: problem) }
+        return config
+    }
+
     /// A JSON number that is not a boolean (Foundation bridges both to NSNumber).
     static func number(_ v: Any) -> NSNumber? {
         guard let n = v as? NSNumber, String(describing: type(of: v)) != "__NSCFBoolean" else { return nil }
