@@ -83,7 +83,11 @@ import Testing
         ("deepseek_v2", "moe_layer_freq", "2", "moe_layer_freq"),
         ("deepseek_v2", "attention_bias", "true", "attention_bias"),
         ("deepseek_v3", "n_group", "3", "n_group 3 must divide the 16 experts"),
-        ("deepseek_v3", "qk_rope_head_dim", "15", "qk_rope_head_dim 15 must be even")
+        ("deepseek_v3", "qk_rope_head_dim", "15", "qk_rope_head_dim 15 must be even"),
+        // Found by the guided config fuzzer: a per-layer table was sized from this before any check.
+        ("deepseek_v3", "num_hidden_layers", "888888888888888888888888888888888888888888888888883", "out of range"),
+        ("deepseek_v3", "num_hidden_layers", "70000", "more than Sparrow supports"),
+        ("deepseek_v3", "num_hidden_layers", "5", "model.layers.3")
     ])
     func unsupportedVariantsAreRefused(arch: String, key: String, value: String, message: String) throws {
         let error = try conversionError(arch, key: key, value: value)

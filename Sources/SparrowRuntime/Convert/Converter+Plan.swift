@@ -45,6 +45,12 @@ extension Converter {
 
         let resolver = TensorResolver(checkpoint: checkpoint, spec: arch.spec, directory: input)
         let dense = DenseLayout.items(config)
+        // Every tensor found and its shape checked before anything is sized from the config: the
+        // sizes a conversion allocates are then those of tensors the checkpoint really holds.
+        for item in dense { _ = try resolver.find(item.name, shape: item.shape) }
+        for l in 0..<config.layerCount where config.moeLayers[l] {
+            _ = try resolver.expertSource(layer: l, config: config)
+        }
         let embedding = try resolver.find(.embedding, shape: [config.vocabSize, config.hiddenSize])
         let weightType = options.weightType ?? embedding.1.dtype!
         guard weightType.isFloat else { throw .invalidArgument("weight type must be f32, f16 or bf16") }

@@ -35,6 +35,12 @@ import SparrowFormat
         return config
     }
 
+    /// Integers beyond this (2⁴⁰) are refused: no count or size of a model comes near it, and
+    /// products of a few of them stay far from overflowing.
+    static let largestInteger = 1 << 40
+    /// Layers beyond this are refused before any per-layer table is sized from the count.
+    static let mostLayers = 1 << 16
+
     /// A JSON number that is not a boolean (Foundation bridges both to NSNumber).
     static func number(_ v: Any) -> NSNumber? {
         guard let n = v as? NSNumber, String(describing: type(of: v)) != "__NSCFBoolean" else { return nil }
@@ -47,6 +53,9 @@ import SparrowFormat
         guard let v = json[key] else { throw .config(path: path, problem: "missing key '\(key)'") }
         guard let n = Self.number(v), n.doubleValue == n.doubleValue.rounded() else {
             throw .config(path: path, problem: "'\(key)' must be an integer, found \(v)")
+        }
+        guard abs(n.doubleValue) <= Double(Self.largestInteger) else {
+            throw .config(path: path, problem: "'\(key)' \(v) is out of range")
         }
         return n.intValue
     }
@@ -88,11 +97,11 @@ import SparrowFormat
 
     func intList(_ key: String) throws(SparrowError) -> [Int] {
         guard has(key) else { return [] }
-        if let n = json[key] as? NSNumber { return [n.intValue] }
-        guard let a = json[key] as? [NSNumber] else {
+        let numbers = (json[key] as? NSNumber).map { [$0] } ?? json[key] as? [NSNumber]
+        guard let numbers, numbers.allSatisfy({ abs($0.doubleValue) <= Double(Self.largestInteger) }) else {
             throw .config(path: path, problem: "'\(key)' must be a list of integers")
         }
-        return a.map(\.intValue)
+        return numbers.map(\.intValue)
     }
 
     /// RoPE's base and scaling from `rope_theta` + `rope_scaling` (transformers 4) or
@@ -164,6 +173,10 @@ import SparrowFormat
             throw .config(path: path, problem: "head_dim \(headDim) must be positive and even")
         }
         let layers = try positive("num_hidden_layers")
+        guard layers <= Self.mostLayers else {
+            throw .config(
+                path: path, problem: "num_hidden_layers \(layers) is more than Sparrow supports (\(Self.mostLayers))")
+        }
         let act = string("hidden_act") ?? "silu"
         guard act == "silu" else {
             throw .config(path: path, problem: "hidden_act '\(act)' is not supported (only silu)")
