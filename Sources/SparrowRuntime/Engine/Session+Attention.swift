@@ -3,8 +3,9 @@ import Foundation
 import SparrowKernels
 
 extension Session {
-    /// Grouped-query causal attention for `n` new tokens whose normalised input is in `scratch.xn`;
-    /// appends their keys and values to the cache and leaves the projected output in `scratch.proj`.
+    /// Causal attention for `n` new tokens whose normalised input is in `scratch.xn` — grouped-query,
+    /// or latent where the model has it (`Session+LatentAttention`); appends their keys and values
+    /// to the cache and leaves the projected output in `scratch.proj`.
     func attention(layer l: Int, weights lw: LayerWeights, n: Int) {
         if let mla = config.latentAttention {
             latentAttention(layer: l, weights: lw, mla: mla, n: n)
