@@ -125,6 +125,11 @@ struct TensorResolver {
                         problem: "\(hit.1.dtypeName) \(hit.1.shape), expected U8 \(shape) (MXFP4)"))
             }
         }
+        // E8M0 255 encodes NaN (the OCP format): refused rather than turned into infinite weights.
+        if scales.0.bytes(of: scales.1).contains(0xFF) {
+            throw .format(
+                .badTensor(path: scales.0.file.path, name: scales.1.name, problem: "an MXFP4 scale is 255 (NaN)"))
+        }
         return scales
     }
 }
