@@ -81,6 +81,7 @@ import Testing
         ("deepseek_v3", "topk_method", #""greedy""#, "topk_method 'greedy'"),
         ("deepseek_v2", "topk_method", #""noaux_tc""#, "topk_method 'noaux_tc'"),
         ("deepseek_v2", "moe_layer_freq", "2", "moe_layer_freq"),
+        ("deepseek_v3", "quantization_config", #"{"quant_method": "fp8"}"#, "quant_method 'fp8'"),
         ("deepseek_v2", "attention_bias", "true", "attention_bias"),
         ("deepseek_v3", "n_group", "3", "n_group 3 must divide the 16 experts"),
         ("deepseek_v3", "qk_rope_head_dim", "15", "qk_rope_head_dim 15 must be even"),
