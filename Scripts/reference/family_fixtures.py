@@ -144,6 +144,72 @@ def family_tokenizer_corpus():
         print(f"{arch} tokenizer: {len(ids)} ids over the corpus")
 
 
+def deepseek_fp8_variant(src):
+    """DeepSeek-V3/R1's published form: every linear weight but the router's, the embedding's and
+    the output head's as F8_E4M3 with an f32 `weight_scale_inv` per 128 × 128 block (partial
+    blocks at the edges), and `quantization_config.quant_method: fp8`. Its reference logits are
+    transformers' on the dequantized weights (`logits.npy` next to it)."""
+    from safetensors.torch import load_file, save_file
+    tensors = load_file(os.path.join(src, "model.safetensors"))
+    out = os.path.join(OUT, "variants", "deepseek_v3_fp8")
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    block = 128
+    packed, dequantized = {}, {}
+    for k, v in tensors.items():
+        quantize = (v.dim() == 2 and k.endswith("proj.weight") and "embed" not in k)
+        if not quantize:
+            packed[k] = v
+            continue
+        w = v.float()
+        rows, cols = w.shape
+        sr, sc = (rows + block - 1) // block, (cols + block - 1) // block
+        scale = torch.zeros(sr, sc)
+        codes = torch.zeros(rows, cols, dtype=torch.float8_e4m3fn)
+        deq = torch.zeros(rows, cols)
+        for i in range(sr):
+            for j in range(sc):
+                tile = w[i * block:(i + 1) * block, j * block:(j + 1) * block]
+                s = max(float(tile.abs().max()) / 448.0, 1e-12)
+                c = (tile / s).to(torch.float8_e4m3fn)
+                scale[i, j] = s
+                codes[i * block:(i + 1) * block, j * block:(j + 1) * block] = c
+                deq[i * block:(i + 1) * block, j * block:(j + 1) * block] = c.float() * torch.tensor(s)
+        packed[k] = codes
+        packed[k + "_scale_inv"] = scale
+        dequantized[k] = deq
+    save_file({k: v.contiguous() for k, v in packed.items()}, os.path.join(out, "model.safetensors"))
+    cfg = json.load(open(os.path.join(src, "config.json")))
+    cfg["quantization_config"] = dict(quant_method="fp8", fmt="e4m3", activation_scheme="dynamic",
+                                      weight_block_size=[block, block])
+    json.dump(cfg, open(os.path.join(out, "config.json"), "w"), indent=1)
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(os.path.join(src, f), out)
+    from transformers import AutoModelForCausalLM
+    ref = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32, attn_implementation="eager").eval()
+    state = ref.state_dict()
+    with torch.no_grad():
+        for k, v in dequantized.items():
+            if k in state:
+                state[k].copy_(v)
+                continue
+            # transformers 5 holds the experts fused: gate_up_proj [E, 2I, H], down_proj [E, H, I]
+            prefix, expert, proj = k.rsplit(".", 3)[0], int(k.split(".")[-3]), k.split(".")[-2]
+            fused = state[prefix + (".down_proj" if proj == "down_proj" else ".gate_up_proj")]
+            inter = v.shape[0]
+            if proj == "gate_proj":
+                fused[expert, :inter].copy_(v)
+            elif proj == "up_proj":
+                fused[expert, inter:].copy_(v)
+            else:
+                fused[expert].copy_(v)
+    ids = torch.tensor([json.load(open(os.path.join(src, "reference.json")))["token_ids"]])
+    with torch.no_grad():
+        logits = ref(ids, use_cache=False).logits[0].numpy()
+    np.save(os.path.join(out, "logits.npy"), logits.astype(np.float32))
+    print(f"variant: deepseek_v3_fp8, {len(dequantized)} FP8 matrices, max|logit| {np.abs(logits).max():.3f}")
+
+
 FAMILIES = {
     # Sliding window 8 so the 29-token sequence runs past it; YaRN with the hub's parameters but a
     # small original context; head_dim differs from hidden / heads; 3 of every layer type.
@@ -180,6 +246,7 @@ FAMILIES = {
     # from mscale_all_dim (so both the rotation and the softmax are rescaled).
     "deepseek_v3": dict(
         dtype=torch.float32, tokenizer=save_tokenizer("deepseek"), greedy=True, prepare=deepseek_prepare,
+        variants=deepseek_fp8_variant,
         config=dict(
             model_type="deepseek_v3", architectures=["DeepseekV3ForCausalLM"], vocab_size=3001, hidden_size=128,
             intermediate_size=96, moe_intermediate_size=32, num_hidden_layers=3, num_attention_heads=4,

@@ -51,6 +51,22 @@ import Testing
         #expect(q8.perplexity / exact.perplexity - 1 <= 0.02, "\(q8.perplexity) vs \(exact.perplexity)")
     }
 
+    /// DeepSeek-V3/R1's published form (F8_E4M3 weights with a scale per 128 × 128 block, partial
+    /// blocks at the edges) converts to transformers' logits on the dequantized weights; a NaN
+    /// code is refused naming the tensor.
+    @Test func fp8CheckpointConvertsExactly() throws {
+        let dir = Paths.fixtures + "/variants/deepseek_v3_fp8"
+        let ref = try ConformanceTests.reference("deepseek_v3")
+        let want = try NPY.readFloat32(dir + "/logits.npy").values
+        let got = try Session(model: try Converted.model(dir)).evaluate(ref.ids, logits: .all)
+        let maxAbs = want.map(abs).max()!
+        #expect(maxAbsDiff(got, want) <= 1e-4 * maxAbs, "\(maxAbsDiff(got, want)) of \(maxAbs)")
+
+        let name = "model.layers.2.self_attn.kv_b_proj.weight"
+        let error = try conversionError(copying: dir, writing: 0x7F, into: name, at: 3)  // S.1111.111: NaN
+        #expect(error?.contains(name) == true && error?.contains("not finite") == true, "\(error ?? "converted")")
+    }
+
     /// A file whose meta describes an impossible configuration (damaged, hostile) is refused
     /// before anything divides by or indexes with it.
     @Test func impossibleConfigurationsAreCaught() throws {
@@ -81,7 +97,8 @@ import Testing
         ("deepseek_v3", "topk_method", #""greedy""#, "topk_method 'greedy'"),
         ("deepseek_v2", "topk_method", #""noaux_tc""#, "topk_method 'noaux_tc'"),
         ("deepseek_v2", "moe_layer_freq", "2", "moe_layer_freq"),
-        ("deepseek_v3", "quantization_config", #"{"quant_method": "fp8"}"#, "quant_method 'fp8'"),
+        ("deepseek_v3", "quantization_config", #"{"quant_method": "gptq"}"#, "quant_method 'gptq'"),
+        ("deepseek_v3", "quantization_config", #"{"quant_method": "fp8", "fmt": "e5m2"}"#, "fmt 'e5m2'"),
         ("deepseek_v2", "attention_bias", "true", "attention_bias"),
         ("deepseek_v3", "n_group", "3", "n_group 3 must divide the 16 experts"),
         ("deepseek_v3", "qk_rope_head_dim", "15", "qk_rope_head_dim 15 must be even"),

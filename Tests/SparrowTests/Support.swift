@@ -136,3 +136,21 @@ func evaluate(_ ids: [Int], batch: Int, in session: Session) throws -> [Float] {
     }
     return logits
 }
+
+/// Converting a copy of checkpoint folder `source` whose tensor `name` has `byte` written at
+/// byte `offset` of its data: the error's description, or nil if it converted.
+func conversionError(copying source: String, writing byte: UInt8, into name: String, at offset: Int) throws -> String? {
+    let dir = Paths.temporaryDirectory() + "/patched"
+    try FileManager.default.copyItem(atPath: source, toPath: dir)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let path = dir + "/model.safetensors"
+    let start = try SafeTensorsFile(path: path).tensors[name]!.range.lowerBound
+    let h = FileHandle(forUpdatingAtPath: path)!
+    try h.seek(toOffset: UInt64(start + offset))
+    h.write(Data([byte]))
+    try h.close()
+    do {
+        _ = try Converter(input: dir, output: dir + "/out.spw", options: .unquantized(force: true)).run()
+        return nil
+    } catch { return "\(error)" }
+}

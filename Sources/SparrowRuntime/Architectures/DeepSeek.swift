@@ -68,12 +68,10 @@ enum DeepSeekLayers {
         }
         c.headDim = mla.nopeDim + mla.ropeDim
         c.latentAttention = mla
-        if let q = hf.json["quantization_config"] as? [String: Any] {
-            // DeepSeek-V3/R1 ship FP8 blocks with `weight_scale_inv`: not read yet.
+        if let q = hf.json["quantization_config"] as? [String: Any], q["quant_method"] as? String != "fp8" {
+            // DeepSeek-V3/R1's FP8 blocks are read (`FP8Blocks`); nothing else.
             let method = q["quant_method"] as? String ?? "(none)"
-            throw .config(
-                path: hf.path,
-                problem: "quantization_config.quant_method '\(method)' is not supported (convert a bf16 checkpoint)")
+            throw .config(path: hf.path, problem: "quantization_config.quant_method '\(method)' is not supported (fp8)")
         }
         if try hf.bool("attention_bias", default: false) {
             throw .config(path: hf.path, problem: "attention_bias=true is not supported for \(architecture.rawValue)")

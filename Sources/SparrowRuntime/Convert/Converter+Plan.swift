@@ -43,7 +43,8 @@ extension Converter {
         }
         _ = try Tokenizer(json: Array(tokenizer), addBos: false)  // refuse a tokenizer we cannot run
 
-        let resolver = TensorResolver(checkpoint: checkpoint, spec: arch.spec, directory: input)
+        var resolver = TensorResolver(checkpoint: checkpoint, spec: arch.spec, directory: input)
+        resolver.fp8 = try hf.fp8Blocks()
         let dense = DenseLayout.items(config)
         // Every tensor found and its shape checked before anything is sized from the config: the
         // sizes a conversion allocates are then those of tensors the checkpoint really holds.

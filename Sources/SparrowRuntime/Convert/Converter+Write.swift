@@ -36,7 +36,7 @@ extension Converter {
         for (item, scheme) in zip(plan.dense, plan.denseSchemes) {
             let (file, info) = try plan.resolver.find(item.name, shape: item.shape)
             let count = item.shape.reduce(1, *)
-            let gathered = plan.resolver.gather(item.name, from: file.bytes(of: info).baseAddress!, info, count: count)
+            let gathered = try plan.resolver.gather(item.name, (file, info), count: count)
             defer { gathered?.deallocate() }
             let src = gathered.map { UnsafeRawPointer($0) } ?? file.bytes(of: info).baseAddress!
             let srcType = gathered == nil ? info.dtype! : .f32
@@ -75,7 +75,7 @@ extension Converter {
                 record.initializeMemory(as: UInt8.self, repeating: 0, count: plan.recordSize)
                 for (k, projection) in Projection.allCases.enumerated() {
                     let shape = projection.shape(intermediate: c.expertIntermediateSize, hidden: c.hiddenSize)
-                    source.load(k, expert: e, into: expertF32)
+                    try source.load(k, expert: e, into: expertF32, resolver: plan.resolver)
                     if let scheme = plan.scheme {
                         let q = MatryoshkaQuantizer.quantize(expertF32, rows: shape[0], cols: shape[1], scheme: scheme)
                         copy(q, base: projection.rawValue, levels: plan.levels, into: record)

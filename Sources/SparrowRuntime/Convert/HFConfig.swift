@@ -199,6 +199,24 @@ import SparrowFormat
         return c
     }
 
+    /// The block scales of an FP8 checkpoint (`quantization_config.quant_method: fp8`, E4M3,
+    /// `weight_block_size`), nil when it has none.
+    func fp8Blocks() throws(SparrowError) -> FP8Blocks? {
+        guard let q = json["quantization_config"] as? [String: Any], q["quant_method"] as? String == "fp8" else {
+            return nil
+        }
+        let p = HFConfig(path: path + " (quantization_config)", json: q)
+        if let f = p.string("fmt"), f != "e4m3" {
+            throw .config(path: p.path, problem: "fmt '\(f)' is not supported (e4m3)")
+        }
+        let block = try p.intList("weight_block_size")
+        let (rows, cols) = block.isEmpty ? (128, 128) : (block[0], block.count == 2 ? block[1] : 0)
+        guard block.isEmpty || block.count == 2, rows > 0, cols > 0 else {
+            throw .config(path: p.path, problem: "weight_block_size must be two positive sizes")
+        }
+        return FP8Blocks(block: (rows, cols))
+    }
+
     /// Checks the routed-expert counts every family shares.
     func checkExperts(_ c: ModelConfig) throws(SparrowError) {
         guard c.expertCount > 0 else { throw .config(path: path, problem: "the model has no experts") }

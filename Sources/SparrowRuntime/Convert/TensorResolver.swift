@@ -11,6 +11,8 @@ struct TensorResolver {
     let checkpoint: SafeTensorsCheckpoint
     let spec: any ArchitectureSpec.Type
     let directory: String
+    /// Block scales of an FP8 checkpoint (`quantization_config.quant_method: fp8`), nil otherwise.
+    var fp8: FP8Blocks? = nil
 
     func lookup(_ names: [String]) -> (SafeTensorsFile, SafeTensorInfo)? {
         for n in names { if let hit = checkpoint.info(n) { return hit } }
@@ -19,7 +21,9 @@ struct TensorResolver {
 
     func check(_ hit: (SafeTensorsFile, SafeTensorInfo), shape: [Int]) throws(SparrowError) {
         let info = hit.1
-        guard info.dtype != nil else {
+        if info.dtypeName == FP8Blocks.dtypeName, let fp8 {
+            _ = try fp8.scales(of: hit, in: checkpoint)
+        } else if info.dtype == nil {
             throw .format(
                 .badTensor(
                     path: hit.0.file.path, name: info.name,
@@ -44,16 +48,21 @@ struct TensorResolver {
         return hit
     }
 
-    /// Sparrow's tensor `name` (`count` values) gathered as f32 from the checkpoint tensor at `src`,
-    /// or nil when it is taken as it is. The caller deallocates.
-    func gather(_ name: TensorName, from src: UnsafeRawPointer, _ info: SafeTensorInfo, count: Int)
+    /// Sparrow's tensor `name` (`count` values) as f32 from the checkpoint tensor `hit` — decoded
+    /// (FP8) and/or gathered (every other column) — or nil when it is taken as it is. The caller
+    /// deallocates.
+    func gather(_ name: TensorName, _ hit: (SafeTensorsFile, SafeTensorInfo), count: Int) throws(SparrowError)
         -> UnsafeMutablePointer<Float>?
     {
         let transform = spec.denseTransform(for: name)
-        guard transform != .none else { return nil }
-        let all = UnsafeMutablePointer<Float>.allocate(capacity: 2 * count)
+        guard transform != .none || hit.1.dtypeName == FP8Blocks.dtypeName else { return nil }
+        let all = UnsafeMutablePointer<Float>.allocate(capacity: hit.1.elementCount)
+        do { try decode(hit, into: all) } catch {
+            all.deallocate()
+            throw error
+        }
+        guard transform != .none else { return all }
         defer { all.deallocate() }
-        DTypeConversion.convert(src, from: info.dtype!, to: .f32, count: 2 * count, into: all)
         let out = UnsafeMutablePointer<Float>.allocate(capacity: count)
         let first = transform == .evenColumns ? 0 : 1
         for k in 0..<count { out[k] = all[2 * k + first] }
@@ -146,12 +155,12 @@ enum ExpertSource {
     case mxfp4(gateUp: (Tensor, Tensor), down: (Tensor, Tensor), i: Int, h: Int)
 
     /// Projection k (0 gate `[I, H]`, 1 up `[I, H]`, 2 down `[H, I]`) of expert `e` as f32 in `out`.
-    func load(_ k: Int, expert e: Int, into out: UnsafeMutablePointer<Float>) {
+    func load(_ k: Int, expert e: Int, into out: UnsafeMutablePointer<Float>, resolver: TensorResolver)
+        throws(SparrowError)
+    {
         switch self {
         case .perExpert(let parts):
-            let (f, t) = parts[e][k]
-            DTypeConversion.convert(
-                f.bytes(of: t).baseAddress!, from: t.dtype!, to: .f32, count: t.elementCount, into: out)
+            try resolver.decode(parts[e][k], into: out)
         case .fused(let gu, let d, let i, let h):
             let (t, offset) = k == 2 ? (d, e * h * i) : (gu, e * 2 * i * h + k * i * h)
             let src = t.0.bytes(of: t.1).baseAddress! + t.1.dtype!.bytes(count: offset)
