@@ -33,6 +33,9 @@ work="$root/.build/fuzz"
 mkdir -p "$work/corpus/$target" "$work/seeds/$target" "$work/tmp"
 # (A failed build must fail the script: an old binary would fuzz old code.)
 built=0
+# SwiftPM caches the parent package's file list in Fuzz/.build: a source file added since the last
+# fuzz build is missing from it ("cannot find type") until the manifest is seen to change.
+touch "$root/Fuzz/Package.swift"
 log=$(cd "$root/Fuzz" && swift build -c debug --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer --product "$product" 2>&1) || built=$?
 grep -E "error|warning: unre|Compiling Fuzz" <<<"$log" || true
 binary="$root/Fuzz/.build/debug/$product"
