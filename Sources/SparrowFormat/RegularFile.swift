@@ -38,4 +38,19 @@ package enum RegularFile {
             data.append(contentsOf: chunk[0..<n])
         }
     }
+
+    /// Writes all of `bytes` to `fd` (retrying short and interrupted writes); false with `errno`
+    /// set when a write fails (a full disk, a file-size limit).
+    package static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        var done = 0
+        while done < bytes.count {
+            let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            done += n
+        }
+        return true
+    }
 }

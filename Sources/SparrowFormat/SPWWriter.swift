@@ -27,9 +27,8 @@ package final class SPWWriter {
     package init(destination: String) throws(FormatError) {
         self.destination = destination
         self.temporaryPath = destination + ".tmp-\(getpid())"
-        fd = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        fd = TemporaryFiles.create(temporaryPath)
         if fd < 0 { throw .io(path: temporaryPath, operation: "create", errno: errno) }
-        TemporaryFiles.register(temporaryPath)
         position = SPW.headerSize
         denseStart = position
     }

@@ -50,17 +50,16 @@ public struct ExpertProfile: Codable, Sendable, Equatable {
             throw .invalidArgument("cannot encode the profile: \(error)")
         }
         let temporary = path + ".tmp-\(getpid())"
-        TemporaryFiles.register(temporary)
+        let fd = TemporaryFiles.create(temporary)
+        guard fd >= 0 else { throw .io(IOError(path: temporary, operation: "create", errno: errno)) }
         defer { TemporaryFiles.unregister(temporary) }
-        guard FileManager.default.createFile(atPath: temporary, contents: data) else {
-            let e = errno
+        let written = data.withUnsafeBytes { b in RegularFile.writeAll(fd, b) }
+        let e = errno
+        if written { fsync(fd) }
+        close(fd)
+        guard written else {
             unlink(temporary)
-            throw .io(IOError(path: temporary, operation: "create", errno: e))
-        }
-        let fd = open(temporary, O_RDONLY)
-        if fd >= 0 {
-            fsync(fd)
-            close(fd)
+            throw .io(IOError(path: temporary, operation: "write", errno: e))
         }
         if rename(temporary, path) != 0 {
             let e = errno
