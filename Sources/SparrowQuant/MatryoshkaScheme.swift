@@ -58,7 +58,12 @@ public enum QuantError: Error, CustomStringConvertible, Equatable {
             return "unsupported level list \(l.map(String.init).joined(separator: ",")): \(why)"
         case .badGroupSize(let g, let why): return "group size \(g) \(why)"
         case .groupDoesNotDivide(let g, let cols, let t):
-            return "group size \(g) does not divide the input dimension \(cols) of \(t)"
+            // A smaller size that fits: a power-of-two fraction of it first, else any multiple of 16.
+            let halves = sequence(first: g / 2) { $0 / 2 }.prefix { $0 >= 16 && $0 % 16 == 0 }
+            let fit =
+                halves.first { cols % $0 == 0 } ?? stride(from: g - 16, through: 16, by: -16).first { cols % $0 == 0 }
+            let hint = fit.map { "; group size \($0) divides it" } ?? "; no multiple of 16 does"
+            return "group size \(g) does not divide the input dimension \(cols) of \(t)\(hint)"
         }
     }
 }

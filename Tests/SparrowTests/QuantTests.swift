@@ -300,7 +300,17 @@ import Testing
                 input: dir, output: out, options: .init(expertScheme: .init(levels: [2, 4, 8], groupSize: 48))
             ).run()
             Issue.record("group 48 accepted for hidden size 128")
-        } catch { #expect("\(error)".contains("group size 48 does not divide")) }
+        } catch {
+            #expect(
+                "\(error)".contains(
+                    "group size 48 does not divide the input dimension 128 of the expert gate/up projections (hidden size); group size 32 divides it"
+                ))
+        }
+        #expect(
+            QuantError.groupDoesNotDivide(64, cols: 96, tensor: "t").description.hasSuffix("; group size 32 divides it")
+        )
+        #expect(
+            QuantError.groupDoesNotDivide(64, cols: 100, tensor: "t").description.hasSuffix("; no multiple of 16 does"))
         #expect(!FileManager.default.fileExists(atPath: out))
         let model = try Converted.model(dir, options: .init(), tag: "default")
         do {
