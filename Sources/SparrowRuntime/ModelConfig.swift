@@ -117,6 +117,9 @@ public struct RopeScaling: Codable, Sendable, Equatable {
     /// What cos and sin are multiplied by (so q·k by its square).
     public var attentionFactor: Double
 
+    /// YaRN's magnitude scale `0.1 · m · ln(factor) + 1` (1 when the context is not extended).
+    static func mscale(factor: Double, _ m: Double) -> Double { factor <= 1 ? 1 : 0.1 * m * log(factor) + 1 }
+
     /// The `headDim / 2` inverse frequencies for `theta`.
     public func inverseFrequencies(theta: Double, headDim dim: Int) -> [Float] {
         func correction(_ rotations: Double) -> Double {

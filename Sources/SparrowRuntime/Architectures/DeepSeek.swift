@@ -1,5 +1,3 @@
-import Foundation
-
 /// DeepSeek-V2 (and V2-Lite): multi-head latent attention, the first `first_k_dense_replace`
 /// layers dense, shared experts without a gate, a softmax router choosing greedily or within the
 /// best groups (`topk_method`), weights × `routed_scaling_factor` (transformers does not renormalise
@@ -62,8 +60,7 @@ enum DeepSeekLayers {
         if c.ropeScaling != nil, let p = (hf.json["rope_parameters"] ?? hf.json["rope_scaling"]) as? [String: Any],
             let all = p["mscale_all_dim"].flatMap(HFConfig.number)?.doubleValue, all != 0
         {
-            let factor = c.ropeScaling!.factor
-            let m = factor <= 1 ? 1 : 0.1 * all * log(factor) + 1
+            let m = RopeScaling.mscale(factor: c.ropeScaling!.factor, all)
             mla.scoreScale = m * m
         }
         c.headDim = mla.nopeDim + mla.ropeDim

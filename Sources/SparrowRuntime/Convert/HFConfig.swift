@@ -139,7 +139,7 @@ import SparrowFormat
         }
         let factor = try p.double("factor", default: Double(maxPositions) / Double(original))
         guard factor > 0 else { throw .config(path: p.path, problem: "'factor' must be positive") }
-        func mscale(_ m: Double) -> Double { factor <= 1 ? 1 : 0.1 * m * log(factor) + 1 }
+        func mscale(_ m: Double) -> Double { RopeScaling.mscale(factor: factor, m) }
         var attention = mscale(1)
         if p.has("attention_factor") {
             attention = try p.double("attention_factor")

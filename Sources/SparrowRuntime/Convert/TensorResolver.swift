@@ -134,11 +134,6 @@ struct TensorResolver {
                         problem: "\(hit.1.dtypeName) \(hit.1.shape), expected U8 \(shape) (MXFP4)"))
             }
         }
-        // E8M0 255 encodes NaN (the OCP format): refused rather than turned into infinite weights.
-        if scales.0.bytes(of: scales.1).contains(0xFF) {
-            throw .format(
-                .badTensor(path: scales.0.file.path, name: scales.1.name, problem: "an MXFP4 scale is 255 (NaN)"))
-        }
         return scales
     }
 }
@@ -184,6 +179,11 @@ enum ExpertSource {
             let stored = k == 2 ? h : 2 * i
             for r in 0..<rows {
                 let row = e * stored + (k == 2 ? r : 2 * r + k)
+                // E8M0 255 encodes NaN (the OCP format): refused rather than turned into infinite weights.
+                if UnsafeBufferPointer(start: scales + row * g, count: g).contains(0xFF) {
+                    throw .format(
+                        .badTensor(path: t.1.0.file.path, name: t.1.1.name, problem: "an MXFP4 scale is 255 (NaN)"))
+                }
                 MXFP4.dequantize(
                     blocks: blocks + row * g * 16, scales: scales + row * g, blockCount: g, into: out + r * cols)
             }
