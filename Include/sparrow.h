@@ -123,8 +123,8 @@ typedef enum sparrow_precision_policy {
     SPARROW_PRECISION_FIXED = 0,
     /** HOBBIT token-level precision under a budget: an expert use that misses the cache is read
      *  at `expert_bits` if its unimportance (the gate weight ranked above it) is at most
-     *  `token_full_threshold`, else at `low_bits` (skipped above `token_low_threshold` only with
-     *  `allow_skip`). */
+     *  `token_full_threshold`, else at `low_bits`, and skipped above `token_low_threshold` with
+     *  `allow_skip` (on in sparrow_session_default_params()). */
     SPARROW_PRECISION_TOKEN = 1
 } sparrow_precision_policy;
 
@@ -171,7 +171,8 @@ typedef struct sparrow_session_params {
      *  sparrow_session_default_params(): 1). */
     int32_t prefetch_depth;
     /** SPARROW_PRECISION_TOKEN: thresholds (defaults 0.6 and 0.9), the low level in bits (0: the
-     *  lowest stored), and whether uses above the second threshold may be skipped. */
+     *  lowest stored), and whether uses above the second threshold that miss the cache are skipped
+     *  (default true: the measured best). */
     float token_full_threshold;
     float token_low_threshold;
     int32_t low_bits;

@@ -254,7 +254,7 @@ struct Bench: ParsableCommand {
     private func precisionArguments() -> [String] {
         var args: [String] = []
         if let b = modelOptions.lowBits { args += ["--low-bits", String(b)] }
-        if modelOptions.allowSkip { args.append("--allow-skip") }
+        if let skip = modelOptions.allowSkip { args.append(skip ? "--allow-skip" : "--no-allow-skip") }
         if let s = modelOptions.lowShare { args += ["--low-share", String(s)] }
         if modelOptions.protectSensitive > 0 { args += ["--protect-sensitive", String(modelOptions.protectSensitive)] }
         if modelOptions.noBackgroundUpgrade { args.append("--no-background-upgrade") }
@@ -308,7 +308,15 @@ struct Bench: ParsableCommand {
                 "prefetch \(depth), lfu",
                 ["--cache-policy", "lfu", "--prefetch", String(depth), "--no-plan", "--token-precision", "off"]
             ),
+            (
+                "token precision \(precision), no skip, lfu",
+                ["--cache-policy", "lfu", "--no-plan", "--prefetch", "0"] + precise + ["--no-allow-skip"]
+            ),
             ("token precision \(precision), lfu", ["--cache-policy", "lfu", "--no-plan", "--prefetch", "0"] + precise),
+            (
+                "all but skip",
+                ["--cache-policy", chosen, "--prefetch", String(depth)] + precise + ["--no-allow-skip"]
+            ),
             (
                 "all: \(chosen), plan, prefetch \(depth), precision",
                 ["--cache-policy", chosen, "--prefetch", String(depth)] + precise

@@ -87,9 +87,9 @@ struct ModelOptions: ParsableArguments {
     var lowBits: Int?
 
     @Flag(
-        name: .customLong("allow-skip"),
-        help: "Token-level precision may skip expert uses above T2 that miss the cache.")
-    var allowSkip = false
+        name: .customLong("allow-skip"), inversion: .prefixedNo,
+        help: "Token-level precision skips expert uses above T2 that miss the cache (default: on, measured best).")
+    var allowSkip: Bool?
 
     @Flag(
         name: .customLong("no-plan"),
@@ -158,7 +158,7 @@ struct ModelOptions: ParsableArguments {
     func precision() throws -> TokenPrecision? {
         let tokenPrecision = tokenPrecisionFlag
         if tokenPrecision == "off" {
-            if lowBits != nil || allowSkip || protectSensitive > 0 || noBackgroundUpgrade {
+            if lowBits != nil || allowSkip == true || protectSensitive > 0 || noBackgroundUpgrade {
                 throw ValidationError(
                     "--low-bits, --allow-skip, --protect-sensitive and --no-background-upgrade need --token-precision")
             }
@@ -181,7 +181,7 @@ struct ModelOptions: ParsableArguments {
             (t1, t2) = (a, b)
         }
         return TokenPrecision(
-            fullThreshold: t1, lowThreshold: t2, lowBits: lowBits, allowSkip: allowSkip,
+            fullThreshold: t1, lowThreshold: t2, lowBits: lowBits, allowSkip: allowSkip ?? true,
             protectedShare: protectSensitive,
             upgradeInBackground: !noBackgroundUpgrade, profileTolerance: tolerance)
     }

@@ -70,7 +70,8 @@ import Testing
         var chosen: [String: Int] = [:]
         let session = try Session(
             model: model,
-            options: try Self.cached(slots: 8, precision: TokenPrecision(fullThreshold: 0.3, lowThreshold: 0.8)))
+            options: try Self.cached(
+                slots: 8, precision: TokenPrecision(fullThreshold: 0.3, lowThreshold: 0.8, allowSkip: false)))
         session.expertLevelObserver = { position, layer, expert, level in
             chosen["\(position)/\(layer)/\(expert)"] = level
         }

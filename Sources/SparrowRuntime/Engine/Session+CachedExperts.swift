@@ -1,9 +1,12 @@
 import Foundation
 
 extension Session {
-    /// The active experts through the budgeted cache, in the scheduler's order and in waves of as
-    /// many as the cache can pin: all misses of a wave are submitted first, the experts already
-    /// resident run (in parallel) while they load, then each miss runs as soon as its read lands.
+    /// The active experts through the budgeted cache, in the scheduler's order, at most as many
+    /// pinned at a time as the window allows (a prompt's: half the cache; a decode step's: all):
+    /// the misses pinned are submitted together, the experts ready run (in parallel) while they
+    /// load, each miss runs as soon as its read lands, and each expert done frees its slot for the
+    /// next one's read — a pipeline, so reads overlap compute all through a step larger than the
+    /// cache, with no drained gap between batches.
     func runCachedExperts(layer l: Int, cache: ExpertCache, count: Int, tokens n: Int) throws(SparrowError) {
         let s = scratch
         let prefill = n > 1
@@ -17,24 +20,26 @@ extension Session {
             rows: rows,
             prefill: prefill, cache: cache, swap: swapActive)
         var computeNanos: UInt64 = 0
-        // A prompt's reads are transient, so that decode's hot set stays, in waves of at most
-        // half the cache.
-        let waveLimit = prefill ? max(config.expertsPerToken, cache.slotCount / 2) : count
-        var start = 0
-        while start < count {
-            let end = pinWave(layer: l, cache: cache, from: start, to: min(count, start + waveLimit), prefill: prefill)
-            if end == start {
+        // A prompt's reads are transient, so that decode's hot set stays: at most half the cache.
+        let window = prefill ? max(config.expertsPerToken, cache.slotCount / 2) : count
+        var done = 0  // experts computed, their slots released
+        var pinned = 0  // experts pinned (done..<pinned hold slots)
+        defer { for a in done..<pinned { cache.release(Int(s.activeSlots[a])) } }
+        while done < count {
+            let end = pinWave(layer: l, cache: cache, from: pinned, to: min(count, done + window), prefill: prefill)
+            if end == done {
                 throw .budgetTooSmall("the expert cache has no free slot (all \(cache.slotCount) pinned)")
             }
             // A decode step's experts are all pinned: the layer's unused guesses are stale.
-            if !prefill && start == 0 && end == count { cache.retirePrefetches(layer: l) }
-            let wave = start..<end
-            defer { for a in wave { cache.release(Int(s.activeSlots[a])) } }
+            if !prefill && pinned == 0 && end == count { cache.retirePrefetches(layer: l) }
+            let first = pinned == 0
+            pinned = end
             cache.submit()
             // The next layers' likely experts queue behind this layer's misses.
-            if start == 0 && !prefill { scheduler.prefetchAhead(layer: l, input: s.xn.pointer, cache: cache) }
-            computeNanos += try runWave(layer: l, cache: cache, wave: wave)
-            start = end
+            if first && !prefill { scheduler.prefetchAhead(layer: l, input: s.xn.pointer, cache: cache) }
+            let ran = try runLanded(layer: l, cache: cache, pinned: done..<pinned, computeNanos: &computeNanos)
+            for a in done..<(done + ran) { cache.release(Int(s.activeSlots[a])) }
+            done += ran
         }
         if scheduler.plans {
             var rowBytes = 0.0
@@ -63,38 +68,40 @@ extension Session {
         return end
     }
 
-    /// Runs a pinned wave: the experts ready now first, in parallel, then each miss in the order
-    /// its read lands, its matmuls split over the threads. Returns the nanoseconds of compute.
-    private func runWave(layer l: Int, cache: ExpertCache, wave: Range<Int>) throws(SparrowError) -> UInt64 {
+    /// Runs the pinned experts whose records are ready (moved to the front of `pinned`, in
+    /// parallel), or else waits for the first read of `pinned` to land and runs that one, its
+    /// matmuls split over the threads. Returns how many ran (from `pinned.lowerBound`).
+    private func runLanded(layer l: Int, cache: ExpertCache, pinned: Range<Int>, computeNanos: inout UInt64)
+        throws(SparrowError) -> Int
+    {
         let s = scratch
         var ready = 0
-        for a in wave where cache.isReady(Int(s.activeSlots[a]), level: Int(s.activeLevels[a])) {
-            swapActive(a, wave.lowerBound + ready)
+        for a in pinned where cache.isReady(Int(s.activeSlots[a]), level: Int(s.activeLevels[a])) {
+            swapActive(a, pinned.lowerBound + ready)
             ready += 1
         }
-        let resident = wave.lowerBound..<(wave.lowerBound + ready)
-        for a in resident {
-            (s.activeWeights + a).initialize(
-                to: try cache.weights(slot: Int(s.activeSlots[a]), level: Int(s.activeLevels[a])))
-        }
-        let residentStart = timeline?.now()
-        var computeStart = DispatchTime.now().uptimeNanoseconds
-        runExperts(layer: l, first: resident.lowerBound, count: ready)
-        var computeNanos = DispatchTime.now().uptimeNanoseconds - computeStart
-        if let t = timeline, let residentStart, ready > 0 {
-            t.add(.resident, layer: l, from: residentStart, to: t.now())
-        }
-        for a in resident.upperBound..<wave.upperBound {
-            let b = a + cache.awaitAny(UnsafeBufferPointer(start: s.activeSlots + a, count: wave.upperBound - a))
-            if b != a { swapActive(a, b) }
-            let m = try cache.weights(slot: Int(s.activeSlots[a]), level: Int(s.activeLevels[a]))
-            let awaitedStart = timeline?.now()
-            computeStart = DispatchTime.now().uptimeNanoseconds
-            expertForward(m, layer: l, expert: Int(s.activeExperts[a]), threads: threads)
+        let a = pinned.lowerBound
+        if ready > 0 {
+            for b in a..<(a + ready) {
+                (s.activeWeights + b).initialize(
+                    to: try cache.weights(slot: Int(s.activeSlots[b]), level: Int(s.activeLevels[b])))
+            }
+            let start = timeline?.now()
+            let computeStart = DispatchTime.now().uptimeNanoseconds
+            runExperts(layer: l, first: a, count: ready)
             computeNanos += DispatchTime.now().uptimeNanoseconds - computeStart
-            if let t = timeline, let awaitedStart { t.add(.awaited, layer: l, from: awaitedStart, to: t.now()) }
+            if let t = timeline, let start { t.add(.resident, layer: l, from: start, to: t.now()) }
+            return ready
         }
-        return computeNanos
+        let b = a + cache.awaitAny(UnsafeBufferPointer(start: s.activeSlots + a, count: pinned.count))
+        if b != a { swapActive(a, b) }
+        let m = try cache.weights(slot: Int(s.activeSlots[a]), level: Int(s.activeLevels[a]))
+        let start = timeline?.now()
+        let computeStart = DispatchTime.now().uptimeNanoseconds
+        expertForward(m, layer: l, expert: Int(s.activeExperts[a]), threads: threads)
+        computeNanos += DispatchTime.now().uptimeNanoseconds - computeStart
+        if let t = timeline, let start { t.add(.awaited, layer: l, from: start, to: t.now()) }
+        return 1
     }
 
     /// Exchanges two entries of the active-expert lists (expert, level, slot).

@@ -80,7 +80,9 @@ extension Scheduler {
     /// After layer `l` (one token, its residual `hidden` updated): the next layer's router applied
     /// to the hidden state as that layer will normalise it, missing only its attention — a sharper
     /// guess than the one made at layer `l`'s MoE input, in time to overlap the next attention.
-    /// Reads what it adds at the session's level and replaces the depth-1 guess.
+    /// Reads each guess at the level a miss of it would read (token-level precision applied to
+    /// the predicted gate weights: a guess the step would skip is not read) and replaces the
+    /// depth-1 guess.
     package func refinePrediction<C: ExpertResidency>(after l: Int, hidden: UnsafePointer<Float>, cache: C?) {
         let t = l + 1
         guard prefetchDepth > 0, t < config.layerCount, let router = weights.layers[t].router else { return }
@@ -96,8 +98,10 @@ extension Scheduler {
             weights: scores)
         guesses(layer: t, depth: 1).update(from: ids, count: k)
         guard let cache else { return }
-        for j in 0..<k {
-            cache.prefetch(ExpertKey(layer: t, expert: Int(ids[j])), level: expertLevel, steps: 1, background: false)
+        TokenPrecision.forEachUnimportance(scores, count: k) { j, unimportance, _ in
+            let key = ExpertKey(layer: t, expert: Int(ids[j]))
+            let level = missLevel(key, unimportance: unimportance)
+            if level >= 0 { cache.prefetch(key, level: level, steps: 1, background: false) }
         }
         cache.submit()
     }

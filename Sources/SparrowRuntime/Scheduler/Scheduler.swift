@@ -169,13 +169,20 @@ package final class Scheduler {
     }
 
     private func choose<C: ExpertResidency>(_ key: ExpertKey, unimportance: Float, cache: C?) -> Int {
-        guard let tp = tokenPrecision, let cache else { return expertLevel }
+        guard tokenPrecision != nil, let cache else { return expertLevel }
         let cached = cache.cachedLevel(key)
-        if cached >= expertLevel || sensitive.contains(key) { return expertLevel }
-        guard let wanted = tp.level(unimportance: unimportance, full: expertLevel, low: lowLevel) else {
-            return cached >= 0 ? cached : -1  // skipping what is already here gains nothing
-        }
+        if cached >= expertLevel { return expertLevel }
+        let wanted = missLevel(key, unimportance: unimportance)
+        if wanted < 0 { return cached >= 0 ? cached : -1 }  // skipping what is already here gains nothing
         return wanted == expertLevel ? expertLevel : max(wanted, cached)
+    }
+
+    /// The level a cache miss of `key` with `unimportance` reads with token-level precision (-1:
+    /// skipped); the sensitive experts always read the session's level. Also what the next
+    /// layer's prefetch reads for a guess.
+    func missLevel(_ key: ExpertKey, unimportance: Float) -> Int {
+        guard let tp = tokenPrecision, !sensitive.contains(key) else { return expertLevel }
+        return tp.level(unimportance: unimportance, full: expertLevel, low: lowLevel) ?? -1
     }
 
     /// Orders a step's `count` active experts for the intra-layer plan (when on): `experts` and

@@ -10,7 +10,9 @@ public struct TokenPrecision: Sendable, Equatable, Codable {
     public var lowThreshold: Float
     /// Bits of the low level (a stored level below the session's); nil: the lowest stored level.
     public var lowBits: Int?
-    /// Drop expert uses above `lowThreshold` that missed the cache (changes the output most).
+    /// Drop expert uses above `lowThreshold` that missed the cache (HOBBIT's third tier): they carry
+    /// the least gate weight, and reading them is what a budget at the lowest stored level cannot
+    /// otherwise cut. On by default (measured: Benchmarks/RESULTS.md, issue 14).
     public var allowSkip: Bool
     /// With a profile: per layer, this share of the experts whose low level changes their output
     /// most is never downgraded (EdgeMoE's expert-wise bit-width). 0: none.
@@ -33,9 +35,8 @@ public struct TokenPrecision: Sendable, Equatable, Codable {
     public static let defaultTolerance = 0.05
 
     /// The default of budgeted sessions (`--token-precision auto`): the thresholds the model's
-    /// profile gives for `defaultTolerance` when a profile of the file is given, else HOBBIT's.
-    /// Measured on the widened demo (Benchmarks/RESULTS.md): 1.4× decode at 40 % and 60 % of the
-    /// Q4_0 size, perplexity unchanged within 0.2 %.
+    /// profile gives for `defaultTolerance` when a profile of the file is given, else HOBBIT's,
+    /// and misses above T2 skipped. Measured on the widened demo (Benchmarks/RESULTS.md).
     public static let automatic = TokenPrecision(profileTolerance: defaultTolerance)
 
     /// Calls `body(rank, unimportance, share)` for one token's chosen experts in rank order: the
@@ -58,7 +59,7 @@ public struct TokenPrecision: Sendable, Equatable, Codable {
     /// Token-level precision with HOBBIT's thresholds unless given; see the properties.
     public init(
         fullThreshold: Float = defaultFullThreshold, lowThreshold: Float = defaultLowThreshold, lowBits: Int? = nil,
-        allowSkip: Bool = false,
+        allowSkip: Bool = true,
         protectedShare: Double = 0, upgradeInBackground: Bool = true, profileTolerance: Double? = nil
     ) {
         self.profileTolerance = profileTolerance
