@@ -49,6 +49,12 @@ extension ExpertCache {
         return s
     }
 
+    /// Full slots a prompt may fill without displacing anything a decode step used: empty, or
+    /// holding a record only a prompt read (all of them in a fresh session).
+    package var slotsForPrompt: Int {
+        lock.withLock { fullSlots.reduce(0) { $0 + (slots[$1].key == nil || slots[$1].transient ? 1 : 0) } }
+    }
+
     /// Starts the queued reads.
     package func submit() {
         lane.submit()

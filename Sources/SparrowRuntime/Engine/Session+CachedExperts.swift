@@ -2,7 +2,7 @@ import Foundation
 
 extension Session {
     /// The active experts through the budgeted cache, in the scheduler's order, at most as many
-    /// pinned at a time as the window allows (a prompt's: half the cache; a decode step's: all):
+    /// pinned at a time as the window allows (a prompt's: see below; a decode step's: all):
     /// the misses pinned are submitted together, the experts ready run (in parallel) while they
     /// load, each miss runs as soon as its read lands, and each expert done frees its slot for the
     /// next one's read — a pipeline, so reads overlap compute all through a step larger than the
@@ -20,8 +20,9 @@ extension Session {
             rows: rows,
             prefill: prefill, cache: cache, swap: swapActive)
         var computeNanos: UInt64 = 0
-        // A prompt's reads are transient, so that decode's hot set stays: at most half the cache.
-        let window = prefill ? max(config.expertsPerToken, cache.slotCount / 2) : count
+        // A prompt's reads are transient, so that decode's hot set stays: at most half the cache,
+        // or every slot no decode step used (all of a fresh session's: more reads in flight).
+        let window = prefill ? max(config.expertsPerToken, cache.slotCount / 2, cache.slotsForPrompt) : count
         var done = 0  // experts computed, their slots released
         var pinned = 0  // experts pinned (done..<pinned hold slots)
         defer { for a in done..<pinned { cache.release(Int(s.activeSlots[a])) } }
