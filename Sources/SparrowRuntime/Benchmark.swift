@@ -207,16 +207,28 @@ public enum Benchmark {
 
 extension Benchmark {
     /// The prompt (the text's first `promptLength` tokens, else synthetic ids) and, with a text,
-    /// the `tokens` tokens after it that decode steps are fed (teacher forcing).
-    static func promptAndForcedTokens(
+    /// the `tokens` tokens after it that decode steps are fed (teacher forcing). Only as much of
+    /// the text is tokenized as they need (a prefix, doubled until it gives a margin of tokens
+    /// beyond them, so the cut cannot change them): a whole book would otherwise sit in the heap
+    /// the budget counts, taking room from the expert cache.
+    package static func promptAndForcedTokens(
         model: Model, promptLength: Int, tokens: Int, text: String?
     ) throws(SparrowError) -> (prompt: [Int], forced: [Int]?) {
         guard let text else {
             let vocab = min(model.config.vocabSize, model.tokenizer.count)
             return (syntheticPrompt(length: promptLength, vocab: vocab, avoiding: model.tokenizer.specialIds), nil)
         }
-        let ids = model.tokenizer.encode(text)
-        guard ids.count >= promptLength + tokens else {
+        let needed = promptLength + tokens
+        let margin = 16
+        var ids: [Int] = []
+        var characters = max(4096, needed * 8)
+        while true {
+            let prefix = text.prefix(characters)
+            ids = model.tokenizer.encode(String(prefix))
+            if prefix.endIndex == text.endIndex || ids.count >= needed + margin { break }
+            characters *= 2
+        }
+        guard ids.count >= needed else {
             throw .invalidArgument(
                 "the prompt text has \(ids.count) tokens, fewer than the \(promptLength + tokens) asked for")
         }

@@ -75,6 +75,22 @@ import Testing
         #expect(Array(got.prefix(want.count)) == want)
     }
 
+    /// `bench --prompt-file` tokenizes only a prefix of the text, yet gets the ids the whole
+    /// text's tokenization starts with; a text too short is refused.
+    @Test func benchPromptFromAPrefixOfTheText() throws {
+        let text = try String(contentsOfFile: Paths.demo + "/eval-text.txt", encoding: .utf8)
+        let whole = try NPY.readInt(Paths.demo + "/eval-tokens.npy").values
+        let model = try ExpertCacheTests.demo()
+        for (p, n) in [(64, 32), (1, 1), (700, 3000)] {
+            let (prompt, forced) = try Benchmark.promptAndForcedTokens(
+                model: model, promptLength: p, tokens: n, text: text)
+            #expect(prompt == Array(whole.prefix(p)) && forced == Array(whole[p..<(p + n)]))
+        }
+        #expect(throws: SparrowError.self) {
+            try Benchmark.promptAndForcedTokens(model: model, promptLength: 64, tokens: 32, text: "a short text")
+        }
+    }
+
     @Test func decodeRoundTripsAndStreams() throws {
         let t = try Self.tokenizer()
         let text = "Grüße — 日本語 👩‍👩‍👧 <|endoftext|> x"
