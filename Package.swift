@@ -5,6 +5,16 @@ import PackageDescription
 /// The package's directory (the linker needs absolute paths).
 let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
 
+/// The Swift runtime and Foundation linked in statically, with what Foundation needs named in one
+/// group (the linker must see them together; autolinking alone leaves ICU symbols unresolved).
+let staticRuntime = [
+    "-static-stdlib",
+    "-Xlinker", "--start-group", "-lFoundation", "-lFoundationEssentials",
+    "-lFoundationInternationalization", "-lCoreFoundation", "-l_FoundationICU",
+    "-l_FoundationCollections", "-l_FoundationCShims", "-lswiftSynchronization", "-lswiftDispatch",
+    "-ldispatch", "-lBlocksRuntime", "-Xlinker", "--end-group"
+]
+
 let package = Package(
     name: "Sparrow",
     platforms: [.macOS(.v14)],
@@ -60,24 +70,22 @@ let package = Package(
         .target(
             name: "SparrowC", dependencies: ["Sparrow", "CSparrowABI"], exclude: ["exports.map"],
             linkerSettings: [
-                .unsafeFlags([
-                    "-static-stdlib",
-                    // Foundation and what it needs, static too (autolinking covers executables only).
-                    "-Xlinker", "--start-group", "-lFoundation", "-lFoundationEssentials",
-                    "-lFoundationInternationalization", "-lCoreFoundation", "-l_FoundationICU",
-                    "-l_FoundationCollections", "-l_FoundationCShims", "-lswiftSynchronization", "-lswiftDispatch",
-                    "-ldispatch", "-lBlocksRuntime", "-Xlinker", "--end-group",
-                    "-Xlinker", "--version-script=\(root)/Sources/SparrowC/exports.map",
-                    "-Xlinker", "-soname=libsparrow.so.0"
-                ])
+                .unsafeFlags(
+                    staticRuntime + [
+                        "-Xlinker", "--version-script=\(root)/Sources/SparrowC/exports.map",
+                        "-Xlinker", "-soname=libsparrow.so.0"
+                    ])
             ]),
-        // The CLI.
+        // The CLI. The Swift runtime and Foundation are linked in statically: their shared
+        // libraries' code pages were 6 MiB more of the resident memory a budget counts before any
+        // expert (Benchmarks/RESULTS.md, issue 14).
         .executableTarget(
             name: "sparrow",
             dependencies: [
                 "Sparrow", "SparrowRuntime", "SparrowFormat", "SparrowQuant", "SparrowIO",
                 .product(name: "ArgumentParser", package: "swift-argument-parser")
-            ]),
+            ],
+            linkerSettings: [.unsafeFlags(staticRuntime)]),
 
         .testTarget(
             name: "SparrowTests",
