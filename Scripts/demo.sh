@@ -12,7 +12,7 @@ mkdir -p out
     -n 64 --temp 0.6 --top-p 0.9 --repeat-penalty 1.1 --seed 3 --stats
 .build/release/sparrow bench -m out/tiny-qwen3moe.spw --prompt-len 128 -n 64
 # The same model held to a memory budget: experts stream from storage into a cache, cold start,
-# teacher-forced on held-out text (real routing), 28 of the 64 experts fitting; the last line is
+# teacher-forced on held-out text (real routing), about 26 of the 64 experts fitting; the last line is
 # the I/O roofline.
-.build/release/sparrow bench -m out/tiny-qwen3moe.spw --prompt-len 128 -n 64 --budget 48MiB --cold \
+.build/release/sparrow bench -m out/tiny-qwen3moe.spw --prompt-len 128 -n 64 --budget 36MiB --cold \
     --prompt-file Models/tiny-qwen3moe/eval-text.txt

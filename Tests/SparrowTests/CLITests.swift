@@ -132,7 +132,7 @@ import Testing
         // A budget that holds fewer than half the experts: decode reads, and the roofline says how
         // close it came to what the loader's measured bandwidth allows.
         r = try runCLI([
-            "bench", "-m", path, "--prompt-len", "32", "-n", "16", "--budget", "48MiB",
+            "bench", "-m", path, "--prompt-len", "32", "-n", "16", "--budget", "36MiB",
             "--prompt-file", Paths.demo + "/eval-text.txt", "--json"
         ])
         #expect(r.status == 0, "\(r.stderr)")
@@ -140,7 +140,7 @@ import Testing
         let perToken = tight["decodeBytesReadPerToken"] as! Int
         let ceiling = tight["ioCeilingTokensPerSecond"] as! Double
         #expect(perToken > 0 && abs(ceiling * Double(perToken) - (tight["diskBytesPerSecond"] as! Double)) < 1)
-        r = try runCLI(["bench", "-m", path, "--prompt-len", "32", "-n", "16", "--budget", "48MiB"])
+        r = try runCLI(["bench", "-m", path, "--prompt-len", "32", "-n", "16", "--budget", "36MiB"])
         #expect(r.status == 0 && r.stdout.contains("I/O roofline") && r.stdout.contains("% of it"), "\(r.stdout)")
         r = try runCLI(["bench", "-m", path, "--budget", "2MiB"])
         #expect(r.status == 1 && r.stderr.contains("memory budget too small") && r.stderr.contains("at least"))
@@ -160,16 +160,16 @@ import Testing
         r = try runCLI(["inspect", copy])
         #expect(r.status == 0 && r.stdout.contains("profile: ") && r.stdout.contains("hottest expert"))
         r = try runCLI([
-            "bench", "-m", copy, "--prompt-len", "16", "-n", "8", "--budget", "48MiB", "--token-precision", "0.6,0.9",
+            "bench", "-m", copy, "--prompt-len", "16", "-n", "8", "--budget", "36MiB", "--token-precision", "0.6,0.9",
             "--protect-sensitive", "0.25", "--json"
         ])
         #expect(r.status == 0, "\(r.stderr)")
         r = try runCLI([
-            "bench", "-m", copy, "--prompt-len", "16", "-n", "8", "--budget", "48MiB", "--token-precision", "auto"
+            "bench", "-m", copy, "--prompt-len", "16", "-n", "8", "--budget", "36MiB", "--token-precision", "auto"
         ])
         #expect(r.status == 0 && r.stdout.contains("(from the profile)"), "\(r.stderr)")
         r = try runCLI([
-            "bench", "-m", path, "--prompt-len", "16", "-n", "8", "--budget", "48MiB", "--token-precision", "auto"
+            "bench", "-m", path, "--prompt-len", "16", "-n", "8", "--budget", "36MiB", "--token-precision", "auto"
         ])
         #expect(
             r.status == 0 && r.stderr.contains("found no current profile") && r.stdout.contains("T1 0.60, T2 0.90:"))
