@@ -63,7 +63,7 @@ sparrow_session_params sparrow_session_default_params(void) {
     p.token_full_threshold = 0.6f;
     p.token_low_threshold = 0.9f;
     p.low_bits = 0;
-    p.allow_skip = true; /* TokenPrecision's default, measured best */
+    p.allow_skip = true; /* TokenPrecision.defaultAllowSkip (DefaultsTests keeps them equal) */
     p.token_profile_tolerance = 0.05f; /* TokenPrecision.defaultTolerance */
     p.background_upgrades = true;
     p.intra_layer_plan = true;

@@ -230,7 +230,7 @@ extension Benchmark {
         }
         guard ids.count >= needed else {
             throw .invalidArgument(
-                "the prompt text has \(ids.count) tokens, fewer than the \(promptLength + tokens) asked for")
+                "the prompt text has \(ids.count) tokens, fewer than the \(needed) asked for")
         }
         return (Array(ids.prefix(promptLength)), Array(ids[promptLength..<(promptLength + tokens)]))
     }

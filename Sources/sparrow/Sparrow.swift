@@ -181,7 +181,8 @@ struct ModelOptions: ParsableArguments {
             (t1, t2) = (a, b)
         }
         return TokenPrecision(
-            fullThreshold: t1, lowThreshold: t2, lowBits: lowBits, allowSkip: allowSkip ?? true,
+            fullThreshold: t1, lowThreshold: t2, lowBits: lowBits,
+            allowSkip: allowSkip ?? TokenPrecision.defaultAllowSkip,
             protectedShare: protectSensitive,
             upgradeInBackground: !noBackgroundUpgrade, profileTolerance: tolerance)
     }

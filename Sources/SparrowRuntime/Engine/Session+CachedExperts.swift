@@ -31,9 +31,9 @@ extension Session {
             if end == done {
                 throw .budgetTooSmall("the expert cache has no free slot (all \(cache.slotCount) pinned)")
             }
-            // A decode step's experts are all pinned: the layer's unused guesses are stale.
-            if !prefill && pinned == 0 && end == count { cache.retirePrefetches(layer: l) }
             let first = pinned == 0
+            // A decode step's experts are all pinned: the layer's unused guesses are stale.
+            if !prefill && first && end == count { cache.retirePrefetches(layer: l) }
             pinned = end
             cache.submit()
             // The next layers' likely experts queue behind this layer's misses.

@@ -30,6 +30,8 @@ public struct TokenPrecision: Sendable, Equatable, Codable {
     public static let defaultFullThreshold: Float = 0.6
     /// HOBBIT's T2.
     public static let defaultLowThreshold: Float = 0.9
+    /// Whether misses above T2 are skipped unless asked otherwise (the measured best).
+    public static let defaultAllowSkip = true
 
     /// The relative MoE-output change `--token-precision auto` allows.
     public static let defaultTolerance = 0.05
@@ -59,7 +61,7 @@ public struct TokenPrecision: Sendable, Equatable, Codable {
     /// Token-level precision with HOBBIT's thresholds unless given; see the properties.
     public init(
         fullThreshold: Float = defaultFullThreshold, lowThreshold: Float = defaultLowThreshold, lowBits: Int? = nil,
-        allowSkip: Bool = true,
+        allowSkip: Bool = defaultAllowSkip,
         protectedShare: Double = 0, upgradeInBackground: Bool = true, profileTolerance: Double? = nil
     ) {
         self.profileTolerance = profileTolerance
