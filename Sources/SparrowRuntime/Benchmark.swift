@@ -102,8 +102,9 @@ public enum Benchmark {
         let (prompt, forced) = try promptAndForcedTokens(
             model: model, promptLength: promptLength, tokens: tokens, text: text)
         // The session lives only inside this closure: the I/O roofline's bandwidth is measured once
-        // it (and its cache) is gone, so the measurement's buffers stay below the run's peak memory.
-        let (run, summarized, budgetedLevel) = try { () throws(SparrowError) -> (Run, Result, Int?) in
+        // it and its cache's arena are gone, in at most the arena's bytes, so the measurement stays
+        // below the run's peak memory.
+        let (run, summarized, budgeted) = try { () throws(SparrowError) -> (Run, Result, (level: Int, bytes: Int)?) in
             var o = options
             o.contextLength = promptLength + tokens + 1
             let session = try Session(model: model, options: o)
@@ -111,16 +112,21 @@ public enum Benchmark {
                 session, prompt: prompt, forced: forced, tokens: tokens, timeline: timeline,
                 timelineTokens: timelineTokens)
             let result = summary(of: run, session: session, options: options, cold: cold)
-            return (run, result, session.expertCache == nil ? nil : session.expertLevel)
+            return (run, result, session.expertCache.map { (session.expertLevel, $0.arena.count) })
         }()
         var result = summarized
-        guard let level = budgetedLevel else { return result }
+        guard let (level, arenaBytes) = budgeted else { return result }
         let perToken = run.decodeBytesRead / tokens
         result.decodeBytesReadPerToken = perToken
-        if let bandwidth = try? diskBandwidth(model: model, level: level, io: options.io) {
+        if ArenaMemory.waitUntilAllFreed(seconds: 2),
+            let bandwidth = try? diskBandwidth(model: model, level: level, io: options.io, memory: arenaBytes)
+        {
             result.diskBytesPerSecond = bandwidth
             result.ioCeilingTokensPerSecond = perToken > 0 ? bandwidth / Double(perToken) : nil
         }
+        // The whole run's peak, the measurement included: what the budget promised.
+        result.peakRSS = ProcessMemory.peakRSS
+        result.peakRSSOverBudget = options.budget.map { Double(result.peakRSS) / Double($0) }
         return result
     }
 
@@ -190,14 +196,14 @@ public enum Benchmark {
 
     /// Bytes per second the loader reads expert records of `model` at random, with the session's
     /// reader (`io`): reads of one record through `level` (at least 64 KiB, at most 8 MiB), at most
-    /// 16 MiB in flight, 64 of them or 128 MiB.
-    static func diskBandwidth(model: Model, level: Int, io: BlockReaderOptions) throws(IOError) -> Double {
+    /// 16 MiB and at most `memory` bytes in flight (at least one read), 64 of them or 128 MiB.
+    static func diskBandwidth(model: Model, level: Int, io: BlockReaderOptions, memory: Int) throws(IOError) -> Double {
         let a = BlockReaderOptions.alignment
         let record = (model.file.decodedLength(level: level) + a - 1) / a * a
         let block = min(8 << 20, max(64 << 10, record))
         guard let experts = model.file.sections.first(where: { $0.kind == .experts }) else { return 0 }
         let range = Int(experts.offset)..<Int(experts.offset + experts.length)
-        let depth = max(1, min(io.queueDepth, (16 << 20) / block))
+        let depth = max(1, min(io.queueDepth, min(16 << 20, memory) / block))
         let m = try ReadBandwidth.measure(
             path: model.file.path, range: range, blockSize: block, queueDepth: depth, total: min(128 << 20, 64 * block),
             options: io)

@@ -137,6 +137,8 @@ import Testing
         ])
         #expect(r.status == 0, "\(r.stderr)")
         let tight = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        // Read at the end: the roofline's own measurement (after the run) stays within it too.
+        #expect((tight["peakRSS"] as! Int) <= 36 << 20)
         let perToken = tight["decodeBytesReadPerToken"] as! Int
         let ceiling = tight["ioCeilingTokensPerSecond"] as! Double
         #expect(perToken > 0 && abs(ceiling * Double(perToken) - (tight["diskBytesPerSecond"] as! Double)) < 1)

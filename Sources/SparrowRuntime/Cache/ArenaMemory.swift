@@ -1,5 +1,6 @@
 import Foundation
 import SparrowIO
+import SparrowSync
 
 /// The expert arena's memory: page-aligned (O_DIRECT needs aligned buffers), committed when it is
 /// allocated (every page written once, so the process's RSS counts it from the start: a session
@@ -7,8 +8,31 @@ import SparrowIO
 /// holder — the cache's I/O lane, once its reads have landed — lets go.
 final class ArenaMemory: @unchecked Sendable {
     let base: UnsafeMutableRawPointer
-    init(_ base: UnsafeMutableRawPointer) { self.base = base }
-    deinit { free(base) }
+    let bytes: Int
+    init(_ base: UnsafeMutableRawPointer, bytes: Int) {
+        self.base = base
+        self.bytes = bytes
+        Self.held.withLock { $0 += bytes }
+    }
+    deinit {
+        free(base)
+        Self.held.withLock { $0 -= bytes }
+    }
+
+    /// Bytes of arenas not yet freed, in the whole process.
+    private static let held = Locked(0)
+
+    /// Waits (up to `seconds`) until every arena's memory is freed — their lanes let go on their
+    /// own thread once a cache is gone — so that memory allocated next reuses theirs instead of
+    /// adding to it. Returns whether they all were.
+    static func waitUntilAllFreed(seconds: Double) -> Bool {
+        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(seconds * 1e9)
+        while held.withLock({ $0 }) > 0 {
+            guard DispatchTime.now().uptimeNanoseconds < deadline else { return false }
+            usleep(500)
+        }
+        return true
+    }
 
     /// `bytes` of page-aligned, committed memory; nil when the allocation fails.
     static func allocate(_ bytes: Int) -> UnsafeMutableRawPointer? {

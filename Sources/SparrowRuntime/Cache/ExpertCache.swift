@@ -131,7 +131,7 @@ package final class ExpertCache: @unchecked Sendable {
         stats.lowSlotBytes = lowSlotSize
         // The lane keeps the arena's memory (through its callback) until its last read has
         // landed, and reaches the cache only while the cache lives.
-        let memory = ArenaMemory(base)
+        let memory = ArenaMemory(base, bytes: bytes)
         lane = IOLane(reader: reader, tags: slotCount) { [weak self] slot, error in
             withExtendedLifetime(memory) { self?.landed(slot: slot, error: error) }
         }
