@@ -88,6 +88,26 @@ void spk_axpy(size_t n, float a, const float *x, float *y) {
     for (size_t i = 0; i < n; i++) y[i] += a * x[i];
 }
 
+float spk_grid_error(const float *w, size_t n, float m, float d) {
+    // Plain operations the compiler vectorises on any x86-64 or aarch64: q is clamped first, so
+    // truncating q + 0.5 rounds it to nearest, ties away from zero, as the quantizer does.
+    const float inv = 1.0f / d;
+    float acc[16] = {0};
+    for (size_t i0 = 0; i0 < n; i0 += 16) {
+        for (size_t l = 0; l < 16; l++) {
+            float x = w[i0 + l], q = (x - m) * inv;
+            q = q < 0.0f ? 0.0f : (q > 255.0f ? 255.0f : q);
+            int code = (int)(q + 0.5f);
+            float r4 = m + d * ((float)((code >> 4) << 4) + 7.5f);
+            float r2 = m + d * ((float)((code >> 6) << 6) + 31.5f);
+            acc[l] += (r4 - x) * (r4 - x) + 0.25f * (r2 - x) * (r2 - x);
+        }
+    }
+    float sum = 0;
+    for (int l = 0; l < 16; l++) sum += acc[l];
+    return sum;
+}
+
 // ---------------------------------------------------------------------------
 // Vectorised kernels. One body, compiled once per ISA with a target attribute:
 // 16 independent lanes per accumulator let the compiler map each onto one

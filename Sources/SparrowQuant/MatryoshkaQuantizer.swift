@@ -57,8 +57,6 @@ public enum MatryoshkaQuantizer {
         let groups = cols / g
         let codes = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: cols)
         defer { codes.deallocate() }
-        var pair: (Float, Float) = (0, 0)
-        var half: (UInt16, UInt16) = (0, 0)
         for r in range {
             let row = w + r * cols
             for gi in 0..<groups {
@@ -68,25 +66,15 @@ public enum MatryoshkaQuantizer {
                     lo = min(lo, row[gi * g + i])
                     hi = max(hi, row[gi * g + i])
                 }
-                // A grid whose 4-bit reconstruction points include min and max (d = range/240):
-                // measured better at every level than the plain min/max grid (docs/QUANT.md).
-                // (Clipping outliers to minimise each group's 4-bit squared error was measured
-                // worse in perplexity on the trained demo model.)
-                // The grid is stored in f16: quantize against the rounded values so codes match them.
-                pair.1 = (hi - lo) / 240
-                pair.0 = lo - 7.5 * pair.1
-                withUnsafeMutablePointer(to: &pair) { pp in
-                    withUnsafeMutablePointer(to: &half) { hp in
-                        let f = UnsafeMutableRawPointer(pp).assumingMemoryBound(to: Float.self)
-                        let h = UnsafeMutableRawPointer(hp).assumingMemoryBound(to: UInt16.self)
-                        spk_from_f32(f, h, SPK_F16, 2)
-                        spk_to_f32(h, SPK_F16, f, 2)
-                    }
-                }
-                let m = pair.0
-                let d = pair.1
-                scales[(r * groups + gi) * 2] = half.0
-                scales[(r * groups + gi) * 2 + 1] = half.1
+                // The grid with the least 4- and 2-bit error among those that clip nothing
+                // (GroupGrid). (Clipping outliers to minimise each group's 4-bit squared error was
+                // measured worse in perplexity on the trained demo model.) Codes are computed
+                // against the f16 values stored, so what is stored is self-consistent.
+                let grid = GroupGrid.choose(row + gi * g, count: g, lo: lo, hi: hi)
+                let m = grid.m
+                let d = grid.d
+                scales[(r * groups + gi) * 2] = grid.mBits
+                scales[(r * groups + gi) * 2 + 1] = grid.dBits
                 let inv: Float = d > 0 ? 1 / d : 0
                 for i in 0..<g {
                     let q = ((row[gi * g + i] - m) * inv).rounded()
