@@ -29,10 +29,10 @@ struct GroupGrid {
     /// experts) get, among grids that clip none of them (the 8-bit error stays within half a
     /// step), the one with the least squared error at 4 bits plus a quarter of it at 2 bits, the
     /// levels that run under tight budgets: the min/max grid has no point on zero there. (That
-    /// search on bell-shaped weights made the trained demo's 4-bit level worse, +0.03 → +0.09 %,
-    /// while it helped small trained models: docs/QUANT.md.) The choice depends on the weights
-    /// only, never on the level list, so a level of a nested record still decodes exactly as the
-    /// same level quantized alone.
+    /// search on bell-shaped weights made the trained demo worse at every level, 4-bit +0.027 →
+    /// +0.041 % over its 8-bit level, while it helped small trained models: docs/QUANT.md.) The
+    /// choice depends on the weights only, never on the level list, so a level of a nested record
+    /// still decodes exactly as the same level quantized alone.
     static func choose(_ w: UnsafePointer<Float>, count: Int, lo: Float, hi: Float) -> GroupGrid {
         let range = hi - lo
         let minMax = GroupGrid(m: lo - 7.5 * (range / 240), d: range / 240)

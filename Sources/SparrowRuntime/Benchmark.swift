@@ -59,7 +59,8 @@ public enum Benchmark {
         /// upgrades), nil when unbudgeted.
         public var decodeBytesReadPerToken: Int?
         /// Budgeted runs: the loader's read bandwidth on this file (random record-sized reads with
-        /// the session's reader), measured in the same run; nil when unbudgeted or unmeasurable.
+        /// the session's reader), measured in the same run once the session's cache memory is
+        /// freed; nil when unbudgeted, unmeasurable, or another session's cache still holds memory.
         public var diskBytesPerSecond: Double?
         /// The I/O roofline: `diskBytesPerSecond / decodeBytesReadPerToken`, the decode rate reads
         /// alone would allow; nil when nothing was read or unbudgeted.
