@@ -67,18 +67,24 @@ def save_tokenizer(style):
     return save
 
 
+def experts_on_mxfp4_grid(model):
+    """gpt-oss expert weights rounded to MXFP4 (what the hub ships)."""
+    with torch.no_grad():
+        for layer in model.model.layers:
+            for name in ("gate_up_proj", "down_proj"):
+                w = getattr(layer.mlp.experts, name)  # [E, in, out]: MXFP4 blocks run along `in`
+                b, s = mxfp4.quantize(w.float().transpose(1, 2).numpy())
+                w.copy_(torch.from_numpy(mxfp4.dequantize(b, s)).transpose(1, 2).to(w.dtype))
+
+
 def gpt_oss_prepare(model):
     """Expert weights on the MXFP4 grid (what the hub ships), and biases, sinks and router bias
     non-zero so every term is exercised."""
+    experts_on_mxfp4_grid(model)
     g = torch.Generator().manual_seed(5)
     with torch.no_grad():
         for layer in model.model.layers:
             ex = layer.mlp.experts
-            for name in ("gate_up_proj", "down_proj"):
-                w = getattr(ex, name)  # [E, in, out]: MXFP4 blocks run along `in`
-                rows = w.float().transpose(1, 2).numpy()
-                b, s = mxfp4.quantize(rows)
-                w.copy_(torch.from_numpy(mxfp4.dequantize(b, s)).transpose(1, 2).to(w.dtype))
             ex.gate_up_proj_bias.copy_(torch.randn(ex.gate_up_proj_bias.shape, generator=g) * 0.5)
             ex.down_proj_bias.copy_(torch.randn(ex.down_proj_bias.shape, generator=g) * 0.05)
             layer.self_attn.sinks.copy_(torch.randn(layer.self_attn.sinks.shape, generator=g))

@@ -29,7 +29,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import mxfp4  # noqa: E402
+from family_fixtures import deepseek_prepare, experts_on_mxfp4_grid  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TEXT = os.path.join(ROOT, "Models", "tiny-qwen3moe", "eval-text.txt")
@@ -62,16 +62,6 @@ def sample_windows(model, held, count, length, seed):
         out = model.generate(starts, do_sample=True, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=length - 1,
                              min_new_tokens=length - 1, pad_token_id=0)
     return out.numpy().astype(np.int64)
-
-
-def put_experts_on_mxfp4_grid(model):
-    """gpt-oss experts ([E, in, out]) rounded to MXFP4 (blocks of 32 along `in`), as published."""
-    with torch.no_grad():
-        for layer in model.model.layers:
-            for name in ("gate_up_proj", "down_proj"):
-                w = getattr(layer.mlp.experts, name)
-                b, s = mxfp4.quantize(w.float().transpose(1, 2).numpy())
-                w.copy_(torch.from_numpy(mxfp4.dequantize(b, s)).transpose(1, 2).to(w.dtype))
 
 
 def main():
@@ -112,7 +102,6 @@ def main():
     cfg.dtype = "float32"
     model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
     if hasattr(cfg, "n_group"):
-        from family_fixtures import deepseek_prepare
         deepseek_prepare(model)  # V3's correction bias is not learned by gradient: keep it non-zero
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01, betas=(0.9, 0.95))
@@ -124,9 +113,9 @@ def main():
         x = torch.from_numpy(np.stack([train[s:s + a.seq + 1] for s in starts]))
         out = model(x[:, :-1])
         loss = torch.nn.functional.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]), x[:, 1:].reshape(-1))
-        total = loss + (cfg.router_aux_loss_coef * out.aux_loss if getattr(out, "aux_loss", None) is not None else 0)
+        aux = getattr(out, "aux_loss", None)
         opt.zero_grad()
-        total.backward()
+        (loss if aux is None else loss + cfg.router_aux_loss_coef * aux).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
@@ -135,8 +124,7 @@ def main():
             print(f"step {step:5d}  loss {np.mean(losses[-50:]):.3f}  {time.time() - start:.0f} s", flush=True)
 
     if a.mxfp4_experts:
-        put_experts_on_mxfp4_grid(model)
-    cfg.output_router_logits = False
+        experts_on_mxfp4_grid(model)
     model.config.output_router_logits = False
     ppl = held_out_perplexity(model, held.tolist(), 512)
     print(f"held-out perplexity (transformers, f32, windows of 512): {ppl:.4f}")

@@ -40,7 +40,7 @@ struct GroupGrid {
             return minMax
         }
         var best = minMax
-        var bestError = Float.infinity
+        var bestError = error(of: minMax, w, count: count)
         for codes in candidateCodes {
             let d = Float(Float16(range / codes))
             let slack = 255 * d - range
@@ -55,7 +55,7 @@ struct GroupGrid {
                 }
             }
         }
-        return bestError < error(of: minMax, w, count: count) ? best : minMax
+        return best
     }
 
     /// Whether every weight is an E2M1 value (±{0, 0.5, 1, 1.5, 2, 3, 4, 6}) times one power of

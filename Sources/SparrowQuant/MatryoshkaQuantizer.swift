@@ -66,10 +66,10 @@ public enum MatryoshkaQuantizer {
                     lo = min(lo, row[gi * g + i])
                     hi = max(hi, row[gi * g + i])
                 }
-                // The grid with the least 4- and 2-bit error among those that clip nothing
-                // (GroupGrid). (Clipping outliers to minimise each group's 4-bit squared error was
-                // measured worse in perplexity on the trained demo model.) Codes are computed
-                // against the f16 values stored, so what is stored is self-consistent.
+                // The min/max grid, or for an MXFP4 block the clip-free grid with the least 4- and
+                // 2-bit error (GroupGrid). (Clipping outliers to minimise each group's 4-bit squared
+                // error was measured worse in perplexity on the trained demo model.) Codes are
+                // computed against the f16 values stored, so what is stored is self-consistent.
                 let grid = GroupGrid.choose(row + gi * g, count: g, lo: lo, hi: hi)
                 let m = grid.m
                 let d = grid.d

@@ -99,9 +99,9 @@ void spk_gemm_ref(const float *x, size_t n, size_t ldx, size_t k,
 void spk_axpy(size_t n, float a, const float *x, float *y);
 
 /// The converter's measure of a group grid (docs/QUANT.md): for the weights w[0, n), each coded
-/// q = round((w - m) / d) (ties away from zero) clamped to [0, 255], the sum of the squared errors of the
-/// 4-bit reconstruction m + d · (16 · (q >> 4) + 7.5) plus a quarter of the 2-bit one's,
-/// m + d · (64 · (q >> 6) + 31.5). d > 0; n a multiple of 16.
+/// q = round((w - m) / d) (ties away from zero) clamped to [0, 255], the sum of the squared
+/// errors of the 4-bit reconstruction m + d · (16 · (q >> 4) + 7.5) plus a quarter of the 2-bit
+/// one's, m + d · (64 · (q >> 6) + 31.5). d > 0; n a multiple of 16.
 float spk_grid_error(const float *w, size_t n, float m, float d);
 
 /// dst[t] = (float)src[t] for t in [0, n).
