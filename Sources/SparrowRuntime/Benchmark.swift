@@ -197,7 +197,8 @@ public enum Benchmark {
 
     /// Bytes per second the loader reads expert records of `model` at random, with the session's
     /// reader (`io`): reads of one record through `level` (at least 64 KiB, at most 8 MiB), at most
-    /// 16 MiB and at most `memory` bytes in flight (at least one read), 64 of them or 128 MiB.
+    /// 16 MiB and at most `memory` bytes in flight (at least one read), 64 of them or 256 MiB,
+    /// whichever is more (a probe of a few dozen reads swung with this VM's disk; RESULTS.md).
     static func diskBandwidth(model: Model, level: Int, io: BlockReaderOptions, memory: Int) throws(IOError) -> Double {
         let a = BlockReaderOptions.alignment
         let record = (model.file.decodedLength(level: level) + a - 1) / a * a
@@ -206,7 +207,7 @@ public enum Benchmark {
         let range = Int(experts.offset)..<Int(experts.offset + experts.length)
         let depth = max(1, min(io.queueDepth, min(16 << 20, memory) / block))
         let m = try ReadBandwidth.measure(
-            path: model.file.path, range: range, blockSize: block, queueDepth: depth, total: min(128 << 20, 64 * block),
+            path: model.file.path, range: range, blockSize: block, queueDepth: depth, total: max(256 << 20, 64 * block),
             options: io)
         return m.bytesPerSecond
     }

@@ -47,4 +47,28 @@ import Testing
         #expect(got == resident)
         #expect(budgeted.expertCache!.statistics.misses > 20)
     }
+
+    /// A prompt longer than a batch under a budget runs layer by layer (`Session+Prompt`): the
+    /// resident batch-by-batch run's logits exactly (every row, and the last row alone), with each
+    /// MoE layer's experts read at most once when the cache holds a layer's (batch by batch, a
+    /// prompt of 8 batches would read them up to 8 times).
+    @Test(arguments: families)
+    func budgetedPromptRunsLayerByLayer(arch: String) throws {
+        let ref = try ConformanceTests.reference(arch)
+        let options = Converter.Options(expertScheme: .init(levels: [4, 8], groupSize: 32))
+        let model = try Converted.model(Paths.fixtures + "/" + arch, options: options, tag: "q48-g32")
+        let c = model.config
+        let resident = try Session(model: model, options: .init(batchSize: 4, expertBits: 8))
+        let want = try resident.evaluate(ref.ids, logits: .all)
+        let slots = c.expertCount * ExpertCache.slotSize(file: model.file, level: 1)
+        let budgeted = try Session(
+            model: model,
+            options: .init(
+                batchSize: 4, expertBits: 8, expertCacheBytes: slots, tokenPrecision: nil, prefetchDepth: 0))
+        #expect(ref.ids.count > 4 * 4)
+        #expect(try budgeted.evaluate(ref.ids, logits: .all) == want)
+        #expect(budgeted.expertCache!.statistics.misses <= c.moeLayerCount * c.expertCount)
+        budgeted.reset()
+        #expect(try budgeted.evaluate(ref.ids) == Array(want.suffix(c.vocabSize)))
+    }
 }

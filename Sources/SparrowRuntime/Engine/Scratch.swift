@@ -3,6 +3,9 @@ import SparrowKernels
 /// Working memory of a session, sized once for the largest batch: nothing is allocated per token.
 final class Scratch: @unchecked Sendable {
     let x, xn, q, k, v, attn, proj, moeOut: FloatBuffer
+    /// The hidden states of a prompt run layer by layer (`Session+Prompt`): `[span, H]`, empty
+    /// when the session does not do that.
+    let promptRows: FloatBuffer
     let router: FloatBuffer
     /// One token's selection scores (router scores plus any correction bias) and its expert groups'.
     let routerChoice, groupScores: FloatBuffer
@@ -58,8 +61,9 @@ final class Scratch: @unchecked Sendable {
             + max(c.expertsPerToken, 1) * perSlot
     }
 
-    init(config c: ModelConfig, batch b: Int, context: Int, threads: Int) {
+    init(config c: ModelConfig, batch b: Int, context: Int, threads: Int, promptSpan: Int = 0) {
         let h = c.hiddenSize
+        promptRows = FloatBuffer(count: promptSpan * h)
         let qDim = c.headCount * c.headDim
         let mla = c.latentAttention
         let kvDim = max(c.kvHeadCount * c.headDim, mla?.cachedWidth ?? 0)

@@ -7,9 +7,8 @@ extension Session {
     /// load, each miss runs as soon as its read lands, and each expert done frees its slot for the
     /// next one's read — a pipeline, so reads overlap compute all through a step larger than the
     /// cache, with no drained gap between batches.
-    func runCachedExperts(layer l: Int, cache: ExpertCache, count: Int, tokens n: Int) throws(SparrowError) {
+    func runCachedExperts(layer l: Int, cache: ExpertCache, count: Int, prefill: Bool) throws(SparrowError) {
         let s = scratch
-        let prefill = n > 1
         let rows = { (a: Int) in
             Int(s.expertStart[Int(s.activeExperts[a]) + 1] - s.expertStart[Int(s.activeExperts[a])])
         }

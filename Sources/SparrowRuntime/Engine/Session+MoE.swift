@@ -5,19 +5,21 @@ extension Session {
     /// The sparse MoE block for `n` rows of `scratch.xn`: route, let the scheduler choose each
     /// selected expert's level, run each expert on the tokens that chose it, combine with the
     /// routing weights (plus the shared expert where the architecture has one) into `scratch.moeOut`.
-    func moe(layer l: Int, weights lw: LayerWeights, n: Int) throws(SparrowError) {
+    /// A `prompt` step's reads are transient and make no predictions; a decode step's are scored
+    /// and lead the next layers' prefetch.
+    func moe(layer l: Int, weights lw: LayerWeights, n: Int, prompt: Bool) throws(SparrowError) {
         Ops.matmul(lw.router!, scratch.xn.pointer, n: n, into: scratch.router.pointer, threads: threads)
         if let b = lw.routerBias { Ops.addBias(scratch.router.pointer, b, rows: n, dim: config.expertCount) }
         route(layer: l, weights: lw, tokens: n)
         groupByExpert(tokens: n)
-        if n == 1 { scheduler.routed(layer: l, chosen: scratch.topIds, count: config.expertsPerToken) }
+        if !prompt { scheduler.routed(layer: l, chosen: scratch.topIds, count: config.expertsPerToken) }
         expertCache?.beginLayer(l)
         let active = chooseLevels(layer: l)
         if let cache = expertCache {
-            try runCachedExperts(layer: l, cache: cache, count: active, tokens: n)
+            try runCachedExperts(layer: l, cache: cache, count: active, prefill: prompt)
         } else {
             // Predictions only (nothing to read): for the statistics.
-            if n == 1 { scheduler.prefetchAhead(layer: l, input: scratch.xn.pointer, cache: expertCache) }
+            if !prompt { scheduler.prefetchAhead(layer: l, input: scratch.xn.pointer, cache: expertCache) }
             for a in 0..<active {
                 let m = try model.experts.weights(
                     layer: l, expert: Int(scratch.activeExperts[a]), level: Int(scratch.activeLevels[a]))

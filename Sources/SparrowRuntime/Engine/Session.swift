@@ -182,10 +182,11 @@ public final class Session {
         }
         keys = rows.map { KVBuffer(rows: $0, width: kvDim, type: options.kvType) }
         values = rows.map { KVBuffer(rows: $0, width: valueDim, type: options.kvType) }
-        scratch = Scratch(config: config, batch: batchSize, context: ctx, threads: threads)
+        let budgeted = options.budget != nil || options.expertCacheBytes != nil
+        let span = budgeted ? min(ctx, Self.promptSpanBatches * batchSize) : 0  // `Session+Prompt`
+        scratch = Scratch(config: config, batch: batchSize, context: ctx, threads: threads, promptSpan: span)
         backend = CPUBackend(scratch: scratch, config: config)
         routing = RouterChoice(config: config)
-        let budgeted = options.budget != nil || options.expertCacheBytes != nil
         embeddingRows =
             budgeted && !config.tieWordEmbeddings ? try EmbeddingRows(model: model, faults: options.io.faults) : nil
         // Without a requested precision, a budget that cannot hold the top level's experts gets the
@@ -274,11 +275,18 @@ public final class Session {
         try model.checkFile()
         var start = 0
         while start < tokens.count {
-            let n = min(batchSize, tokens.count - start)
+            let rest = tokens.count - start
+            // More than a batch under a budget: layer by layer over a span (its experts read once).
+            let n = rest > batchSize && promptSpan > batchSize ? min(rest, promptSpan) : min(batchSize, rest)
             let wantAll = request == .all
             let isLast = start + n == tokens.count
             let rows: UnsafeMutablePointer<Float>? = wantAll ? dest + start * vocab : (isLast ? dest : nil)
-            try forward(UnsafeBufferPointer(rebasing: tokens[start..<(start + n)]), logitsInto: rows, allRows: wantAll)
+            let part = UnsafeBufferPointer(rebasing: tokens[start..<(start + n)])
+            if n > batchSize {
+                try prompt(part, logitsInto: rows, allRows: wantAll)
+            } else {
+                try forward(part, logitsInto: rows, allRows: wantAll)
+            }
             do throws(SparrowError) { try model.checkFile() } catch {
                 position -= n  // what this step computed came from zeros
                 throw error
