@@ -119,7 +119,7 @@ typedef enum sparrow_cache_policy {
 
 /** How the precision of each expert use is chosen. */
 typedef enum sparrow_precision_policy {
-    /** Every expert at `expert_bits` (the highest stored level when 0). */
+    /** Every expert at `expert_bits` (0: the default level, see `expert_bits`). */
     SPARROW_PRECISION_FIXED = 0,
     /** HOBBIT token-level precision under a budget: an expert use that misses the cache is read
      *  at `expert_bits` if its unimportance (the gate weight ranked above it) is at most
@@ -158,7 +158,8 @@ typedef struct sparrow_session_params {
     int32_t context_length;
     /** Most tokens evaluated in one batched step (0: 64; held to the context length). */
     int32_t batch_size;
-    /** Stored expert precision to run at, in bits (0: the highest stored level). */
+    /** Stored expert precision to run at, in bits (0: the highest stored level, or under a budget
+     *  whose cache cannot hold every expert at it the stored 4-bit level). */
     int32_t expert_bits;
     sparrow_io_backend io_backend;
     sparrow_cache_policy cache_policy;

@@ -50,7 +50,9 @@ struct ModelOptions: ParsableArguments {
 
     @Option(
         name: .customLong("expert-bits"),
-        help: "Run every expert at this stored level, e.g. 2, 4 or 8 (default: the highest).")
+        help:
+            "Run every expert at this stored level, e.g. 2, 4 or 8 (default: the highest; with --budget, 4 when the cache cannot hold every expert at the highest)."
+    )
     var expertBits: Int?
 
     @Option(

@@ -195,11 +195,20 @@ import Testing
         } catch {
             #expect("\(error)".contains("top-4 experts"), "\(error)")
         }
-        // Without a requested precision, a cache too small for the top level's top-4 runs at the
-        // highest stored level it can hold; too small even for the lowest, the top level's error.
+        // Without a requested precision, a cache too small for every expert starts from the 4-bit
+        // level (`Session.defaultLevel`), and one too small for a level's top-4 runs at the highest
+        // stored level it can hold; too small even for the lowest, the starting level's error.
         let fourBit = 4 * ExpertCache.slotSize(file: model.file, level: 1)
         let stepped = try Session(model: model, options: .init(expertCacheBytes: fourBit))
         #expect(stepped.expertLevel == 1 && stepped.cacheStatistics!.slots == 4)
+        // Room for half the experts at 8 bits: the 4-bit level by default, 8 bits when asked for;
+        // room for all of them: 8 bits.
+        let records = model.file.experts.count
+        let half = records / 2 * ExpertCache.slotSize(file: model.file, level: 2)
+        #expect(try Session(model: model, options: .init(expertCacheBytes: half)).expertLevel == 1)
+        #expect(try Session(model: model, options: .init(expertBits: 8, expertCacheBytes: half)).expertLevel == 2)
+        let all = records * ExpertCache.slotSize(file: model.file, level: 2)
+        #expect(try Session(model: model, options: .init(expertCacheBytes: all)).expertLevel == 2)
         #expect(throws: SparrowError.self) {
             try Session(model: model, options: .init(expertBits: 8, expertCacheBytes: fourBit))
         }
@@ -207,7 +216,7 @@ import Testing
             _ = try Session(model: model, options: .init(expertCacheBytes: 1 << 10))
             Issue.record("a 1 KiB cache was accepted")
         } catch {
-            #expect("\(error)".contains("at 8 bits"), "\(error)")
+            #expect("\(error)".contains("at 4 bits"), "\(error)")
         }
     }
 

@@ -26,7 +26,7 @@ extension ExpertCache {
         let budget = options.budget!
         model.touchDense(skipping: skipping)
         let fixed = ProcessMemory.currentRSS
-        let reserve = (4 << 20) + budget / 50  // transient allocations: logits, activations, I/O bookkeeping
+        let reserve = Self.reserve(budget: budget)
         let arena = budget - fixed - reserve
         guard arena >= need else {
             let lowest = c.expertsPerToken * slotSize(file: model.file, level: 0)
@@ -43,6 +43,22 @@ extension ExpertCache {
         return try ExpertCache(
             file: model.file, config: c, maxLevel: level, arenaBytes: arena, policy: options.cachePolicy,
             io: options.io, lowLevel: low?.level, lowShare: low?.share ?? 0)
+    }
+
+    /// What a budget keeps beside the arena for transient allocations: logits, activations, I/O
+    /// bookkeeping.
+    static func reserve(budget: Int) -> Int { (4 << 20) + budget / 50 }
+
+    /// Whether the cache `forSession` would make at `level` holds every expert record.
+    static func wouldHoldEveryRecord(model: Model, level: Int, options: SessionOptions, skipping: [Range<Int>])
+        -> Bool
+    {
+        var arena = options.expertCacheBytes ?? 0
+        if options.expertCacheBytes == nil, let budget = options.budget {
+            model.touchDense(skipping: skipping)
+            arena = budget - ProcessMemory.currentRSS - reserve(budget: budget)
+        }
+        return holdsEveryRecord(model: model, slot: slotSize(file: model.file, level: level), arenaBytes: arena)
     }
 
     /// Whether `arenaBytes` hold every expert record in a full slot of `slot` bytes: then no
