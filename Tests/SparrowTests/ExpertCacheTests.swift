@@ -87,16 +87,21 @@ import Testing
     }
 
     /// Short reads are resumed (identical logits); EIO and damaged bytes are errors naming the
-    /// layer, expert and precision, and the session stays usable afterwards.
-    @Test(arguments: [IOMode.uring, .pread])
-    func injectedFaults(mode: IOMode) throws {
+    /// layer, expert and precision, and the session stays usable afterwards — also when they
+    /// strike a prompt running layer by layer (batches of 4: `Session+Prompt`).
+    @Test(arguments: [IOMode.uring, .pread], [64, 4])
+    func injectedFaults(mode: IOMode, batch: Int) throws {
         let model = try Self.demo()
         let tokens = try Self.tokens(16)
-        let want = try Session(model: model, options: .init(expertBits: 4)).evaluate(tokens, logits: .all)
+        let want = try Session(model: model, options: .init(batchSize: batch, expertBits: 4)).evaluate(
+            tokens, logits: .all)
+        func options(_ faults: @escaping FaultInjector) throws -> SessionOptions {
+            var o = try Self.options(slots: 8, mode: mode, faults: faults)
+            o.batchSize = batch
+            return o
+        }
 
-        let shortReads = try Session(
-            model: model,
-            options: try Self.options(slots: 8, mode: mode, faults: { r in r.length > 4096 ? .short(4096) : nil }))
+        let shortReads = try Session(model: model, options: try options { r in r.length > 4096 ? .short(4096) : nil })
         #expect(try shortReads.evaluate(tokens, logits: .all) == want, "short reads changed the logits")
 
         for fault in [ReadFault.error(EIO), .flip(100)] {
@@ -104,9 +109,7 @@ import Testing
             let session = try Session(
                 model: model,
                 // Expert reads only (embedding rows, a few hundred bytes, have their own test).
-                options: try Self.options(
-                    slots: 8, mode: mode, faults: { r in failing.on && r.length > 4096 ? fault : nil })
-            )
+                options: try options { r in failing.on && r.length > 4096 ? fault : nil })
             failing.on = true
             do {
                 _ = try session.evaluate(tokens)
