@@ -3,10 +3,10 @@ import SparrowIO
 
 extension ExpertCache {
     /// The cache of a budgeted session: `options.expertCacheBytes`, or what is left of
-    /// `options.budget` once everything else is resident (the dense weights, except the `skipping`
-    /// byte ranges read per use, are touched first so the measurement sees them).
+    /// `options.budget` once everything else is resident (the session has made its dense weights
+    /// resident first, so the measurement sees them).
     static func forSession(
-        model: Model, level: Int, low: (level: Int, share: Double)?, options: SessionOptions, skipping: [Range<Int>]
+        model: Model, level: Int, low: (level: Int, share: Double)?, options: SessionOptions
     ) throws(SparrowError) -> ExpertCache {
         let c = model.config
         guard c.moeLayerCount > 0 else { throw .invalidArgument("a memory budget needs a model with experts") }
@@ -24,10 +24,7 @@ extension ExpertCache {
                 io: options.io, lowLevel: low?.level, lowShare: low?.share ?? 0)
         }
         let budget = options.budget!
-        model.touchDense(skipping: skipping)
-        let fixed = ProcessMemory.currentRSS
-        let reserve = Self.reserve(budget: budget)
-        let arena = budget - fixed - reserve
+        let (arena, fixed, reserve) = budgetArena(budget)
         guard arena >= need else {
             let lowest = c.expertsPerToken * slotSize(file: model.file, level: 0)
             throw .budgetTooSmall(
@@ -45,19 +42,17 @@ extension ExpertCache {
             io: options.io, lowLevel: low?.level, lowShare: low?.share ?? 0)
     }
 
-    /// What a budget keeps beside the arena for transient allocations: logits, activations, I/O
-    /// bookkeeping.
-    static func reserve(budget: Int) -> Int { (4 << 20) + budget / 50 }
+    /// What `budget` leaves for the expert arena now: the budget less what is resident (`fixed`)
+    /// and a `reserve` for transient allocations (logits, activations, I/O bookkeeping).
+    static func budgetArena(_ budget: Int) -> (bytes: Int, fixed: Int, reserve: Int) {
+        let fixed = ProcessMemory.currentRSS
+        let reserve = (4 << 20) + budget / 50
+        return (budget - fixed - reserve, fixed, reserve)
+    }
 
-    /// Whether the cache `forSession` would make at `level` holds every expert record.
-    static func wouldHoldEveryRecord(model: Model, level: Int, options: SessionOptions, skipping: [Range<Int>])
-        -> Bool
-    {
-        var arena = options.expertCacheBytes ?? 0
-        if options.expertCacheBytes == nil, let budget = options.budget {
-            model.touchDense(skipping: skipping)
-            arena = budget - ProcessMemory.currentRSS - reserve(budget: budget)
-        }
+    /// Whether the cache `forSession` would make at `level` now holds every expert record.
+    static func wouldHoldEveryRecord(model: Model, level: Int, options: SessionOptions) -> Bool {
+        let arena = options.expertCacheBytes ?? options.budget.map { budgetArena($0).bytes } ?? 0
         return holdsEveryRecord(model: model, slot: slotSize(file: model.file, level: level), arenaBytes: arena)
     }
 

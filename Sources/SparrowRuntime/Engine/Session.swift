@@ -188,18 +188,17 @@ public final class Session {
         scratch = Scratch(config: config, batch: batchSize, context: ctx, threads: threads, promptSpan: span)
         backend = CPUBackend(scratch: scratch, config: config)
         routing = RouterChoice(config: config)
-        embeddingRows =
-            budgeted && !config.tieWordEmbeddings ? try EmbeddingRows(model: model, faults: options.io.faults) : nil
-        // Without a requested precision, a budget that cannot hold the top level's top-k gets the
-        // highest stored level it can hold (the error of the top level if none fits).
-        var level = Self.defaultLevel(model: model, requested: top, options: options, rows: embeddingRows)
+        embeddingRows = try Self.residentForBudget(model: model, options: options)
+        // Without a requested precision, a budget too small for a level's top-k gets the highest
+        // stored level it can hold (the error of the starting level if none fits).
+        var level = Self.defaultLevel(model: model, requested: top, options: options)
         var firstFailure: SparrowError?
         while true {
             let scheduler = try Scheduler(model: model, expertLevel: level, options: options)
             do throws(SparrowError) {
                 expertCache =
                     budgeted
-                    ? try Self.cache(model: model, scheduler: scheduler, options: options, rows: embeddingRows) : nil
+                    ? try Self.cache(model: model, scheduler: scheduler, options: options) : nil
                 self.scheduler = scheduler
                 expertLevel = level
                 break
@@ -213,17 +212,26 @@ public final class Session {
         }
     }
 
+    /// Under a budget: the embedding rows read per use (when the output head is separate), and,
+    /// when the cache is sized from the budget, the rest of the dense weights made resident now,
+    /// once, so that every measurement of what is resident sees them.
+    private static func residentForBudget(model: Model, options: SessionOptions) throws(SparrowError)
+        -> EmbeddingRows?
+    {
+        guard options.budget != nil || options.expertCacheBytes != nil else { return nil }
+        let rows = model.config.tieWordEmbeddings ? nil : try EmbeddingRows(model: model, faults: options.io.faults)
+        if options.expertCacheBytes == nil { model.touchDense(skipping: rows?.ranges ?? []) }
+        return rows
+    }
+
     /// The level a session starts from: the `requested` one, except that without a requested
     /// precision a budgeted cache that cannot hold every expert at the highest stored level
     /// streams the stored 4-bit level when there is one below it (half the bytes per miss of 8
     /// bits: 1.7× the decode speed at 40 % of the widened demo for +0.03 % perplexity; RESULTS.md).
-    private static func defaultLevel(model: Model, requested: Int, options: SessionOptions, rows: EmbeddingRows?)
-        -> Int
-    {
+    private static func defaultLevel(model: Model, requested: Int, options: SessionOptions) -> Int {
         guard options.expertBits == nil, options.budget != nil || options.expertCacheBytes != nil,
             let four = model.expertBits.firstIndex(of: 4), four < requested,
-            !ExpertCache.wouldHoldEveryRecord(
-                model: model, level: requested, options: options, skipping: rows?.ranges ?? [])
+            !ExpertCache.wouldHoldEveryRecord(model: model, level: requested, options: options)
         else { return requested }
         return four
     }
@@ -242,11 +250,10 @@ public final class Session {
     /// The budgeted session's expert cache at the scheduler's level (token-level precision off when
     /// every expert fits at full precision: it has nothing to save then).
     private static func cache(
-        model: Model, scheduler: Scheduler, options: SessionOptions, rows: EmbeddingRows?
+        model: Model, scheduler: Scheduler, options: SessionOptions
     ) throws(SparrowError) -> ExpertCache {
         let low = scheduler.lowSlotShare.map { (level: scheduler.lowLevel, share: $0) }
-        let cache = try ExpertCache.forSession(
-            model: model, level: scheduler.expertLevel, low: low, options: options, skipping: rows?.ranges ?? [])
+        let cache = try ExpertCache.forSession(model: model, level: scheduler.expertLevel, low: low, options: options)
         if cache.holdsEveryRecord { scheduler.fullPrecisionOnly() }
         return cache
     }
