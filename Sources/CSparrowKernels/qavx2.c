@@ -60,9 +60,10 @@ AVX2_TARGET void spk_quantize_act_avx2(const float *x, size_t n, size_t ldx, spk
     }
 }
 
-/// The 64 codes of block `blk` of a row: weights 0-31 in *lo, 32-63 in *hi.
-AVX2_INLINE void codes64(const uint8_t *const *rp, const uint8_t *widths, const unsigned np, size_t blk, __m256i *lo,
-                         __m256i *hi) {
+/// The 64 codes of block `blk` of a row: weights 0-31 in *lo, 32-63 in *hi; an E2M1 matrix's (`rs`
+/// its row's shifts) through its tables, one per half, to 8-bit codes (vpshufb).
+AVX2_INLINE void codes64(const uint8_t *const *rp, const uint8_t *widths, const unsigned np, const uint8_t *rs,
+                         size_t blk, __m256i *lo, __m256i *hi) {
     const __m256i m2 = _mm256_set1_epi8(3), m4 = _mm256_set1_epi8(15);
     __m256i tl = _mm256_setzero_si256(), th = tl;
     for (unsigned k = 0; k < np; k++) {
@@ -87,6 +88,15 @@ AVX2_INLINE void codes64(const uint8_t *const *rp, const uint8_t *widths, const 
             tl = _mm256_or_si256(_mm256_slli_epi16(tl, W), pl);
             th = _mm256_or_si256(_mm256_slli_epi16(th, W), ph);
         }
+    }
+    if (rs) {
+        unsigned bits = 0;
+        for (unsigned k = 0; k < np; k++) bits += widths[k];
+        uint8_t shift = rs[blk];
+        __m256i ta = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)qm_e2m1_table(bits, shift)));
+        __m256i tb = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)qm_e2m1_table(bits, shift >> 2)));
+        tl = _mm256_shuffle_epi8(ta, tl);
+        th = _mm256_shuffle_epi8(tb, th);
     }
     *lo = tl;
     *hi = th;
@@ -143,12 +153,14 @@ AVX2_INLINE void token_factors(const float *ds, const float *mo, const float *xs
 
 /// Decode (one token): rows [j0, j1), two groups per step into two accumulators.
 AVX2_INLINE void decode_rows(const spk_qmatrix *w, const spk_qact *a, size_t j0, size_t j1, float *y, float step,
-                             float offc, const unsigned np, const uint8_t *widths, const size_t bpg, const int eight) {
+                             float offc, const unsigned np, const uint8_t *widths, const size_t bpg, const int eight,
+                             const int table) {
     size_t groups = w->cols / w->group;
     float sv[FACTOR_CHUNK], ds[FACTOR_CHUNK], mo[FACTOR_CHUNK];
     for (size_t j = j0; j < j1; j++) {
         const uint8_t *rp[4];
         for (unsigned k = 0; k < np; k++) rp[k] = w->planes[k] + j * (w->cols * widths[k] / 8);
+        const uint8_t *rs = table ? qm_shift_row(w, j) : NULL;
         const uint16_t *sc = w->scales + j * groups * 2;
         __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, off = acc0;
         float offs = 0;
@@ -162,8 +174,8 @@ AVX2_INLINE void decode_rows(const spk_qmatrix *w, const spk_qact *a, size_t j0,
                 for (size_t b = 0; b < bpg; b++) {
                     size_t blk0 = (g0 + g) * bpg + b, blk1 = blk0 + bpg;
                     __m256i l0, h0, l1, h1;
-                    codes64(rp, widths, np, blk0, &l0, &h0);
-                    codes64(rp, widths, np, blk1, &l1, &h1);
+                    codes64(rp, widths, np, rs, blk0, &l0, &h0);
+                    codes64(rp, widths, np, rs, blk1, &l1, &h1);
                     i0 = _mm256_add_epi32(i0, dot64(l0, h0, a->q + blk0 * 64, eight));
                     i1 = _mm256_add_epi32(i1, dot64(l1, h1, a->q + blk1 * 64, eight));
                 }
@@ -175,7 +187,7 @@ AVX2_INLINE void decode_rows(const spk_qmatrix *w, const spk_qact *a, size_t j0,
                 for (size_t b = 0; b < bpg; b++) {
                     size_t blk = (g0 + g) * bpg + b;
                     __m256i l0, h0;
-                    codes64(rp, widths, np, blk, &l0, &h0);
+                    codes64(rp, widths, np, rs, blk, &l0, &h0);
                     i0 = _mm256_add_epi32(i0, dot64(l0, h0, a->q + blk * 64, eight));
                 }
                 acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0), _mm256_set1_ps(sv[g]), acc0);
@@ -197,14 +209,15 @@ AVX2_INLINE __m256i dot64_prepared(__m256i al, __m256i sl, __m256i ah, __m256i s
 
 /// A tile of one row × `cn` tokens over groups [g0, g0 + ng): each group's codes are rebuilt once
 /// (8-bit codes also centred and split into sign and magnitude once) and used by every token.
-AVX2_INLINE void tile_dots(const uint8_t *const *rp, const uint8_t *widths, const unsigned np, const int8_t *xq0,
+AVX2_INLINE void tile_dots(const uint8_t *const *rp, const uint8_t *widths, const unsigned np, const uint8_t *rs,
+                           const int8_t *xq0,
                            size_t ldq, float (*xsd)[FACTOR_CHUNK], size_t g0, size_t ng, size_t bpg, const size_t cn,
                            __m256 *acc, __m256i *lo, __m256i *hi, __m256i *alo, __m256i *ahi, const int eight) {
     size_t G = bpg * 64;
     const __m256i c80 = _mm256_set1_epi8((char)0x80);
     for (size_t g = 0; g < ng; g++) {
         for (size_t b = 0; b < bpg; b++) {
-            codes64(rp, widths, np, (g0 + g) * bpg + b, &lo[b], &hi[b]);
+            codes64(rp, widths, np, rs, (g0 + g) * bpg + b, &lo[b], &hi[b]);
             if (eight) {
                 lo[b] = _mm256_xor_si256(lo[b], c80);
                 hi[b] = _mm256_xor_si256(hi[b], c80);
@@ -225,14 +238,15 @@ AVX2_INLINE void tile_dots(const uint8_t *const *rp, const uint8_t *widths, cons
 
 AVX2_INLINE void qgemm_avx2_impl(const spk_qmatrix *w, const spk_qact *a, size_t n, size_t row0, size_t row1,
                                  float *y, size_t ldy, const unsigned np, const uint8_t *widths,
-                                 const size_t fixed_bpg) {
+                                 const size_t fixed_bpg, const int table) {
     size_t G = w->group, groups = w->cols / G, bpg = fixed_bpg ? fixed_bpg : G / 64;
     unsigned bits = 0;
     for (unsigned k = 0; k < np; k++) bits += widths[k];
+    if (table) bits = 8;  // the table gives 8-bit codes
     const int eight = bits == 8;
     float step = (float)(1u << (8 - bits)), offc = qm_signed_offc(bits);
     if (n == 1) {
-        decode_rows(w, a, row0, row1, y, step, offc, np, widths, bpg, eight);
+        decode_rows(w, a, row0, row1, y, step, offc, np, widths, bpg, eight, table);
         return;
     }
     __m256i lo[64], hi[64], alo[64], ahi[64];  // one group's codes (group <= 4096)
@@ -240,6 +254,7 @@ AVX2_INLINE void qgemm_avx2_impl(const spk_qmatrix *w, const spk_qact *a, size_t
     for (size_t j = row0; j < row1; j++) {
         const uint8_t *rp[4];
         for (unsigned k = 0; k < np; k++) rp[k] = w->planes[k] + j * (w->cols * widths[k] / 8);
+        const uint8_t *rs = table ? qm_shift_row(w, j) : NULL;
         const uint16_t *sc = w->scales + j * groups * 2;
         // Tokens in tiles of 8, then 4, 2, 1: a constant tile width keeps the accumulators in
         // registers (an expert at prefill sees a dozen tokens or so, so the tail tile matters).
@@ -260,10 +275,10 @@ AVX2_INLINE void qgemm_avx2_impl(const spk_qmatrix *w, const spk_qact *a, size_t
                 }
                 const int8_t *xq0 = a->q + i0 * a->cols + g0 * G;
                 switch (cn) {
-                case 8: tile_dots(rp, widths, np, xq0, a->cols, xsd, g0, ng, bpg, 8, acc, lo, hi, alo, ahi, eight); break;
-                case 4: tile_dots(rp, widths, np, xq0, a->cols, xsd, g0, ng, bpg, 4, acc, lo, hi, alo, ahi, eight); break;
-                case 2: tile_dots(rp, widths, np, xq0, a->cols, xsd, g0, ng, bpg, 2, acc, lo, hi, alo, ahi, eight); break;
-                default: tile_dots(rp, widths, np, xq0, a->cols, xsd, g0, ng, bpg, 1, acc, lo, hi, alo, ahi, eight); break;
+                case 8: tile_dots(rp, widths, np, rs, xq0, a->cols, xsd, g0, ng, bpg, 8, acc, lo, hi, alo, ahi, eight); break;
+                case 4: tile_dots(rp, widths, np, rs, xq0, a->cols, xsd, g0, ng, bpg, 4, acc, lo, hi, alo, ahi, eight); break;
+                case 2: tile_dots(rp, widths, np, rs, xq0, a->cols, xsd, g0, ng, bpg, 2, acc, lo, hi, alo, ahi, eight); break;
+                default: tile_dots(rp, widths, np, rs, xq0, a->cols, xsd, g0, ng, bpg, 1, acc, lo, hi, alo, ahi, eight); break;
                 }
             }
             for (size_t i = 0; i < cn; i++) y[(i0 + i) * ldy + j] = hsum_ps(acc[i]) + hsum_ps(off[i]) + offs[i];

@@ -32,9 +32,10 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) void spk_quantize_
 
 #define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma")))
 
-/// The 64 codes of block `blk` of one row, as bytes.
+/// The 64 codes of block `blk` of one row, as bytes; an E2M1 matrix's (`rs` its row's shifts)
+/// through its tables to 8-bit codes (vpshufb, weights 0-31 in the low two lanes, 32-63 above).
 VNNI_TARGET __attribute__((always_inline)) static inline __m512i load_codes(const uint8_t *const *rowplanes, const uint8_t *widths,
-                                             unsigned nplanes, size_t blk) {
+                                             unsigned nplanes, const uint8_t *rs, size_t blk) {
     __m512i t = _mm512_setzero_si512();
     const __m512i shift2 = _mm512_set_epi64(0x0006000600060006LL, 0x0006000600060006LL, 0x0004000400040004LL,
                                             0x0004000400040004LL, 0x0002000200020002LL, 0x0002000200020002LL, 0, 0);
@@ -55,6 +56,14 @@ VNNI_TARGET __attribute__((always_inline)) static inline __m512i load_codes(cons
         }
         // t < 2^(8-W) here, so a 16-bit shift cannot carry into the neighbouring byte.
         t = k == 0 ? p : _mm512_or_si512(_mm512_slli_epi16(t, W), p);
+    }
+    if (rs) {
+        unsigned bits = 0;
+        for (unsigned k = 0; k < nplanes; k++) bits += widths[k];
+        uint8_t shift = rs[blk];
+        __m256i ta = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)qm_e2m1_table(bits, shift)));
+        __m256i tb = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)qm_e2m1_table(bits, shift >> 2)));
+        t = _mm512_shuffle_epi8(_mm512_inserti64x4(_mm512_castsi256_si512(ta), tb, 1), t);
     }
     return t;
 }
@@ -88,12 +97,13 @@ VNNI_TARGET static inline void group_factors(const uint16_t *sc, const spk_qact 
 /// inner loop per 64 weights is: rebuild codes, one vpdpbusd, one convert, one FMA.
 VNNI_TARGET __attribute__((always_inline)) static inline void decode_rows_impl(
     const spk_qmatrix *w, const spk_qact *a, size_t j0, size_t j1, float *y, float step, float half,
-    const unsigned nplanes, const uint8_t *widths, const size_t fixed_bpg) {
+    const unsigned nplanes, const uint8_t *widths, const size_t fixed_bpg, const int table) {
     size_t G = w->group, groups = w->cols / G, bpg = fixed_bpg ? fixed_bpg : G / 64;
     float sv[256 + 16] __attribute__((aligned(64)));
     for (size_t j = j0; j < j1; j++) {
         const uint8_t *rowplanes[4];
         for (unsigned k = 0; k < nplanes; k++) rowplanes[k] = w->planes[k] + j * (w->cols * widths[k] / 8);
+        const uint8_t *rs = table ? qm_shift_row(w, j) : NULL;
         const uint16_t *sc = w->scales + j * groups * 2;
         __m512 acc = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(), off = _mm512_setzero_ps();
         for (size_t g0 = 0; g0 < groups; g0 += 256) {
@@ -104,8 +114,8 @@ VNNI_TARGET __attribute__((always_inline)) static inline void decode_rows_impl(
                 __m512i isum0 = _mm512_setzero_si512(), isum1 = _mm512_setzero_si512();
                 for (size_t b = 0; b < bpg; b++) {
                     size_t blk0 = (g0 + g) * bpg + b, blk1 = blk0 + bpg;
-                    __m512i t0 = load_codes(rowplanes, widths, nplanes, blk0);
-                    __m512i t1 = load_codes(rowplanes, widths, nplanes, blk1);
+                    __m512i t0 = load_codes(rowplanes, widths, nplanes, rs, blk0);
+                    __m512i t1 = load_codes(rowplanes, widths, nplanes, rs, blk1);
                     isum0 = _mm512_dpbusd_epi32(isum0, t0, _mm512_loadu_si512((const void *)(a->q + blk0 * 64)));
                     isum1 = _mm512_dpbusd_epi32(isum1, t1, _mm512_loadu_si512((const void *)(a->q + blk1 * 64)));
                 }
@@ -116,7 +126,7 @@ VNNI_TARGET __attribute__((always_inline)) static inline void decode_rows_impl(
                 __m512i isum = _mm512_setzero_si512();
                 for (size_t b = 0; b < bpg; b++) {
                     size_t blk = (g0 + g) * bpg + b;
-                    __m512i t = load_codes(rowplanes, widths, nplanes, blk);
+                    __m512i t = load_codes(rowplanes, widths, nplanes, rs, blk);
                     isum = _mm512_dpbusd_epi32(isum, t, _mm512_loadu_si512((const void *)(a->q + blk * 64)));
                 }
                 acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(sv[g]), acc);
@@ -128,11 +138,12 @@ VNNI_TARGET __attribute__((always_inline)) static inline void decode_rows_impl(
 
 /// Σ codes·x_q for `cn` tokens over groups [g0, g0 + ng) of one row, scaled into acc[i].
 VNNI_TARGET __attribute__((always_inline)) static inline void token_chunk_dots(
-    const uint8_t *const *rowplanes, const uint8_t *widths, const unsigned nplanes, const int8_t *xq0, size_t ldq,
+    const uint8_t *const *rowplanes, const uint8_t *widths, const unsigned nplanes, const uint8_t *rs,
+    const int8_t *xq0, size_t ldq,
     float (*xsd)[256 + 16], size_t g0, size_t ng, size_t bpg, const size_t cn, __m512 *acc, __m512i *codes) {
     size_t G = bpg * 64;
     for (size_t g = 0; g < ng; g++) {
-        for (size_t b = 0; b < bpg; b++) codes[b] = load_codes(rowplanes, widths, nplanes, (g0 + g) * bpg + b);
+        for (size_t b = 0; b < bpg; b++) codes[b] = load_codes(rowplanes, widths, nplanes, rs, (g0 + g) * bpg + b);
         for (size_t i = 0; i < cn; i++) {
             const int8_t *xq = xq0 + i * ldq + g * G;
             __m512i isum = _mm512_setzero_si512();
@@ -145,21 +156,23 @@ VNNI_TARGET __attribute__((always_inline)) static inline void token_chunk_dots(
 
 VNNI_TARGET __attribute__((always_inline)) static inline void qgemm_vnni_impl(
     const spk_qmatrix *w, const spk_qact *a, size_t n, size_t row0, size_t row1, float *y, size_t ldy,
-    const unsigned nplanes, const uint8_t *widths, const size_t fixed_bpg) {
+    const unsigned nplanes, const uint8_t *widths, const size_t fixed_bpg, const int table) {
     // fixed_bpg: blocks of 64 per group known at compile time (1 for the default group of 64), else 0.
     size_t G = w->group, groups = w->cols / G, bpg = fixed_bpg ? fixed_bpg : G / 64;
     unsigned bits = 0;
     for (unsigned k = 0; k < nplanes; k++) bits += widths[k];
+    if (table) bits = 8;  // the table gives 8-bit codes
     float step = (float)(1u << (8 - bits)), half = (step - 1) * 0.5f;
     __m512i codes[64];  // one group's codes (group <= 4096)
     float xsd[TOKEN_CHUNK][256 + 16] __attribute__((aligned(64)));  // per token: x_scale · d · step per group
     if (n == 1) {
-        decode_rows_impl(w, a, row0, row1, y, step, half, nplanes, widths, fixed_bpg);
+        decode_rows_impl(w, a, row0, row1, y, step, half, nplanes, widths, fixed_bpg, table);
         return;
     }
     for (size_t j = row0; j < row1; j++) {
         const uint8_t *rowplanes[4];
         for (unsigned k = 0; k < nplanes; k++) rowplanes[k] = w->planes[k] + j * (w->cols * widths[k] / 8);
+        const uint8_t *rs = table ? qm_shift_row(w, j) : NULL;
         const uint16_t *sc = w->scales + j * groups * 2;
         // Tokens in chunks: a group's codes are unpacked once per chunk and reused by every token.
         // Per-(token, group) factors are computed 16 groups per vector step beforehand, so the inner
@@ -178,9 +191,9 @@ VNNI_TARGET __attribute__((always_inline)) static inline void qgemm_vnni_impl(
                 }
                 const int8_t *xq0 = a->q + i0 * a->cols + g0 * G;
                 if (cn == TOKEN_CHUNK)  // constant trip count: accumulators stay in registers
-                    token_chunk_dots(rowplanes, widths, nplanes, xq0, a->cols, xsd, g0, ng, bpg, TOKEN_CHUNK, acc, codes);
+                    token_chunk_dots(rowplanes, widths, nplanes, rs, xq0, a->cols, xsd, g0, ng, bpg, TOKEN_CHUNK, acc, codes);
                 else
-                    token_chunk_dots(rowplanes, widths, nplanes, xq0, a->cols, xsd, g0, ng, bpg, cn, acc, codes);
+                    token_chunk_dots(rowplanes, widths, nplanes, rs, xq0, a->cols, xsd, g0, ng, bpg, cn, acc, codes);
             }
             for (size_t i = 0; i < cn; i++)
                 y[(i0 + i) * ldy + j] = _mm512_reduce_add_ps(acc[i]) + _mm512_reduce_add_ps(off[i]);

@@ -33,6 +33,14 @@ static inline unsigned qm_bits(const spk_qmatrix *w) {
     return b;
 }
 
+/// Bits of the codes the arithmetic sees: 8 for an E2M1 matrix (its table gives 8-bit codes).
+static inline unsigned qm_code_bits(const spk_qmatrix *w) { return w->shifts ? 8 : qm_bits(w); }
+
+/// The shift bytes of row r of an E2M1 matrix (one per 64 weights), NULL for a uniform one.
+static inline const uint8_t *qm_shift_row(const spk_qmatrix *w, size_t r) {
+    return w->shifts ? w->shifts + r * (w->cols / 64) : NULL;
+}
+
 /// Row r of plane k.
 static inline const uint8_t *qm_plane_row(const spk_qmatrix *w, unsigned k, size_t r) {
     return w->planes[k] + r * (w->cols * w->widths[k] / 8);
@@ -49,6 +57,34 @@ static inline const uint8_t *qm_plane_row(const spk_qmatrix *w, unsigned k, size
 static inline float qm_signed_offc(unsigned bits) {
     float step = (float)(1u << (8 - bits));
     return (step - 1) * 0.5f + (bits == 8 ? 128.0f * step : 0.0f);
+}
+
+/// E2M1 matrices (`shifts` set; docs/QUANT.md, "The MXFP4 level"): the 8-bit code u = 128 + n a
+/// stored code stands for, by level (0: the 2-bit prefix, sign and top exponent bit; 1: the 4-bit
+/// E2M1 code), then by the block's shift k: u = 128 + v · 2^(k+1) for the E2M1 value v; the 2-bit
+/// prefix stands for v = ±0.75 (exponent bit 0: values 0 … 1.5; ±1 where k = 0, for an integer) or
+/// ±3 (2 … 6), the least squared error on trained gpt-oss weights (docs/QUANT.md). The weight is
+/// the 8-bit grid's m + d · u with m = −128 d, so every kernel goes on as with 8-bit codes.
+static const uint8_t qm_e2m1_codes[2][4][16] __attribute__((aligned(16))) = {
+    {{130, 134, 126, 122, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128},
+     {131, 140, 125, 116, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128},
+     {134, 152, 122, 104, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128},
+     {140, 176, 116, 80, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128}},
+    {{128, 129, 130, 131, 132, 134, 136, 140, 128, 127, 126, 125, 124, 122, 120, 116},
+     {128, 130, 132, 134, 136, 140, 144, 152, 128, 126, 124, 122, 120, 116, 112, 104},
+     {128, 132, 136, 140, 144, 152, 160, 176, 128, 124, 120, 116, 112, 104, 96, 80},
+     {128, 136, 144, 152, 160, 176, 192, 224, 128, 120, 112, 104, 96, 80, 64, 32}},
+};
+
+/// The table of an E2M1 matrix's level of `bits` (2 or 4) for shift k (the low 2 bits of `k`).
+static inline const uint8_t *qm_e2m1_table(unsigned bits, unsigned k) { return qm_e2m1_codes[bits == 4][k & 3]; }
+
+/// Turns the 64 stored codes of one block of an E2M1 matrix into 8-bit codes: weights 0-31 take
+/// the shift in bits 0-1 of `shift`, weights 32-63 the one in bits 2-3.
+static inline void qm_e2m1_block(uint8_t codes[64], unsigned bits, uint8_t shift) {
+    const uint8_t *a = qm_e2m1_table(bits, shift), *b = qm_e2m1_table(bits, shift >> 2);
+    for (int i = 0; i < 32; i++) codes[i] = a[codes[i] & 15];
+    for (int i = 32; i < 64; i++) codes[i] = b[codes[i] & 15];
 }
 
 /// 16 bytes as two 64-bit lanes (GNU C vector extension: SSE2 on x86-64, NEON on aarch64, pairs of
@@ -131,17 +167,24 @@ void spk_quantize_act_neon(const float *x, size_t n, size_t ldx, spk_qact *a);
 #endif
 
 /// Defines PREFIX_dispatch(w, a, n, row0, row1, y, ldy): IMPL(w, a, n, row0, row1, y, ldy, nplanes,
-/// widths, fixed_bpg) specialised for the usual plane patterns and the group of 64, so that
+/// widths, fixed_bpg, table) specialised for the usual plane patterns and the group of 64, so that
 /// rebuilding codes is straight-line code (a loop over planes ran at half the speed); the generic
-/// call for any other pattern. IMPL must be always_inline.
+/// call for any other pattern. `table`: an E2M1 matrix (w->shifts set; its codes go through the
+/// table to 8-bit codes), specialised for its three patterns. IMPL must be always_inline.
 #define SPK_PATTERN_FN(PREFIX, TARGET, IMPL, NAME, NP, ...)                                                     \
     TARGET static void PREFIX##_##NAME(const spk_qmatrix *w, const spk_qact *a, size_t n, size_t row0,          \
                                        size_t row1, float *y, size_t ldy) {                                     \
         static const uint8_t widths[4] = {__VA_ARGS__};                                                         \
         if (w->group == 64)                                                                                     \
-            IMPL(w, a, n, row0, row1, y, ldy, NP, widths, 1);                                                   \
+            IMPL(w, a, n, row0, row1, y, ldy, NP, widths, 1, 0);                                                \
         else                                                                                                    \
-            IMPL(w, a, n, row0, row1, y, ldy, NP, widths, 0);                                                   \
+            IMPL(w, a, n, row0, row1, y, ldy, NP, widths, 0, 0);                                                \
+    }
+#define SPK_TABLE_PATTERN_FN(PREFIX, TARGET, IMPL, NAME, NP, ...)                                               \
+    TARGET static void PREFIX##_e2m1_##NAME(const spk_qmatrix *w, const spk_qact *a, size_t n, size_t row0,     \
+                                            size_t row1, float *y, size_t ldy) {                                \
+        static const uint8_t widths[4] = {__VA_ARGS__};                                                         \
+        IMPL(w, a, n, row0, row1, y, ldy, NP, widths, 1, 1);                                                    \
     }
 #define SPK_DEFINE_PATTERNS(PREFIX, TARGET, IMPL)                                                               \
     SPK_PATTERN_FN(PREFIX, TARGET, IMPL, 2, 1, 2)                                                               \
@@ -152,10 +195,20 @@ void spk_quantize_act_neon(const float *x, size_t n, size_t ldx, spk_qact *a);
     SPK_PATTERN_FN(PREFIX, TARGET, IMPL, 8, 1, 8)                                                               \
     SPK_PATTERN_FN(PREFIX, TARGET, IMPL, 222, 3, 2, 2, 2)                                                       \
     SPK_PATTERN_FN(PREFIX, TARGET, IMPL, 2222, 4, 2, 2, 2, 2)                                                   \
+    SPK_TABLE_PATTERN_FN(PREFIX, TARGET, IMPL, 2, 1, 2)                                                         \
+    SPK_TABLE_PATTERN_FN(PREFIX, TARGET, IMPL, 22, 2, 2, 2)                                                     \
+    SPK_TABLE_PATTERN_FN(PREFIX, TARGET, IMPL, 4, 1, 4)                                                         \
     TARGET static void PREFIX##_dispatch(const spk_qmatrix *w, const spk_qact *a, size_t n, size_t row0,        \
                                          size_t row1, float *y, size_t ldy) {                                   \
         unsigned key = 0;                                                                                       \
         for (unsigned k = 0; k < w->nplanes; k++) key = key * 10 + w->widths[k];                                \
+        if (w->shifts) { /* group 64, 2 or 4 bits: spk_qgemm checked */                                         \
+            switch (key) {                                                                                      \
+            case 2: PREFIX##_e2m1_2(w, a, n, row0, row1, y, ldy); return;                                       \
+            case 22: PREFIX##_e2m1_22(w, a, n, row0, row1, y, ldy); return;                                     \
+            default: PREFIX##_e2m1_4(w, a, n, row0, row1, y, ldy); return;                                      \
+            }                                                                                                   \
+        }                                                                                                       \
         switch (key) {                                                                                          \
         case 2: PREFIX##_2(w, a, n, row0, row1, y, ldy); return;                                                \
         case 22: PREFIX##_22(w, a, n, row0, row1, y, ldy); return;                                              \
@@ -165,7 +218,7 @@ void spk_quantize_act_neon(const float *x, size_t n, size_t ldx, spk_qact *a);
         case 8: PREFIX##_8(w, a, n, row0, row1, y, ldy); return;                                                \
         case 222: PREFIX##_222(w, a, n, row0, row1, y, ldy); return;                                            \
         case 2222: PREFIX##_2222(w, a, n, row0, row1, y, ldy); return;                                          \
-        default: IMPL(w, a, n, row0, row1, y, ldy, w->nplanes, w->widths, 0); return;                           \
+        default: IMPL(w, a, n, row0, row1, y, ldy, w->nplanes, w->widths, 0, 0); return;                        \
         }                                                                                                       \
     }
 

@@ -16,6 +16,10 @@ static inline unsigned code_at(const spk_qmatrix *w, size_t r, size_t c) {
         unsigned slot = (unsigned)(i / bytes_per_block);
         t = (t << W) | ((byte >> (slot * W)) & ((1u << W) - 1));
     }
+    if (w->shifts) {
+        uint8_t shift = qm_shift_row(w, r)[c / 64];
+        t = qm_e2m1_table(qm_bits(w), c % 64 < 32 ? shift : shift >> 2)[t & 15];
+    }
     return t;
 }
 
@@ -23,7 +27,7 @@ static inline unsigned code_at(const spk_qmatrix *w, size_t r, size_t c) {
 static inline void group_affine(const spk_qmatrix *w, size_t r, size_t g, float *s, float *o) {
     const uint16_t *sc = w->scales + (r * (w->cols / w->group) + g) * 2;
     float m = spk_half_to_float(sc[0]), d = spk_half_to_float(sc[1]);
-    float step = (float)(1u << (8 - qm_bits(w)));
+    float step = (float)(1u << (8 - qm_code_bits(w)));
     *s = d * step;
     *o = m + d * (step - 1) * 0.5f;
 }
@@ -39,6 +43,7 @@ void spk_qrow(const spk_qmatrix *w, size_t r, float *out) {
         for (size_t b = 0; b < G / P; b++) {
             size_t blk = g * (G / P) + b;
             qm_unpack_block(rp, w->widths, w->nplanes, P, blk, codes);
+            if (w->shifts) qm_e2m1_block(codes, qm_bits(w), qm_shift_row(w, r)[blk]);
             for (size_t i = 0; i < P; i++) out[blk * P + i] = o + s * (float)codes[i];
         }
     }
@@ -121,7 +126,9 @@ static int widths_supported(const spk_qmatrix *w) {
     if (w->nplanes < 1 || w->nplanes > 4 || qm_bits(w) > 8) return 0;
     for (unsigned k = 0; k < w->nplanes; k++)
         if (w->widths[k] != 2 && w->widths[k] != 4 && w->widths[k] != 8) return 0;
-    return 1;
+    // E2M1 matrices: 2- or 4-bit codes in blocks of 64 (anything else takes the float path, whose
+    // table lookup masks the code).
+    return !w->shifts || (w->group == 64 && (qm_bits(w) == 2 || qm_bits(w) == 4));
 }
 
 int spk_qgemm_is_integer(const spk_qmatrix *w) {

@@ -22,8 +22,10 @@ typedef struct qn_codes {
     uint8x16_t v[4];
 } qn_codes;
 
+/// The codes of block `blk` of a row; an E2M1 matrix's (`rs` its row's shifts) through its tables
+/// to 8-bit codes (TBL, one table per 32 weights).
 __attribute__((always_inline)) static inline qn_codes qn_codes64(const uint8_t *const *rp, const uint8_t *widths,
-                                                                 const unsigned np, size_t blk) {
+                                                                 const unsigned np, const uint8_t *rs, size_t blk) {
     qn_codes t = {{vdupq_n_u8(0), vdupq_n_u8(0), vdupq_n_u8(0), vdupq_n_u8(0)}};
     for (unsigned k = 0; k < np; k++) {
         unsigned W = widths[k];
@@ -45,6 +47,15 @@ __attribute__((always_inline)) static inline qn_codes qn_codes64(const uint8_t *
         }
         for (int i = 0; i < 4; i++)
             t.v[i] = k == 0 ? p[i] : vorrq_u8(vshlq_u8(t.v[i], vdupq_n_s8((int8_t)W)), p[i]);
+    }
+    if (rs) {
+        unsigned bits = 0;
+        for (unsigned k = 0; k < np; k++) bits += widths[k];
+        uint8x16_t ta = vld1q_u8(qm_e2m1_table(bits, rs[blk])), tb = vld1q_u8(qm_e2m1_table(bits, rs[blk] >> 2));
+        t.v[0] = vqtbl1q_u8(ta, t.v[0]);
+        t.v[1] = vqtbl1q_u8(ta, t.v[1]);
+        t.v[2] = vqtbl1q_u8(tb, t.v[2]);
+        t.v[3] = vqtbl1q_u8(tb, t.v[3]);
     }
     return t;
 }
@@ -107,7 +118,7 @@ I8MM_TARGET __attribute__((always_inline)) static inline void qn_i8mm_impl(const
                                                                           size_t n, size_t row0, size_t row1,
                                                                           float *y, size_t ldy, const unsigned np,
                                                                           const uint8_t *widths,
-                                                                          const size_t fixed_bpg) {
+                                                                          const size_t fixed_bpg, const int table) {
     if (n < 2) {
         dotprod_dispatch(w, a, n, row0, row1, y, ldy);
         return;
@@ -115,6 +126,7 @@ I8MM_TARGET __attribute__((always_inline)) static inline void qn_i8mm_impl(const
     size_t G = w->group, groups = w->cols / G, bpg = fixed_bpg ? fixed_bpg : G / 64;
     unsigned bits = 0;
     for (unsigned k = 0; k < np; k++) bits += widths[k];
+    if (table) bits = 8;  // the table gives 8-bit codes
     const int eight = bits == 8;
     float step = (float)(1u << (8 - bits)), offc = qm_signed_offc(bits);
     size_t j = row0;
@@ -124,6 +136,7 @@ I8MM_TARGET __attribute__((always_inline)) static inline void qn_i8mm_impl(const
             rp0[k] = w->planes[k] + j * (w->cols * widths[k] / 8);
             rp1[k] = rp0[k] + w->cols * widths[k] / 8;
         }
+        const uint8_t *rs0 = table ? qm_shift_row(w, j) : NULL, *rs1 = table ? qm_shift_row(w, j + 1) : NULL;
         const uint16_t *sc0 = w->scales + j * groups * 2, *sc1 = sc0 + groups * 2;
         size_t i = 0;
         for (; i + 2 <= n; i += 2) {
@@ -135,7 +148,7 @@ I8MM_TARGET __attribute__((always_inline)) static inline void qn_i8mm_impl(const
                 int32x4_t isum = vdupq_n_s32(0);
                 for (size_t b = 0; b < bpg; b++) {
                     size_t blk = g * bpg + b;
-                    qn_codes c0 = qn_codes64(rp0, widths, np, blk), c1 = qn_codes64(rp1, widths, np, blk);
+                    qn_codes c0 = qn_codes64(rp0, widths, np, rs0, blk), c1 = qn_codes64(rp1, widths, np, rs1, blk);
                     for (int q = 0; q < 4; q++) {
                         int64x2_t s0 = vreinterpretq_s64_s8(qn_signed(c0.v[q], eight));
                         int64x2_t s1 = vreinterpretq_s64_s8(qn_signed(c1.v[q], eight));

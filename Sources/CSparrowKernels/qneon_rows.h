@@ -15,10 +15,12 @@ QN_TARGET __attribute__((always_inline)) static inline int32x4_t QN_FN(_dot64)(c
 QN_TARGET __attribute__((always_inline)) static inline void QN_FN(_impl)(const spk_qmatrix *w, const spk_qact *a,
                                                                         size_t n, size_t row0, size_t row1, float *y,
                                                                         size_t ldy, const unsigned np,
-                                                                        const uint8_t *widths, const size_t fixed_bpg) {
+                                                                        const uint8_t *widths, const size_t fixed_bpg,
+                                                                        const int table) {
     size_t G = w->group, groups = w->cols / G, bpg = fixed_bpg ? fixed_bpg : G / 64;
     unsigned bits = 0;
     for (unsigned k = 0; k < np; k++) bits += widths[k];
+    if (table) bits = 8;  // the table gives 8-bit codes
     const int eight = bits == 8;
     float step = (float)(1u << (8 - bits)), offc = qm_signed_offc(bits);
     qn_codes codes[64];  // one group's codes (group <= 4096)
@@ -26,6 +28,7 @@ QN_TARGET __attribute__((always_inline)) static inline void QN_FN(_impl)(const s
     for (size_t j = row0; j < row1; j++) {
         const uint8_t *rp[4];
         for (unsigned k = 0; k < np; k++) rp[k] = w->planes[k] + j * (w->cols * widths[k] / 8);
+        const uint8_t *rs = table ? qm_shift_row(w, j) : NULL;
         const uint16_t *sc = w->scales + j * groups * 2;
         for (size_t i0 = 0; i0 < n; i0 += QN_TOKENS) {
             size_t cn = n - i0 < QN_TOKENS ? n - i0 : QN_TOKENS;
@@ -42,7 +45,7 @@ QN_TARGET __attribute__((always_inline)) static inline void QN_FN(_impl)(const s
                     qn_factors(sc + 2 * g0, a->scale + f, a->sum + f, ng, step, offc, xsd[i], &off[i], &offs[i]);
                 }
                 for (size_t g = 0; g < ng; g++) {
-                    for (size_t b = 0; b < bpg; b++) codes[b] = qn_codes64(rp, widths, np, (g0 + g) * bpg + b);
+                    for (size_t b = 0; b < bpg; b++) codes[b] = qn_codes64(rp, widths, np, rs, (g0 + g) * bpg + b);
                     for (size_t i = 0; i < cn; i++) {
                         const int8_t *xq = a->q + (i0 + i) * a->cols + (g0 + g) * G;
                         int32x4_t isum = vdupq_n_s32(0);

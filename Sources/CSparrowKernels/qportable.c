@@ -16,7 +16,7 @@ enum { TOKEN_CHUNK = 8, X_CHUNK = 4096 };
 void spk_qgemm_float_scalar(const spk_qmatrix *w, const float *x, size_t n, size_t ldx, size_t row0, size_t row1,
                             float *y, size_t ldy) {
     size_t G = w->group, groups = w->cols / G, P = qm_block(w), bpg = G / P;
-    float step = (float)(1u << (8 - qm_bits(w))), half = (step - 1) * 0.5f;
+    float step = (float)(1u << (8 - qm_code_bits(w))), half = (step - 1) * 0.5f;
     uint8_t codes[4096] __attribute__((aligned(64)));
     float wf[4096] __attribute__((aligned(64)));
     for (size_t j = row0; j < row1; j++) {
@@ -30,6 +30,7 @@ void spk_qgemm_float_scalar(const spk_qmatrix *w, const float *x, size_t n, size
             for (size_t b = 0; b < bpg; b++) {
                 size_t blk = g * bpg + b;
                 qm_unpack_block(rp, w->widths, w->nplanes, P, blk, codes);
+                if (w->shifts && P == 64) qm_e2m1_block(codes, qm_bits(w), qm_shift_row(w, j)[blk]);
                 for (size_t t = 0; t < P; t++) wf[t] = o + s * (float)codes[t];
                 for (size_t i = 0; i < n; i++) {
                     const float *xi = x + i * ldx + blk * P;
@@ -99,10 +100,16 @@ static void qgemm_portable_any(const spk_qmatrix *w, const spk_qact *a, size_t n
 
 /// The 64 codes of block `blk` into t[64]: qm_unpack64's 64-bit word operations, straight-line
 /// code once the widths are constants (measured 2× faster than byte loops, which clang widens to
-/// 32-bit lanes for the shifts).
+/// 32-bit lanes for the shifts); an E2M1 matrix's (`rs` its row's shifts) through its table.
 __attribute__((always_inline)) static inline void unpack64(const uint8_t *const *rp, const uint8_t *widths,
-                                                           const unsigned np, size_t blk, uint8_t *restrict t) {
+                                                           const unsigned np, const uint8_t *rs, size_t blk,
+                                                           uint8_t *restrict t) {
     qm_unpack64(rp, widths, np, blk, t);
+    if (rs) {
+        unsigned bits = 0;
+        for (unsigned k = 0; k < np; k++) bits += widths[k];
+        qm_e2m1_block(t, bits, rs[blk]);
+    }
 }
 
 /// Σ t·x_q over one group (bpg blocks of 64, codes unpacked).
@@ -117,12 +124,12 @@ __attribute__((always_inline)) static inline void portable_row_tokens(const uint
                                                                       const spk_qact *a, size_t i0, const size_t cn,
                                                                       size_t groups, size_t bpg, float step,
                                                                       float half, const unsigned np,
-                                                                      const uint8_t *widths, uint8_t *codes,
-                                                                      float *out) {
+                                                                      const uint8_t *widths, const uint8_t *rs,
+                                                                      uint8_t *codes, float *out) {
     size_t G = bpg * 64;
     float acc[TOKEN_CHUNK] = {0};
     for (size_t g = 0; g < groups; g++) {
-        for (size_t b = 0; b < bpg; b++) unpack64(rp, widths, np, g * bpg + b, codes + 64 * b);
+        for (size_t b = 0; b < bpg; b++) unpack64(rp, widths, np, rs, g * bpg + b, codes + 64 * b);
         float d = spk_half_to_float(sc[2 * g + 1]);
         float s = d * step, o = spk_half_to_float(sc[2 * g]) + d * half;
         for (size_t i = 0; i < cn; i++) {
@@ -149,7 +156,8 @@ static inline int32_t dot64_u8s16(const uint8_t *c, const int16_t *x) {
 __attribute__((always_inline)) static inline void portable_decode(const spk_qmatrix *w, const spk_qact *a,
                                                                   size_t row0, size_t row1, float *y,
                                                                   const unsigned np, const uint8_t *widths,
-                                                                  size_t bpg, float step, float half) {
+                                                                  size_t bpg, float step, float half,
+                                                                  const int table) {
     size_t G = bpg * 64, groups = w->cols / G, per = X_CHUNK / G;  // groups per chunk (G <= 4096)
     int16_t x16[X_CHUNK] __attribute__((aligned(16)));
     uint8_t codes[2 * 4096] __attribute__((aligned(16)));
@@ -161,6 +169,7 @@ __attribute__((always_inline)) static inline void portable_decode(const spk_qmat
         for (size_t j = row0; j < row1; j++) {
             const uint8_t *rp[4];
             for (unsigned k = 0; k < np; k++) rp[k] = w->planes[k] + j * (w->cols * widths[k] / 8);
+            const uint8_t *rs = table ? qm_shift_row(w, j) : NULL;
             const uint16_t *sc = w->scales + (j * groups + g0) * 2;
             for (size_t g = 0; g < ng; g++) {
                 float d = spk_half_to_float(sc[2 * g + 1]), m = spk_half_to_float(sc[2 * g]);
@@ -172,7 +181,7 @@ __attribute__((always_inline)) static inline void portable_decode(const spk_qmat
             for (size_t g = 0; g < ng; g++) off += ov[g];
             size_t g = 0;
             for (; g + 2 <= ng; g += 2) {
-                for (size_t b = 0; b < 2 * bpg; b++) unpack64(rp, widths, np, (g0 + g) * bpg + b, codes + 64 * b);
+                for (size_t b = 0; b < 2 * bpg; b++) unpack64(rp, widths, np, rs, (g0 + g) * bpg + b, codes + 64 * b);
                 int32_t i0 = 0, i1 = 0;
                 for (size_t b = 0; b < bpg; b++) {
                     i0 += dot64_u8s16(codes + 64 * b, x16 + g * G + 64 * b);
@@ -182,7 +191,7 @@ __attribute__((always_inline)) static inline void portable_decode(const spk_qmat
                 acc1 += sv[g + 1] * (float)i1;
             }
             for (; g < ng; g++) {
-                for (size_t b = 0; b < bpg; b++) unpack64(rp, widths, np, (g0 + g) * bpg + b, codes + 64 * b);
+                for (size_t b = 0; b < bpg; b++) unpack64(rp, widths, np, rs, (g0 + g) * bpg + b, codes + 64 * b);
                 int32_t i0 = 0;
                 for (size_t b = 0; b < bpg; b++) i0 += dot64_u8s16(codes + 64 * b, x16 + g * G + 64 * b);
                 acc0 += sv[g] * (float)i0;
@@ -196,28 +205,31 @@ __attribute__((always_inline)) static inline void portable_decode(const spk_qmat
 __attribute__((always_inline)) static inline void qgemm_portable_impl(const spk_qmatrix *w, const spk_qact *a,
                                                                       size_t n, size_t row0, size_t row1, float *y,
                                                                       size_t ldy, const unsigned np,
-                                                                      const uint8_t *widths, const size_t fixed_bpg) {
+                                                                      const uint8_t *widths, const size_t fixed_bpg,
+                                                                      const int table) {
     size_t G = w->group, groups = w->cols / G, bpg = fixed_bpg ? fixed_bpg : G / 64;
     unsigned bits = 0;
     for (unsigned k = 0; k < np; k++) bits += widths[k];
+    if (table) bits = 8;  // the table gives 8-bit codes
     float step = (float)(1u << (8 - bits)), half = (step - 1) * 0.5f;
     if (n == 1) {
-        portable_decode(w, a, row0, row1, y, np, widths, bpg, step, half);
+        portable_decode(w, a, row0, row1, y, np, widths, bpg, step, half, table);
         return;
     }
     uint8_t codes[4096] __attribute__((aligned(16)));  // one group's codes
     for (size_t j = row0; j < row1; j++) {
         const uint8_t *rp[4];
         for (unsigned k = 0; k < np; k++) rp[k] = w->planes[k] + j * (w->cols * widths[k] / 8);
+        const uint8_t *rs = table ? qm_shift_row(w, j) : NULL;
         const uint16_t *sc = w->scales + j * groups * 2;
         // Tokens in chunks: a group's codes are unpacked once per chunk and used by each token.
         for (size_t i0 = 0; i0 < n; i0 += TOKEN_CHUNK) {
             size_t cn = n - i0 < TOKEN_CHUNK ? n - i0 : TOKEN_CHUNK;
             float out[TOKEN_CHUNK];
             if (cn == TOKEN_CHUNK)
-                portable_row_tokens(rp, sc, a, i0, TOKEN_CHUNK, groups, bpg, step, half, np, widths, codes, out);
+                portable_row_tokens(rp, sc, a, i0, TOKEN_CHUNK, groups, bpg, step, half, np, widths, rs, codes, out);
             else
-                portable_row_tokens(rp, sc, a, i0, cn, groups, bpg, step, half, np, widths, codes, out);
+                portable_row_tokens(rp, sc, a, i0, cn, groups, bpg, step, half, np, widths, rs, codes, out);
             for (size_t i = 0; i < cn; i++) y[(i0 + i) * ldy + j] = out[i];
         }
     }

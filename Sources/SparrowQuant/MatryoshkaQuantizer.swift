@@ -11,13 +11,18 @@ public struct QuantizedMatrix: Sendable {
     public var scales: [UInt16]
     /// planes[k]: the bits level k adds, packed as the kernels read them.
     public var planes: [[UInt8]]
+    /// E2M1 codes: `[rows][cols / 64]` shift bytes (empty for the uniform grid).
+    public var shifts: [UInt8]
 
-    public init(rows: Int, cols: Int, scheme: MatryoshkaScheme, scales: [UInt16], planes: [[UInt8]]) {
+    public init(
+        rows: Int, cols: Int, scheme: MatryoshkaScheme, scales: [UInt16], planes: [[UInt8]], shifts: [UInt8] = []
+    ) {
         self.rows = rows
         self.cols = cols
         self.scheme = scheme
         self.scales = scales
         self.planes = planes
+        self.shifts = shifts
     }
 }
 
@@ -29,23 +34,40 @@ public enum MatryoshkaQuantizer {
     {
         let groups = cols / scheme.groupSize
         let widths = scheme.planeWidths
+        let e2m1 = scheme.codebook == .e2m1
         let scales = UnsafeMutableBufferPointer<UInt16>.allocate(capacity: rows * groups * 2)
         let planes = widths.map { UnsafeMutableBufferPointer<UInt8>.allocate(capacity: rows * cols * $0 / 8) }
+        let shifts = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: e2m1 ? rows * cols / 64 : 0)
+        let codes = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: e2m1 ? rows * cols : 0)
         defer {
             scales.deallocate()
             for p in planes { p.deallocate() }
+            shifts.deallocate()
+            codes.deallocate()
         }
         for p in planes { p.initialize(repeating: 0) }
         let chunk = max(1, min(rows, 64))
         let tasks = (rows + chunk - 1) / chunk
         Parallel.forEach(tasks) { t in
-            let r0 = t * chunk
-            quantizeRows(
-                w, rows: r0..<min(rows, r0 + chunk), cols: cols, scheme: scheme, scales: scales.baseAddress!,
-                planes: planes.map { $0.baseAddress! })
+            let rows = t * chunk..<min(rows, t * chunk + chunk)
+            guard e2m1 else {
+                quantizeRows(
+                    w, rows: rows, cols: cols, scheme: scheme, scales: scales.baseAddress!,
+                    planes: planes.map { $0.baseAddress! })
+                return
+            }
+            E2M1Quantizer.quantizeRows(
+                w, rows: rows, cols: cols, scales: scales.baseAddress!, shifts: shifts.baseAddress!,
+                codes: codes.baseAddress!)
+            for r in rows {
+                pack(
+                    UnsafeBufferPointer(rebasing: codes[r * cols..<(r + 1) * cols]), row: r, cols: cols, scheme: scheme,
+                    into: planes.map { $0.baseAddress! })
+            }
         }
         return QuantizedMatrix(
-            rows: rows, cols: cols, scheme: scheme, scales: Array(scales), planes: planes.map { Array($0) })
+            rows: rows, cols: cols, scheme: scheme, scales: Array(scales), planes: planes.map { Array($0) },
+            shifts: Array(shifts))
     }
 
     /// Quantizes rows `range` of `w` into their places in `scales` and `planes`.

@@ -9,11 +9,26 @@ public struct MatryoshkaScheme: Codable, Sendable, Equatable {
     public var levels: [Int]
     /// Weights per group along the input dimension (a multiple of 16).
     public var groupSize: Int
+    /// What the codes stand for: nil, the uniform 8-bit grid above; `.e2m1`, MXFP4 kept as it is.
+    public var codebook: Codebook?
 
     /// Nested levels of `levels` bits (ascending), scales per `groupSize` weights of a row.
-    public init(levels: [Int], groupSize: Int) {
+    public init(levels: [Int], groupSize: Int, codebook: Codebook? = nil) {
         self.levels = levels
         self.groupSize = groupSize
+        self.codebook = codebook
+    }
+
+    /// MXFP4 kept as it is (docs/QUANT.md, "The MXFP4 level"): a 4-bit level of E2M1 codes, exact
+    /// for weights that are MXFP4 blocks (gpt-oss's experts), with its 2-bit prefix below it.
+    public static let mxfp4 = MatryoshkaScheme(levels: [2, 4], groupSize: 64, codebook: .e2m1)
+
+    /// What the stored codes of a scheme stand for.
+    public enum Codebook: String, Codable, Sendable {
+        /// E2M1, MXFP4's element format: per 32 weights a power-of-two scale and 4-bit codes ±{0,
+        /// 0.5, 1, 1.5, 2, 3, 4, 6}; the 2-bit prefix is the sign and the top exponent bit. Stored
+        /// per group of 64 as an 8-bit grid (m = −128 d, d a power of two) and one shift byte.
+        case e2m1
     }
 
     /// Bits each level's plane adds (e.g. [2, 2, 4] for levels [2, 4, 8]).
@@ -33,6 +48,12 @@ public struct MatryoshkaScheme: Codable, Sendable, Equatable {
         }
         guard groupSize >= 16, groupSize % 16 == 0, groupSize <= 4096 else {
             throw .badGroupSize(groupSize, "must be a multiple of 16 between 16 and 4096")
+        }
+        if codebook == .e2m1 {
+            guard levels == [2, 4] || levels == [4] else {
+                throw .unsupportedLevels(levels, "E2M1 (mxfp4) codes have the levels 2,4 or 4")
+            }
+            guard groupSize == 64 else { throw .badGroupSize(groupSize, "must be 64 for E2M1 (mxfp4) codes") }
         }
     }
 

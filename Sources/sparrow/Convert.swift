@@ -19,7 +19,9 @@ struct Convert: ParsableCommand {
 
     @Option(
         name: .customLong("expert-levels"),
-        help: "Nested expert precision levels in bits, e.g. 2,4,8 or 4,8; 'none' keeps experts in float.")
+        help:
+            "Nested expert precision levels in bits, e.g. 2,4,8 or 4,8; 'mxfp4' keeps MXFP4 (E2M1) codes, exact for gpt-oss's experts, levels 2,4 (group 64); 'none' keeps experts in float."
+    )
     var expertLevels: String = "2,4,8"
 
     @Option(
@@ -62,7 +64,10 @@ struct Convert: ParsableCommand {
             throw ValidationError("--dtype must be auto, f32, f16 or bf16 (got '\(dtype)')")
         }
         var scheme: MatryoshkaScheme?
-        if expertLevels != "none" {
+        if expertLevels == "mxfp4" {
+            guard groupSize == 64 else { throw ValidationError("--expert-levels mxfp4 needs --group-size 64") }
+            scheme = .mxfp4
+        } else if expertLevels != "none" {
             let levels = expertLevels.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !levels.isEmpty, levels.allSatisfy({ $0 != nil }) else {
                 throw ValidationError("--expert-levels must be a comma-separated list of bits (e.g. 2,4,8) or 'none'")
@@ -109,7 +114,8 @@ struct Convert: ParsableCommand {
                 "wrote \(output): \(s.config.architecture.rawValue), \(s.config.layerCount) layers, "
                     + "\(s.config.expertCount) experts (top-\(s.config.expertsPerToken)), "
                     + (scheme.map {
-                        "experts at \($0.levels.map(String.init).joined(separator: "/")) bits (group \($0.groupSize)), "
+                        "experts at \($0.levels.map(String.init).joined(separator: "/")) bits"
+                            + "\($0.codebook == .e2m1 ? " MXFP4" : "") (group \($0.groupSize)), "
                     } ?? "experts \(s.weightType.rawValue), ")
                     + "dense \(denseBits.map { "q\($0)" } ?? s.weightType.rawValue); "
                     + "dense \(formatBytes(s.denseBytes)), experts \(formatBytes(s.expertBytes)), "

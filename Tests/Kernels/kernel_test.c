@@ -288,6 +288,154 @@ static void test_quantized(int isa) {
     }
 }
 
+// ---------------------------------------------------------------------------
+// E2M1 matrices (MXFP4 weights kept as they are): random E2M1 codes, random shift bytes (their
+// upper bits must be ignored), power-of-two steps with m = -128 d. The values each code stands for
+// are worked out here from the E2M1 definition, not from the library's tables.
+
+/// The value of E2M1 code c (sign bit 3, exponent bits 2-1, mantissa bit 0).
+static double e2m1_value(unsigned c) {
+    static const double mag[8] = {0, 0.5, 1, 1.5, 2, 3, 4, 6};
+    return (c & 8 ? -1 : 1) * mag[c & 7];
+}
+
+/// n (the weight in steps d) of stored code t at `bits` (2: sign and top exponent bit) under shift k.
+static double e2m1_steps(unsigned t, unsigned bits, unsigned k) {
+    double v;
+    if (bits == 4) {
+        v = e2m1_value(t);
+    } else {  // the 2-bit prefix: ±0.75 for exponent bit 0 (±1 at k = 0, for an integer), ±3 else
+        double mag = (t & 1) ? 3 : (k == 0 ? 1 : 0.75);
+        v = (t & 2) ? -mag : mag;
+    }
+    return v * (double)(1u << (k + 1));
+}
+
+static void test_e2m1(int isa) {
+    static const struct { size_t rows, cols, n; unsigned wide; } cases[] = {
+        {13, 256, 1, 0}, {7, 512, 5, 0}, {9, 64, 17, 0}, {3, 19200, 1, 0}, {3, 1024, 9, 1}, {4, 192, 2, 1},
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        size_t R = cases[ci].rows, C = cases[ci].cols, N = cases[ci].n, groups = C / 64;
+        // Widths {2, 2} (levels 2 and 4) or one 4-bit plane (level 4 alone).
+        uint8_t widths[2] = {2, 2};
+        unsigned nplanes = 2;
+        if (cases[ci].wide) { widths[0] = 4; nplanes = 1; }
+        uint8_t *codes = malloc(R * C), *shifts = malloc(R * groups);
+        uint16_t *scales = malloc(R * groups * 4);
+        for (size_t i = 0; i < R * C; i++) codes[i] = (uint8_t)(next_u32() & 15);
+        for (size_t i = 0; i < R * groups; i++) {
+            shifts[i] = (uint8_t)next_u32();
+            float d = ldexpf(1, -12 + (int)(next_u32() % 9));
+            scales[2 * i] = to_half(-128 * d);
+            scales[2 * i + 1] = to_half(d);
+        }
+        uint8_t *planes[2];
+        unsigned shift = 4;
+        for (unsigned k = 0; k < nplanes; k++) {
+            unsigned W = widths[k];
+            shift -= W;
+            size_t row_bytes = C * W / 8, bpb = 64 * W / 8;
+            planes[k] = calloc(R * row_bytes, 1);
+            for (size_t r = 0; r < R; r++)
+                for (size_t c = 0; c < C; c++) {
+                    unsigned v = (codes[r * C + c] >> shift) & ((1u << W) - 1);
+                    size_t blk = c / 64, i = c % 64;
+                    planes[k][r * row_bytes + blk * bpb + i % bpb] |= (uint8_t)(v << ((i / bpb) * W));
+                }
+        }
+        float *x = malloc(N * C * 4);
+        for (size_t i = 0; i < N * C; i++) x[i] = uniform(-1, 1) * ((next_u32() % 17) == 0 ? 12.0f : 1.0f);
+        spk_qact act = alloc_act(N, C, 64);
+        quantize_reference(x, N, C, &act);
+        spk_force_isa(isa);
+        // Levels: the 2-bit prefix (first plane of {2, 2}) and the 4-bit codes.
+        for (unsigned np = 1; np <= nplanes; np++) {
+            unsigned bits = cases[ci].wide ? 4 : 2 * np;
+            spk_qmatrix w;
+            memset(&w, 0, sizeof w);
+            w.rows = R;
+            w.cols = C;
+            w.group = 64;
+            w.scales = scales;
+            w.shifts = shifts;
+            for (unsigned k = 0; k < np; k++) {
+                w.planes[k] = planes[k];
+                w.widths[k] = widths[k];
+            }
+            w.nplanes = (uint8_t)np;
+            double *yf = malloc(N * R * 8), *yi = malloc(N * R * 8), *bf = malloc(N * R * 8), *bc = malloc(N * R * 8);
+            double *wv = malloc(C * 8);
+            int bad = 0;
+            float *row = malloc(C * 4);
+            for (size_t j = 0; j < R; j++) {
+                for (size_t c = 0; c < C; c++) {
+                    uint8_t sh = shifts[j * groups + c / 64];
+                    unsigned k = ((c % 64) < 32 ? sh : sh >> 2) & 3;
+                    double d = from_half(scales[(j * groups + c / 64) * 2 + 1]);
+                    wv[c] = d * e2m1_steps(codes[j * C + c] >> (4 - bits), bits, k);
+                }
+                if (isa == SPK_ISA_SCALAR) {  // the library's dequantized row: exact
+                    spk_qrow(&w, j, row);
+                    for (size_t c = 0; c < C; c++) bad |= row[c] != (float)wv[c];
+                }
+                for (size_t i = 0; i < N; i++) {
+                    double sf = 0, mag = 0, si = 0, cancel = 0;
+                    for (size_t g = 0; g < groups; g++) {
+                        double d = from_half(scales[(j * groups + g) * 2 + 1]);
+                        int64_t dot = 0, xabs = 0;
+                        for (size_t t = 0; t < 64; t++) {
+                            size_t c = g * 64 + t;
+                            sf += wv[c] * x[i * C + c];
+                            mag += fabs(wv[c] * x[i * C + c]);
+                            dot += (int64_t)llround(wv[c] / d) * act.q[i * C + c];
+                            xabs += llabs((int64_t)act.q[i * C + c]);
+                        }
+                        si += act.scale[i * groups + g] * d * (double)dot;
+                        cancel += act.scale[i * groups + g] * d * 256.0 * (double)xabs;
+                    }
+                    yf[i * R + j] = sf;
+                    yi[i * R + j] = si;
+                    bf[i * R + j] = mag;
+                    bc[i * R + j] = cancel;
+                }
+            }
+            CHECK(!bad, "spk_qrow of an E2M1 matrix, case %zu at %u bits", ci, bits);
+            float *y = malloc(N * R * 4);
+            int integer = spk_qgemm_is_integer(&w);
+            CHECK(integer == (isa != SPK_ISA_SCALAR), "%s: E2M1 is_integer %d", spk_isa_label(isa), integer);
+            spk_qgemm(&w, x, N, C, &act, 0, R, y, R);
+            bad = 0;
+            for (size_t i = 0; i < N * R && !bad; i++) {
+                double want = integer ? yi[i] : yf[i];
+                // The integer sums are exact; the kernels' d·Σu·x_q and m·Σx_q (u = 128 + n, m = -128 d)
+                // cancel to d·Σn·x_q up to float rounding of terms the size of 256 d·Σ|x_q|.
+                double tol = integer ? 2e-6 * (bf[i] + bc[i]) + 1e-6 : 1e-5 * bf[i] + 1e-6;
+                if (!(fabs(y[i] - want) <= tol)) {
+                    bad = 1;
+                    printf("  %s E2M1 case %zu bits %u at %zu: got %.7g want %.7g (tol %.3g)\n", spk_isa_label(isa),
+                           ci, bits, i, y[i], want, tol);
+                }
+            }
+            CHECK(!bad, "%s: E2M1 qgemm case %zu (%zux%zu n%zu) at %u bits", spk_isa_label(isa), ci, R, C, N, bits);
+            free(row);
+            free(y);
+            free(wv);
+            free(yf);
+            free(yi);
+            free(bf);
+            free(bc);
+        }
+        spk_force_isa(-1);
+        free_act(&act);
+        free(x);
+        for (unsigned k = 0; k < nplanes; k++) free(planes[k]);
+        free(codes);
+        free(shifts);
+        free(scales);
+    }
+}
+
 static void test_float_gemm(int isa) {
     const size_t shapes[][3] = {{1, 1, 1}, {1, 17, 5}, {3, 64, 8}, {5, 131, 13}, {1, 1024, 37}, {7, 300, 4}};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
@@ -403,6 +551,7 @@ int main(int argc, char **argv) {
             if (!spk_isa_available(isa)) continue;
             int before = failed;
             test_quantized(isa);
+            test_e2m1(isa);
             test_float_gemm(isa);
             printf("  %-8s %s\n", spk_isa_label(isa), failed == before ? "ok" : "FAILED");
         }

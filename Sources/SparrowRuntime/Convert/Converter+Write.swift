@@ -165,12 +165,17 @@ extension Converter {
         }
     }
 
-    /// Copies a quantized expert projection's scales and planes to their places in the record.
+    /// Copies a quantized expert projection's scales, shifts (E2M1 codes) and planes to their places
+    /// in the record.
     func copy(_ q: QuantizedMatrix, base: String, levels: [ExpertLevelLayout], into record: UnsafeMutableRawPointer) {
         for (k, level) in levels.enumerated() {
             for c in level.components where c.name.hasPrefix(base + ".") {
                 if c.name == QuantLayout.scalesName(base) {
                     q.scales.withUnsafeBytes {
+                        (record + c.offset).copyMemory(from: $0.baseAddress!, byteCount: c.length)
+                    }
+                } else if c.name == QuantLayout.shiftsName(base) {
+                    q.shifts.withUnsafeBytes {
                         (record + c.offset).copyMemory(from: $0.baseAddress!, byteCount: c.length)
                     }
                 } else {

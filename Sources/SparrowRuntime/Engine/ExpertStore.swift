@@ -90,12 +90,25 @@ final class MappedExpertStore: ExpertStore, @unchecked Sendable {
     private static func shape(of name: String, in levels: [ExpertLevelLayout], upTo level: Int) -> [Int]? {
         let all = levels[0...level].flatMap(\.components)
         if let c = all.first(where: { $0.name == name }) { return c.shape }
-        guard all.contains(where: { $0.name == QuantLayout.scalesName(name) }),
-            let p0 = all.first(where: { $0.name == QuantLayout.planeName(name, 0) })
+        guard let scales = all.first(where: { $0.name == QuantLayout.scalesName(name) }),
+            let p0 = all.first(where: { $0.name == QuantLayout.planeName(name, 0) }), p0.shape.count == 2
         else { return nil }
-        for l in 0...level
-        where !all.contains(where: { $0.name == QuantLayout.planeName(name, l) && $0.shape == p0.shape }) {
-            return nil
+        var bits = 0
+        for l in 0...level {
+            guard let p = all.first(where: { $0.name == QuantLayout.planeName(name, l) }), p.shape == p0.shape,
+                [2, 4, 8].contains(p.dtype.bits)
+            else { return nil }
+            bits += p.dtype.bits
+        }
+        let (rows, cols) = (p0.shape[0], p0.shape[1])
+        guard bits <= 8, scales.dtype == .f16, scales.shape.count == 3, scales.shape[0] == rows,
+            scales.shape[2] == 2, scales.shape[1] > 0, cols % scales.shape[1] == 0
+        else { return nil }
+        if let shifts = all.first(where: { $0.name == QuantLayout.shiftsName(name) }) {
+            // E2M1 codes: group 64, one shift byte per group, every level 2 or 4 bits.
+            guard shifts.dtype == .u8, shifts.shape == [rows, cols / 64], cols / scales.shape[1] == 64,
+                bits == 2 || bits == 4
+            else { return nil }
         }
         return p0.shape
     }
@@ -158,6 +171,7 @@ extension MLPWeights {
     static func matrix(_ name: String, base: UnsafeRawPointer, levels: [ExpertLevelLayout], level: Int) -> WeightMatrix
     {
         var scales: ExpertComponent?
+        var shifts: ExpertComponent?
         var planes: [(UnsafeRawPointer, DType)] = []
         var shape: [Int] = []
         for l in 0...level {
@@ -167,6 +181,7 @@ extension MLPWeights {
                         base: base + c.offset, type: c.dtype.kernelType, rows: c.shape[0], cols: c.shape[1])
                 }
                 if c.name == QuantLayout.scalesName(name) { scales = c }
+                if c.name == QuantLayout.shiftsName(name) { shifts = c }
                 if c.name == QuantLayout.planeName(name, l) {
                     planes.append((base + c.offset, c.dtype))
                     shape = c.shape
@@ -176,6 +191,6 @@ extension MLPWeights {
         let s = scales!
         return WeightMatrix(
             scales: base + s.offset, planes: planes.map(\.0), widths: planes.map(\.1.bits), rows: shape[0],
-            cols: shape[1], group: shape[1] / s.shape[1])
+            cols: shape[1], group: shape[1] / s.shape[1], shifts: shifts.map { base + $0.offset })
     }
 }
