@@ -8,6 +8,7 @@ level lists and group sizes, scores the samples teacher-forced with `sparrow log
 cost of each level.
 
   python3 Benchmarks/level_costs.py Tests/SparrowTests/Fixtures/gpt_oss --levels 2,4,8 --groups 16,32
+  python3 Benchmarks/level_costs.py Tests/SparrowTests/Fixtures/gpt_oss --levels mxfp4
 
 A trained model of the same architecture (Scripts/reference/train_tiny.py) is scored on held-out
 text instead: --samples OUT/held-out.npy --window 512.
@@ -64,9 +65,10 @@ def main():
         convert("--expert-levels", "none")
         base = perplexity(a.sparrow, spw, tokens, out, window=a.window)
         print(f"{os.path.basename(a.fixture.rstrip('/'))}: {tokens.size} tokens, float perplexity {base:.4f}")
+        mxfp4 = a.levels == "mxfp4"  # E2M1 codes kept as they are: levels 2,4, groups of 32 or 64
         for g in a.groups.split(","):
             convert("--expert-levels", a.levels, "--group-size", g)
-            for bits in a.levels.split(","):
+            for bits in ["2", "4"] if mxfp4 else a.levels.split(","):
                 p = perplexity(a.sparrow, spw, tokens, out, ("--expert-bits", bits), a.window)
                 print(f"  group {g:>3}  {bits}-bit  {p:.4f}  {100 * (p / base - 1):+.3f} %")
 

@@ -36,9 +36,9 @@ static inline unsigned qm_bits(const spk_qmatrix *w) {
 /// Bits of the codes the arithmetic sees: 8 for an E2M1 matrix (its table gives 8-bit codes).
 static inline unsigned qm_code_bits(const spk_qmatrix *w) { return w->shifts ? 8 : qm_bits(w); }
 
-/// The shift bytes of row r of an E2M1 matrix (one per 64 weights), NULL for a uniform one.
+/// The shift bytes of row r of an E2M1 matrix (one per group), NULL for a uniform one.
 static inline const uint8_t *qm_shift_row(const spk_qmatrix *w, size_t r) {
-    return w->shifts ? w->shifts + r * (w->cols / 64) : NULL;
+    return w->shifts ? w->shifts + r * (w->cols / w->group) : NULL;
 }
 
 /// Row r of plane k.
@@ -79,12 +79,11 @@ static const uint8_t qm_e2m1_codes[2][4][16] __attribute__((aligned(16))) = {
 /// The table of an E2M1 matrix's level of `bits` (2 or 4) for shift k (the low 2 bits of `k`).
 static inline const uint8_t *qm_e2m1_table(unsigned bits, unsigned k) { return qm_e2m1_codes[bits == 4][k & 3]; }
 
-/// Turns the 64 stored codes of one block of an E2M1 matrix into 8-bit codes: weights 0-31 take
-/// the shift in bits 0-1 of `shift`, weights 32-63 the one in bits 2-3.
-static inline void qm_e2m1_block(uint8_t codes[64], unsigned bits, uint8_t shift) {
+/// Turns the P (32 or 64) stored codes of one block (= group) of an E2M1 matrix into 8-bit codes:
+/// weights 0-31 take the shift in bits 0-1 of `shift`, weights 32-63 the one in bits 2-3.
+static inline void qm_e2m1_block(uint8_t *codes, size_t P, unsigned bits, uint8_t shift) {
     const uint8_t *a = qm_e2m1_table(bits, shift), *b = qm_e2m1_table(bits, shift >> 2);
-    for (int i = 0; i < 32; i++) codes[i] = a[codes[i] & 15];
-    for (int i = 32; i < 64; i++) codes[i] = b[codes[i] & 15];
+    for (size_t i = 0; i < P; i++) codes[i] = (i < 32 ? a : b)[codes[i] & 15];
 }
 
 /// 16 bytes as two 64-bit lanes (GNU C vector extension: SSE2 on x86-64, NEON on aarch64, pairs of

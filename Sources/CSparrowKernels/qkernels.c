@@ -17,8 +17,8 @@ static inline unsigned code_at(const spk_qmatrix *w, size_t r, size_t c) {
         t = (t << W) | ((byte >> (slot * W)) & ((1u << W) - 1));
     }
     if (w->shifts) {
-        uint8_t shift = qm_shift_row(w, r)[c / 64];
-        t = qm_e2m1_table(qm_bits(w), c % 64 < 32 ? shift : shift >> 2)[t & 15];
+        uint8_t shift = qm_shift_row(w, r)[c / w->group];
+        t = qm_e2m1_table(qm_bits(w), c % w->group < 32 ? shift : shift >> 2)[t & 15];
     }
     return t;
 }
@@ -43,7 +43,7 @@ void spk_qrow(const spk_qmatrix *w, size_t r, float *out) {
         for (size_t b = 0; b < G / P; b++) {
             size_t blk = g * (G / P) + b;
             qm_unpack_block(rp, w->widths, w->nplanes, P, blk, codes);
-            if (w->shifts) qm_e2m1_block(codes, qm_bits(w), qm_shift_row(w, r)[blk]);
+            if (w->shifts) qm_e2m1_block(codes, P, qm_bits(w), qm_shift_row(w, r)[blk]);
             for (size_t i = 0; i < P; i++) out[blk * P + i] = o + s * (float)codes[i];
         }
     }
@@ -126,9 +126,9 @@ static int widths_supported(const spk_qmatrix *w) {
     if (w->nplanes < 1 || w->nplanes > 4 || qm_bits(w) > 8) return 0;
     for (unsigned k = 0; k < w->nplanes; k++)
         if (w->widths[k] != 2 && w->widths[k] != 4 && w->widths[k] != 8) return 0;
-    // E2M1 matrices: 2- or 4-bit codes in blocks of 64 (anything else takes the float path, whose
-    // table lookup masks the code).
-    return !w->shifts || (w->group == 64 && (qm_bits(w) == 2 || qm_bits(w) == 4));
+    // E2M1 matrices: 2- or 4-bit codes in groups of 32 or 64 (anything else takes the float path,
+    // whose table lookup masks the code).
+    return !w->shifts || ((w->group == 64 || w->group == 32) && (qm_bits(w) == 2 || qm_bits(w) == 4));
 }
 
 int spk_qgemm_is_integer(const spk_qmatrix *w) {

@@ -30,7 +30,7 @@ void spk_qgemm_float_scalar(const spk_qmatrix *w, const float *x, size_t n, size
             for (size_t b = 0; b < bpg; b++) {
                 size_t blk = g * bpg + b;
                 qm_unpack_block(rp, w->widths, w->nplanes, P, blk, codes);
-                if (w->shifts && P == 64) qm_e2m1_block(codes, qm_bits(w), qm_shift_row(w, j)[blk]);
+                if (w->shifts) qm_e2m1_block(codes, P, qm_bits(w), qm_shift_row(w, j)[blk]);
                 for (size_t t = 0; t < P; t++) wf[t] = o + s * (float)codes[t];
                 for (size_t i = 0; i < n; i++) {
                     const float *xi = x + i * ldx + blk * P;
@@ -66,7 +66,7 @@ static inline int32_t dot_u8s8(const uint8_t *c, const int8_t *x, size_t len) {
 static void qgemm_portable_any(const spk_qmatrix *w, const spk_qact *a, size_t n, size_t row0, size_t row1, float *y,
                                size_t ldy) {
     size_t G = w->group, groups = w->cols / G, P = qm_block(w), bpg = G / P;
-    float step = (float)(1u << (8 - qm_bits(w))), half = (step - 1) * 0.5f;
+    float step = (float)(1u << (8 - qm_code_bits(w))), half = (step - 1) * 0.5f;
     uint8_t codes[4096] __attribute__((aligned(64)));
     for (size_t j = row0; j < row1; j++) {
         const uint8_t *rp[4];
@@ -83,6 +83,7 @@ static void qgemm_portable_any(const spk_qmatrix *w, const spk_qact *a, size_t n
                 for (size_t b = 0; b < bpg; b++) {
                     size_t blk = g * bpg + b;
                     qm_unpack_block(rp, w->widths, w->nplanes, P, blk, codes);
+                    if (w->shifts) qm_e2m1_block(codes, P, qm_bits(w), qm_shift_row(w, j)[blk]);
                     for (size_t i = 0; i < cn; i++) {
                         const int8_t *xq = a->q + (i0 + i) * a->cols + blk * P;
                         isum[i] += P == 64 ? dot64_u8s8(codes, xq) : dot_u8s8(codes, xq, P);
@@ -108,7 +109,7 @@ __attribute__((always_inline)) static inline void unpack64(const uint8_t *const 
     if (rs) {
         unsigned bits = 0;
         for (unsigned k = 0; k < np; k++) bits += widths[k];
-        qm_e2m1_block(t, bits, rs[blk]);
+        qm_e2m1_block(t, 64, bits, rs[blk]);
     }
 }
 

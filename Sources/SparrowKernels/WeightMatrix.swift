@@ -22,8 +22,8 @@ public struct WeightMatrix: @unchecked Sendable {
     /// A matryoshka-quantized matrix viewed at the level its planes select (docs/QUANT.md):
     /// `scales` holds `[rows][cols / group][2]` f16 (min, step); `planes[k]` the bytes of plane k
     /// (`rows × cols × widths[k] / 8`), most significant plane first. Widths are 2, 4 or 8 bits and add
-    /// up to at most 8; `group` divides `cols`. With `shifts` (`[rows][cols / 64]` bytes) the codes
-    /// are E2M1 codes (group 64, 2 or 4 bits; `spk_qmatrix`). Callers validate what they read from
+    /// up to at most 8; `group` divides `cols`. With `shifts` (`[rows][cols / group]` bytes) the
+    /// codes are E2M1 codes (group 64 or 32, 2 or 4 bits; `spk_qmatrix`). Callers validate what they read from
     /// a file first.
     public init(
         scales: UnsafeRawPointer, planes: [UnsafeRawPointer], widths: [Int], rows: Int, cols: Int, group: Int,
@@ -32,7 +32,7 @@ public struct WeightMatrix: @unchecked Sendable {
         precondition((1...4).contains(planes.count) && planes.count == widths.count, "1 to 4 planes, one width each")
         precondition(widths.allSatisfy { [2, 4, 8].contains($0) } && widths.reduce(0, +) <= 8, "plane widths \(widths)")
         precondition(group > 0 && cols % group == 0, "group \(group) does not divide \(cols) columns")
-        precondition(shifts == nil || (group == 64 && [2, 4].contains(widths.reduce(0, +))), "E2M1 layout")
+        precondition(shifts == nil || ([32, 64].contains(group) && [2, 4].contains(widths.reduce(0, +))), "E2M1 layout")
         var q = spk_qmatrix()
         q.rows = rows
         q.cols = cols
@@ -76,7 +76,8 @@ public struct WeightMatrix: @unchecked Sendable {
         case .quantized(let q):
             var bits = 0
             for k in 0..<Int(q.nplanes) { bits += Int(withUnsafeBytes(of: q.widths) { $0[k] }) }
-            return rows * cols * bits / 8 + rows * (cols / q.group) * 4 + (q.shifts == nil ? 0 : rows * cols / 64)
+            return rows * cols * bits / 8 + rows * (cols / q.group) * 4
+                + (q.shifts == nil ? 0 : rows * (cols / q.group))
         }
     }
 
@@ -97,7 +98,7 @@ public struct WeightMatrix: @unchecked Sendable {
                 base: p + range.lowerBound * cols * spk_dtype_size(t), type: t, rows: range.count, cols: cols)
         case .quantized(var q):
             q.scales = q.scales! + range.lowerBound * (cols / q.group) * 2
-            q.shifts = q.shifts.map { $0 + range.lowerBound * (cols / 64) }
+            q.shifts = q.shifts.map { $0 + range.lowerBound * (cols / q.group) }
             let n = Int(q.nplanes)
             withUnsafeBytes(of: q.widths) { widths in
                 withUnsafeMutableBytes(of: &q.planes) { planes in
@@ -122,7 +123,7 @@ public struct WeightMatrix: @unchecked Sendable {
             return [(p, cols * spk_dtype_size(t))]
         case .quantized(let q):
             var pieces: [(start: UnsafeRawPointer, bytes: Int)] = [(UnsafeRawPointer(q.scales!), (cols / q.group) * 4)]
-            if let shifts = q.shifts { pieces.append((UnsafeRawPointer(shifts), cols / 64)) }
+            if let shifts = q.shifts { pieces.append((UnsafeRawPointer(shifts), cols / q.group)) }
             withUnsafeBytes(of: q.planes) { planes in
                 withUnsafeBytes(of: q.widths) { widths in
                     for k in 0..<Int(q.nplanes) {
@@ -147,7 +148,7 @@ public struct WeightMatrix: @unchecked Sendable {
             var plane = packed + (cols / q.group) * 4
             if q.shifts != nil {
                 q.shifts = plane.assumingMemoryBound(to: UInt8.self)
-                plane += cols / 64
+                plane += cols / q.group
             }
             let n = Int(q.nplanes)
             withUnsafeBytes(of: q.widths) { widths in

@@ -11,7 +11,7 @@ public struct QuantizedMatrix: Sendable {
     public var scales: [UInt16]
     /// planes[k]: the bits level k adds, packed as the kernels read them.
     public var planes: [[UInt8]]
-    /// E2M1 codes: `[rows][cols / 64]` shift bytes (empty for the uniform grid).
+    /// E2M1 codes: `[rows][cols / group]` shift bytes (empty for the uniform grid).
     public var shifts: [UInt8]
 
     public init(
@@ -37,7 +37,7 @@ public enum MatryoshkaQuantizer {
         let e2m1 = scheme.codebook == .e2m1
         let scales = UnsafeMutableBufferPointer<UInt16>.allocate(capacity: rows * groups * 2)
         let planes = widths.map { UnsafeMutableBufferPointer<UInt8>.allocate(capacity: rows * cols * $0 / 8) }
-        let shifts = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: e2m1 ? rows * cols / 64 : 0)
+        let shifts = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: e2m1 ? rows * groups : 0)
         let codes = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: e2m1 ? rows * cols : 0)
         defer {
             scales.deallocate()
@@ -57,8 +57,8 @@ public enum MatryoshkaQuantizer {
                 return
             }
             E2M1Quantizer.quantizeRows(
-                w, rows: rows, cols: cols, scales: scales.baseAddress!, shifts: shifts.baseAddress!,
-                codes: codes.baseAddress!)
+                w, rows: rows, cols: cols, group: scheme.groupSize, scales: scales.baseAddress!,
+                shifts: shifts.baseAddress!, codes: codes.baseAddress!)
             for r in rows {
                 pack(
                     UnsafeBufferPointer(rebasing: codes[r * cols..<(r + 1) * cols]), row: r, cols: cols, scheme: scheme,

@@ -20,14 +20,18 @@ public struct MatryoshkaScheme: Codable, Sendable, Equatable {
     }
 
     /// MXFP4 kept as it is (docs/QUANT.md, "The MXFP4 level"): a 4-bit level of E2M1 codes, exact
-    /// for weights that are MXFP4 blocks (gpt-oss's experts), with its 2-bit prefix below it.
-    public static let mxfp4 = MatryoshkaScheme(levels: [2, 4], groupSize: 64, codebook: .e2m1)
+    /// for weights that are MXFP4 blocks (gpt-oss's experts), with its 2-bit prefix below it; groups
+    /// of 64 (two blocks: the SIMD kernels) or 32 (one block, for sizes 64 does not divide: the
+    /// portable kernels).
+    public static func mxfp4(groupSize: Int = 64) -> MatryoshkaScheme {
+        MatryoshkaScheme(levels: [2, 4], groupSize: groupSize, codebook: .e2m1)
+    }
 
     /// What the stored codes of a scheme stand for.
     public enum Codebook: String, Codable, Sendable {
         /// E2M1, MXFP4's element format: per 32 weights a power-of-two scale and 4-bit codes ±{0,
         /// 0.5, 1, 1.5, 2, 3, 4, 6}; the 2-bit prefix is the sign and the top exponent bit. Stored
-        /// per group of 64 as an 8-bit grid (m = −128 d, d a power of two) and one shift byte.
+        /// per group (64 or 32) as an 8-bit grid (m = −128 d, d a power of two) and one shift byte.
         case e2m1
     }
 
@@ -53,7 +57,9 @@ public struct MatryoshkaScheme: Codable, Sendable, Equatable {
             guard levels == [2, 4] || levels == [4] else {
                 throw .unsupportedLevels(levels, "E2M1 (mxfp4) codes have the levels 2,4 or 4")
             }
-            guard groupSize == 64 else { throw .badGroupSize(groupSize, "must be 64 for E2M1 (mxfp4) codes") }
+            guard groupSize == 64 || groupSize == 32 else {
+                throw .badGroupSize(groupSize, "must be 64 (or 32, slower) for E2M1 (mxfp4) codes")
+            }
         }
     }
 

@@ -20,9 +20,9 @@ struct Convert: ParsableCommand {
     @Option(
         name: .customLong("expert-levels"),
         help:
-            "Nested expert precision levels in bits, e.g. 2,4,8 or 4,8; 'mxfp4' keeps MXFP4 (E2M1) codes, exact for gpt-oss's experts, levels 2,4 (group 64); 'none' keeps experts in float."
+            "Nested expert precision levels in bits, e.g. 2,4,8 or 4,8; 'mxfp4': E2M1 codes, exact for experts shipped in MXFP4, levels 2,4 (group 64, or 32); 'none' keeps experts in float. Default: mxfp4 for experts shipped in MXFP4 (gpt-oss), else 2,4,8."
     )
-    var expertLevels: String = "2,4,8"
+    var expertLevels: String?
 
     @Option(
         name: .customLong("group-size"),
@@ -64,9 +64,10 @@ struct Convert: ParsableCommand {
             throw ValidationError("--dtype must be auto, f32, f16 or bf16 (got '\(dtype)')")
         }
         var scheme: MatryoshkaScheme?
+        let expertLevels = self.expertLevels ?? "2,4,8"
         if expertLevels == "mxfp4" {
-            guard groupSize == 64 else { throw ValidationError("--expert-levels mxfp4 needs --group-size 64") }
-            scheme = .mxfp4
+            scheme = .mxfp4(groupSize: groupSize)
+            do { try scheme!.validate() } catch { throw ValidationError("--expert-levels/--group-size: \(error)") }
         } else if expertLevels != "none" {
             let levels = expertLevels.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !levels.isEmpty, levels.allSatisfy({ $0 != nil }) else {
@@ -92,13 +93,12 @@ struct Convert: ParsableCommand {
         }
         return .init(
             weightType: type, expertScheme: scheme, denseBits: denseBits, denseGroupSize: groupSize,
-            zstdMinSaving: zstd, force: force)
+            zstdMinSaving: zstd, force: force, keepMXFP4: self.expertLevels == nil)
     }
 
     func run() throws {
         Interruption.removeTemporaryFilesOnSignal()
         let options = try converterOptions()
-        let scheme = options.expertScheme
         let denseBits = options.denseBits
         let zstd = options.zstdMinSaving
         let start = Date()
@@ -113,7 +113,7 @@ struct Convert: ParsableCommand {
             print(
                 "wrote \(output): \(s.config.architecture.rawValue), \(s.config.layerCount) layers, "
                     + "\(s.config.expertCount) experts (top-\(s.config.expertsPerToken)), "
-                    + (scheme.map {
+                    + (s.expertScheme.map {
                         "experts at \($0.levels.map(String.init).joined(separator: "/")) bits"
                             + "\($0.codebook == .e2m1 ? " MXFP4" : "") (group \($0.groupSize)), "
                     } ?? "experts \(s.weightType.rawValue), ")

@@ -134,10 +134,11 @@ typedef struct spk_qmatrix {
     /// How many planes to use (1 ... 4); their widths add up to the level's bits.
     uint8_t nplanes;
     /// NULL for the uniform grid above. Otherwise an **E2M1 matrix** (MXFP4 weights kept as they
-    /// are, docs/QUANT.md): group 64, levels of 2 or 4 bits whose codes are E2M1 codes (the 2-bit
-    /// level their sign and top exponent bit), and per row and group one byte: bits 0-1 the shift k
-    /// of weights 0-31, bits 2-3 that of weights 32-63. Each code stands for the 8-bit code
-    /// u = 128 + v · 2^(k+1) (v its E2M1 value), read on the group's 8-bit grid (m = -128 d).
+    /// are, docs/QUANT.md): group 64 (or 32: the portable paths only), levels of 2 or 4 bits whose
+    /// codes are E2M1 codes (the 2-bit level their sign and top exponent bit), and per row and
+    /// group one byte: bits 0-1 the shift k of the group's weights 0-31, bits 2-3 that of 32-63.
+    /// Each code stands for the 8-bit code u = 128 + v · 2^(k+1) (v its E2M1 value), read on the
+    /// group's 8-bit grid (m = -128 d).
     const uint8_t *shifts;
 } spk_qmatrix;
 

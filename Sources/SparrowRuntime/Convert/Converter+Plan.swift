@@ -55,7 +55,7 @@ extension Converter {
         let embedding = try resolver.find(.embedding, shape: [config.vocabSize, config.hiddenSize])
         let weightType = options.weightType ?? embedding.1.dtype!
         guard weightType.isFloat else { throw .invalidArgument("weight type must be f32, f16 or bf16") }
-        let scheme = options.expertScheme
+        let scheme = try expertScheme(config: config, resolver: resolver)
         try checkQuantization(config: config, scheme: scheme)
         let denseSchemes = try dense.map { (item) throws(SparrowError) in try denseScheme(item, expertScheme: scheme) }
         let levels = DenseLayout.expertLevels(config, type: weightType, scheme: scheme)
@@ -68,6 +68,20 @@ extension Converter {
             levelRanges: ends.indices.map { k in (k == 0 ? 0 : ends[k - 1])..<ends[k] },
             moeLayers: (0..<config.layerCount).filter { config.moeLayers[$0] }, tokenizer: Array(tokenizer),
             scratchBytes: max(largestDense, recordSize, 1))
+    }
+
+    /// The experts' scheme: the options', or, where the checkpoint ships its experts in MXFP4 and the
+    /// options keep it (the default), the MXFP4 level: exact for them, and measured better than
+    /// the uniform levels at 4 bits and under a budget (docs/QUANT.md). Groups of 64 where the
+    /// shapes allow, else 32.
+    private func expertScheme(config: ModelConfig, resolver: TensorResolver) throws(SparrowError)
+        -> MatryoshkaScheme?
+    {
+        guard options.keepMXFP4, options.expertScheme != nil, let l = config.moeLayers.firstIndex(of: true),
+            case .mxfp4 = try resolver.expertSource(layer: l, config: config)
+        else { return options.expertScheme }
+        let fits64 = config.hiddenSize % 64 == 0 && config.expertIntermediateSize % 64 == 0
+        return .mxfp4(groupSize: fits64 ? 64 : 32)
     }
 
     /// The expert scheme fits the model's shapes; the dense bits and zstd saving are in range.

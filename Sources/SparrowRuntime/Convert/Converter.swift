@@ -28,12 +28,16 @@ public struct Converter {
         public var zstdMinSaving: Double?
         /// Replace an existing output file.
         public var force: Bool
+        /// Experts the checkpoint ships in MXFP4 (gpt-oss) keep their E2M1 codes, the MXFP4 level
+        /// (`MatryoshkaScheme.mxfp4`, exact for them), instead of `expertScheme` (unless that is nil).
+        public var keepMXFP4: Bool
 
         /// Options with the measured defaults (experts at 2, 4 and 8 bits, dense weights in the checkpoint's float type).
         public init(
             weightType: DType? = nil, expertScheme: MatryoshkaScheme? = Converter.defaultScheme, denseBits: Int? = nil,
-            denseGroupSize: Int? = nil, zstdMinSaving: Double? = nil, force: Bool = false
+            denseGroupSize: Int? = nil, zstdMinSaving: Double? = nil, force: Bool = false, keepMXFP4: Bool = true
         ) {
+            self.keepMXFP4 = keepMXFP4
             self.zstdMinSaving = zstdMinSaving
             self.denseGroupSize = denseGroupSize
             self.weightType = weightType
@@ -55,6 +59,8 @@ public struct Converter {
         public var config: ModelConfig
         /// The float type dense weights were stored in.
         public var weightType: DType
+        /// How the experts were quantized (the options', or the MXFP4 level they kept); nil: float.
+        public var expertScheme: MatryoshkaScheme?
         /// Bytes of dense weights written.
         public var denseBytes: Int
         /// Bytes of expert records (decoded size).
@@ -128,7 +134,7 @@ public struct Converter {
         }
         let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
         return Summary(
-            config: plan.config, weightType: plan.weightType, denseBytes: tally.denseBytes,
+            config: plan.config, weightType: plan.weightType, expertScheme: plan.scheme, denseBytes: tally.denseBytes,
             expertBytes: tally.expertBytes,
             fileBytes: size, compressedLevels: tally.compressedLevels, compressionSaved: tally.compressionSaved)
     }

@@ -105,8 +105,9 @@ final class MappedExpertStore: ExpertStore, @unchecked Sendable {
             scales.shape[2] == 2, scales.shape[1] > 0, cols % scales.shape[1] == 0
         else { return nil }
         if let shifts = all.first(where: { $0.name == QuantLayout.shiftsName(name) }) {
-            // E2M1 codes: group 64, one shift byte per group, every level 2 or 4 bits.
-            guard shifts.dtype == .u8, shifts.shape == [rows, cols / 64], cols / scales.shape[1] == 64,
+            // E2M1 codes: groups of 64 or 32, one shift byte per group, every level 2 or 4 bits.
+            guard shifts.dtype == .u8, shifts.shape == [rows, scales.shape[1]],
+                [32, 64].contains(cols / scales.shape[1]),
                 bits == 2 || bits == 4
             else { return nil }
         }
