@@ -1,8 +1,8 @@
 /// MXFP4 kept as it is (docs/QUANT.md, "The MXFP4 level"): every 32 weights of a row an OCP
 /// microscaling block, a power-of-two scale and E2M1 codes; per group of 64 (two blocks, A and B)
 /// or 32 (one) an 8-bit grid d = 2^(e₀ − 1), m = −128 d and a shift byte k_A | k_B << 2, each
-/// block's scale being 2^(e₀ + k). Weights that are MXFP4 blocks (gpt-oss's experts, dequantized exactly) come back
-/// exactly; any other weights are rounded to E2M1 as MXFP4 quantizers round them.
+/// block's scale being 2^(e₀ + k). Weights that are MXFP4 blocks (gpt-oss's experts, dequantized
+/// exactly) come back exactly; any other weights are rounded to E2M1 as MXFP4 quantizers round them.
 enum E2M1Quantizer {
     /// E2M1 magnitudes by code (the sign is bit 3).
     static let magnitudes: [Float] = [0, 0.5, 1, 1.5, 2, 3, 4, 6]
@@ -50,6 +50,7 @@ enum E2M1Quantizer {
     /// The E2M1 code nearest to `v` (ties to the even code, beyond ±6 saturated, NaN to 0).
     static func code(_ v: Float) -> UInt8 {
         guard !v.isNaN else { return 0 }
+        guard v.isFinite else { return v < 0 ? 15 : 7 }
         let a = abs(v)
         var best = 0
         for c in 1..<8 {

@@ -123,6 +123,19 @@ import Testing
         #expect(throws: Never.self) { try MatryoshkaScheme.mxfp4(groupSize: 32).validate() }
     }
 
+    /// A checkpoint that ships its experts in MXFP4 keeps them so unless asked otherwise.
+    @Test func mxfp4CheckpointsKeepTheirCodesByDefault() throws {
+        let source = Paths.fixtures + "/variants/gpt_oss_mxfp4"
+        let uniform = MatryoshkaScheme(levels: [2, 4, 8], groupSize: 32)
+        let kept = try Converted.model(source, options: .init(expertScheme: uniform), tag: "kept")
+        #expect(kept.expertBits == [2, 4])
+        let asked = try Converted.model(source, options: .init(expertScheme: uniform, keepMXFP4: false), tag: "asked")
+        #expect(asked.expertBits == [2, 4, 8])
+        let bf16 = try Converted.model(
+            Paths.fixtures + "/gpt_oss", options: .init(expertScheme: uniform), tag: "q248-32")
+        #expect(bf16.expertBits == [2, 4, 8])  // float sources keep the levels asked for
+    }
+
     /// gpt-oss's experts are MXFP4 blocks: converted to the MXFP4 level they are the float
     /// model's weights exactly (the float kernel path, which dequantizes the weights, gives the
     /// float model's logits to rounding), the integer paths are as close to transformers as the
