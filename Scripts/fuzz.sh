@@ -5,8 +5,8 @@
 # the parsers: ~4.7 k counters instead of ~36 k, the seeds judged uninteresting and dropped).
 #   Scripts/fuzz.sh TARGET [libFuzzer options]      default options: -max_total_time=60
 #   TARGET: spw safetensors config tokenizer-json tokenize profile, or all
-# Seeds: the committed Fuzz/Corpus/TARGET, plus (spw) a whole small model converted from a test
-# fixture. New inputs go to .build/fuzz/corpus/TARGET (not committed); a crash leaves its input in
+# Seeds: the committed Fuzz/Corpus/TARGET, plus (spw) two whole small models converted from test
+# fixtures (uniform levels; the MXFP4 level). New inputs go to .build/fuzz/corpus/TARGET (not committed); a crash leaves its input in
 # .build/fuzz/ and fails the script — turn it into a regression test.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -40,10 +40,12 @@ log=$(cd "$root/Fuzz" && swift build -c debug --sanitize=fuzzer --sanitize=addre
 grep -E "error|warning: unre|Compiling Fuzz" <<<"$log" || true
 binary="$root/Fuzz/.build/debug/$product"
 [ "$built" -eq 0 ] && [ -x "$binary" ] || { echo "fuzz.sh: $product did not build" >&2; exit 1; }
-if [ "$target" = spw ] && [ ! -s "$work/seeds/spw/qwen2_moe.spw" ]; then
+if [ "$target" = spw ] && [ ! -s "$work/seeds/spw/gpt_oss_mxfp4.spw" ]; then
     (cd "$root" && swift build -c release --product sparrow >/dev/null &&
         .build/release/sparrow convert Tests/SparrowTests/Fixtures/qwen2_moe -o "$work/seeds/spw/qwen2_moe.spw" \
-            --expert-levels 2,4 --force >/dev/null)
+            --expert-levels 2,4 --force >/dev/null &&
+        .build/release/sparrow convert Tests/SparrowTests/Fixtures/variants/gpt_oss_mxfp4 \
+            -o "$work/seeds/spw/gpt_oss_mxfp4.spw" --force >/dev/null)  # the MXFP4 level's layout
 fi
 echo "fuzz.sh: $target ${options[*]}"
 cd "$work"
