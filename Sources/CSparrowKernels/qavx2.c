@@ -151,52 +151,16 @@ AVX2_INLINE void token_factors(const float *ds, const float *mo, const float *xs
     }
 }
 
-/// An E2M1 matrix's 4-bit codes at decode (`SPK_E2M1_HALVES` groups at most): one constant table
-/// turns a code into 2v + 12 (0 … 24: unsigned, no sign trick, no table per shift), each half's
-/// pair sums are multiplied by 2^k in vpmaddwd (at most 2·24·127·8), and 12 · 2^k · the half's
-/// Σx_q (`hs`, once per call) is taken off per group: Σ n·x_q with n = 2v·2^k. Measured 1.2–1.3×
-/// the table-per-shift path, which the 2-bit codes and prefill keep (RESULTS.md).
-enum { SPK_E2M1_HALVES = 2048 };
-
-AVX2_INLINE __m256i dot64_e2m1(__m256i lo, __m256i hi, const int8_t *xq, uint8_t shift, __m256i table,
-                               const __m256i *pow2) {
-    __m256i x0 = _mm256_loadu_si256((const __m256i *)xq), x1 = _mm256_loadu_si256((const __m256i *)(xq + 32));
-    __m256i pl = _mm256_maddubs_epi16(_mm256_shuffle_epi8(table, lo), x0);
-    __m256i ph = _mm256_maddubs_epi16(_mm256_shuffle_epi8(table, hi), x1);
-    return _mm256_add_epi32(_mm256_madd_epi16(pl, pow2[shift & 3]), _mm256_madd_epi16(ph, pow2[(shift >> 2) & 3]));
-}
-
-/// 12 · (2^k_A · Σx_q over weights 0-31 + 2^k_B · Σx_q over 32-63) of group g: what the table's
-/// offset added to dot64_e2m1.
-AVX2_INLINE int32_t e2m1_offset(const int32_t *hs, size_t g, uint8_t shift) {
-    return 12 * ((hs[2 * g] << (shift & 3)) + (hs[2 * g + 1] << ((shift >> 2) & 3)));
-}
-
 /// Decode (one token): rows [j0, j1), two groups per step into two accumulators.
 AVX2_INLINE void decode_rows(const spk_qmatrix *w, const spk_qact *a, size_t j0, size_t j1, float *y, float step,
                              float offc, const unsigned np, const uint8_t *widths, const size_t bpg, const int eight,
                              const int table) {
     size_t groups = w->cols / w->group;
     float sv[FACTOR_CHUNK], ds[FACTOR_CHUNK], mo[FACTOR_CHUNK];
-    unsigned stored = 0;
-    for (unsigned k = 0; k < np; k++) stored += widths[k];
-    const int halves = table && stored == 4 && groups <= SPK_E2M1_HALVES;  // dot64_e2m1 (group 64)
-    int32_t hs[halves ? 2 * groups : 1];
-    __m256i pow2[4], e2m1 = _mm256_setzero_si256();
-    if (halves) {
-        static const int8_t offset_codes[16] = {12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0};
-        e2m1 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)offset_codes));
-        for (int k = 0; k < 4; k++) pow2[k] = _mm256_set1_epi16((short)(1 << k));
-        for (size_t h = 0; h < 2 * groups; h++) {
-            __m256i v = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(a->q + 32 * h)));
-            v = _mm256_add_epi16(v, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(a->q + 32 * h + 16))));
-            hs[h] = hsum_epi32(_mm256_madd_epi16(v, _mm256_set1_epi16(1)));
-        }
-    }
     for (size_t j = j0; j < j1; j++) {
         const uint8_t *rp[4];
         for (unsigned k = 0; k < np; k++) rp[k] = w->planes[k] + j * (w->cols * widths[k] / 8);
-        const uint8_t *rs = table ? qm_shift_row(w, j) : NULL, *ts = halves ? NULL : rs;
+        const uint8_t *rs = table ? qm_shift_row(w, j) : NULL;
         const uint16_t *sc = w->scales + j * groups * 2;
         __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, off = acc0;
         float offs = 0;
@@ -210,17 +174,10 @@ AVX2_INLINE void decode_rows(const spk_qmatrix *w, const spk_qact *a, size_t j0,
                 for (size_t b = 0; b < bpg; b++) {
                     size_t blk0 = (g0 + g) * bpg + b, blk1 = blk0 + bpg;
                     __m256i l0, h0, l1, h1;
-                    codes64(rp, widths, np, ts, blk0, &l0, &h0);
-                    codes64(rp, widths, np, ts, blk1, &l1, &h1);
-                    if (halves) {  // group 64: blk0 and blk1 are the groups
-                        i0 = dot64_e2m1(l0, h0, a->q + blk0 * 64, rs[blk0], e2m1, pow2);
-                        i1 = dot64_e2m1(l1, h1, a->q + blk1 * 64, rs[blk1], e2m1, pow2);
-                        offs -= sv[g] * (float)e2m1_offset(hs, blk0, rs[blk0]) +
-                                sv[g + 1] * (float)e2m1_offset(hs, blk1, rs[blk1]);
-                    } else {
-                        i0 = _mm256_add_epi32(i0, dot64(l0, h0, a->q + blk0 * 64, eight));
-                        i1 = _mm256_add_epi32(i1, dot64(l1, h1, a->q + blk1 * 64, eight));
-                    }
+                    codes64(rp, widths, np, rs, blk0, &l0, &h0);
+                    codes64(rp, widths, np, rs, blk1, &l1, &h1);
+                    i0 = _mm256_add_epi32(i0, dot64(l0, h0, a->q + blk0 * 64, eight));
+                    i1 = _mm256_add_epi32(i1, dot64(l1, h1, a->q + blk1 * 64, eight));
                 }
                 acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0), _mm256_set1_ps(sv[g]), acc0);
                 acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1), _mm256_set1_ps(sv[g + 1]), acc1);
@@ -230,13 +187,8 @@ AVX2_INLINE void decode_rows(const spk_qmatrix *w, const spk_qact *a, size_t j0,
                 for (size_t b = 0; b < bpg; b++) {
                     size_t blk = (g0 + g) * bpg + b;
                     __m256i l0, h0;
-                    codes64(rp, widths, np, ts, blk, &l0, &h0);
-                    if (halves) {
-                        i0 = dot64_e2m1(l0, h0, a->q + blk * 64, rs[blk], e2m1, pow2);
-                        offs -= sv[g] * (float)e2m1_offset(hs, blk, rs[blk]);
-                    } else {
-                        i0 = _mm256_add_epi32(i0, dot64(l0, h0, a->q + blk * 64, eight));
-                    }
+                    codes64(rp, widths, np, rs, blk, &l0, &h0);
+                    i0 = _mm256_add_epi32(i0, dot64(l0, h0, a->q + blk * 64, eight));
                 }
                 acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0), _mm256_set1_ps(sv[g]), acc0);
             }
