@@ -94,6 +94,8 @@ import Testing
         #expect(r.status != 0 && r.stderr.contains("exclude each other"))
         r = try runCLI(["run", "-m", "x.spw", "-p", "x", "--kv-type", "q4"])
         #expect(r.status != 0 && r.stderr.contains("--kv-type must be f32 or f16"))
+        r = try runCLI(["convert", Paths.demo, "-o", "/tmp/x.spw", "--expert-levels", "mxfp4", "--group-size", "16"])
+        #expect(r.status != 0 && r.stderr.contains("must be 64 (or 32, slower) for E2M1"), "\(r.stderr)")
         r = try runCLI(["convert", Paths.demo, "-o", "/tmp/x.spw", "--zstd-min-saving", "1.5"])
         #expect(r.status != 0 && r.stderr.contains("--zstd-min-saving must be 'off' or a fraction"))
         r = try runCLI(["iobench", Paths.demo + "/config.json", "--block-size", "1000"])
