@@ -23,24 +23,28 @@ struct GroupGrid {
     static let candidateCodes: [Float] = (0..<8).map { 180 + 75 * Float($0) / 7 }
     static let candidateShifts: [Float] = [0, 0.25, 0.5, 0.75, 1]
 
-    /// The grid for `count` weights (a multiple of 16) whose min and max are `lo` and `hi`. Most
-    /// weights get the grid whose 4-bit points fall on min and max (d = range/240, m = min −
-    /// 7.5 d). Weights that are one MXFP4 block (E2M1 points times a power of two: gpt-oss's
-    /// experts) get, among grids that clip none of them (the 8-bit error stays within half a
-    /// step), the one with the least squared error at 4 bits plus a quarter of it at 2 bits, the
-    /// levels that run under tight budgets: the min/max grid has no point on zero there. (That
-    /// search on bell-shaped weights made the trained demo worse at every level, 4-bit +0.027 →
-    /// +0.041 % over its 8-bit level, while it helped small trained models: docs/QUANT.md.) The
-    /// choice depends on the weights only, never on the level list, so a level of a nested record
-    /// still decodes exactly as the same level quantized alone.
+    /// How much less error the searched grid must give a group that is not an MXFP4 block before it
+    /// replaces the min/max grid (docs/QUANT.md: of 0, 0.05, 0.1, 0.2, 0.25 and never, 0.1 measured
+    /// best on the trained demo, and better than never on trained DeepSeek-V2/V3 and gpt-oss).
+    static let searchGain: Float = 0.1
+
+    /// The grid for `count` weights (a multiple of 16) whose min and max are `lo` and `hi`: among
+    /// grids that clip none of them (the 8-bit error stays within half a step), the one with the
+    /// least squared error at 4 bits plus a quarter of it at 2 bits, the levels that run under
+    /// tight budgets. Weights that are one MXFP4 block (E2M1 points times a power of two: gpt-oss's
+    /// experts) always take it (the min/max grid has no point on zero there); other weights keep
+    /// the grid whose 4-bit points fall on min and max (d = range/240, m = min − 7.5 d) unless the
+    /// search cuts that error by `searchGain` — a group whose outliers waste the min/max grid's
+    /// points. (Taking the search's grid whatever its gain made the trained demo worse at every
+    /// level: docs/QUANT.md.) The choice depends on the weights only, never on the level list, so
+    /// a level of a nested record still decodes exactly as the same level quantized alone.
     static func choose(_ w: UnsafePointer<Float>, count: Int, lo: Float, hi: Float) -> GroupGrid {
         let range = hi - lo
         let minMax = GroupGrid(m: lo - 7.5 * (range / 240), d: range / 240)
-        guard range > 0, range.isFinite, minMax.d > 0, isMXFP4Block(w, count: count, lo: lo, hi: hi) else {
-            return minMax
-        }
+        guard range > 0, range.isFinite, minMax.d > 0 else { return minMax }
+        let minMaxError = error(of: minMax, w, count: count)
         var best = minMax
-        var bestError = error(of: minMax, w, count: count)
+        var bestError = minMaxError
         for codes in candidateCodes {
             let d = Float(Float16(range / codes))
             let slack = 255 * d - range
@@ -55,7 +59,10 @@ struct GroupGrid {
                 }
             }
         }
-        return best
+        if bestError < (1 - searchGain) * minMaxError || isMXFP4Block(w, count: count, lo: lo, hi: hi) {
+            return best
+        }
+        return minMax
     }
 
     /// Whether every weight is an E2M1 value (±{0, 0.5, 1, 1.5, 2, 3, 4, 6}) times one power of

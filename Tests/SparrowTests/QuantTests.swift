@@ -110,8 +110,16 @@ import Testing
             var chosen: Float = 0
             var minMax: Float = 0
             var (chosen4, minMax4): (Float, Float) = (0, 0)
+            var (kept, searched) = (0, 0)
             for r in 0..<rows {
                 for g in 0..<(cols / group) {
+                    let (chosenBefore, minMaxBefore) = (chosen, minMax)
+                    defer {
+                        // A group keeps the min/max grid (up to this test's own f16 rounding of it), or
+                        // takes one with at least 10 % less error.
+                        let (c, mm) = (chosen - chosenBefore, minMax - minMaxBefore)
+                        if abs(c - mm) <= 1e-3 * mm { kept += 1 } else if c <= 0.9 * mm * 1.001 { searched += 1 }
+                    }
                     let slice = (r * cols + g * group)..<(r * cols + (g + 1) * group)
                     let (lo, hi) = (w[slice].min()!, w[slice].max()!)
                     let (m, d) = Self.grid(q, row: r, group: g)
@@ -133,7 +141,8 @@ import Testing
             if name == "mxfp4" {
                 #expect(chosen4 < 0.8 * minMax4, "4-bit: \(chosen4) vs \(minMax4) with the min/max grid")
             } else {
-                #expect(abs(chosen - minMax) <= 1e-5 * minMax, "bell-shaped weights keep the min/max grid")
+                #expect(kept + searched == rows * cols / group, "a group took a grid less than 10 % better")
+                #expect(kept > 0 && searched > 0, "\(kept) groups kept the min/max grid, \(searched) searched")
             }
         }
     }
