@@ -72,16 +72,17 @@ extension Converter {
 
     /// The experts' scheme: the options', or, where the checkpoint ships its experts in MXFP4 and the
     /// options keep it (the default), the MXFP4 level: exact for them, and measured better than
-    /// the uniform levels at 4 bits and under a budget (docs/QUANT.md). Groups of 64 where the
-    /// shapes allow, else 32.
+    /// the uniform levels at 4 bits and under a budget (docs/QUANT.md). Groups of the options' size
+    /// where it is 32 or 64 and the shapes allow, else 64 where they allow, else 32 (MXFP4 rows are
+    /// whole blocks of 32).
     private func expertScheme(config: ModelConfig, resolver: TensorResolver) throws(SparrowError)
         -> MatryoshkaScheme?
     {
-        guard options.keepMXFP4, options.expertScheme != nil, let l = config.moeLayers.firstIndex(of: true),
+        guard options.keepMXFP4, let asked = options.expertScheme, let l = config.moeLayers.firstIndex(of: true),
             case .mxfp4 = try resolver.expertSource(layer: l, config: config)
         else { return options.expertScheme }
-        let fits64 = config.hiddenSize % 64 == 0 && config.expertIntermediateSize % 64 == 0
-        return .mxfp4(groupSize: fits64 ? 64 : 32)
+        let fits = { (g: Int) in config.hiddenSize % g == 0 && config.expertIntermediateSize % g == 0 }
+        return .mxfp4(groupSize: [asked.groupSize, 64].first { [32, 64].contains($0) && fits($0) } ?? 32)
     }
 
     /// The expert scheme fits the model's shapes; the dense bits and zstd saving are in range.
