@@ -90,8 +90,7 @@ AVX2_INLINE void codes64(const uint8_t *const *rp, const uint8_t *widths, const 
         }
     }
     if (rs) {
-        unsigned bits = 0;
-        for (unsigned k = 0; k < np; k++) bits += widths[k];
+        unsigned bits = qm_widths_bits(widths, np);
         uint8_t shift = rs[blk];
         __m256i ta = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)qm_e2m1_table(bits, shift)));
         __m256i tb = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)qm_e2m1_table(bits, shift >> 2)));

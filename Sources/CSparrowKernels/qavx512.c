@@ -58,8 +58,7 @@ VNNI_TARGET __attribute__((always_inline)) static inline __m512i load_codes(cons
         t = k == 0 ? p : _mm512_or_si512(_mm512_slli_epi16(t, W), p);
     }
     if (rs) {
-        unsigned bits = 0;
-        for (unsigned k = 0; k < nplanes; k++) bits += widths[k];
+        unsigned bits = qm_widths_bits(widths, nplanes);
         uint8_t shift = rs[blk];
         __m256i ta = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)qm_e2m1_table(bits, shift)));
         __m256i tb = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)qm_e2m1_table(bits, shift >> 2)));

@@ -26,12 +26,15 @@ static inline float spk_half_to_float(uint16_t h) {
 /// Weights per packing block: 64 when the group allows it, else the group.
 static inline size_t qm_block(const spk_qmatrix *w) { return (w->group % 64 == 0) ? 64 : w->group; }
 
-/// Bits of the level in use (sum of the used plane widths).
-static inline unsigned qm_bits(const spk_qmatrix *w) {
+/// Bits of the first `np` planes of widths `widths` (constants in the specialised kernels).
+static inline unsigned qm_widths_bits(const uint8_t *widths, unsigned np) {
     unsigned b = 0;
-    for (unsigned k = 0; k < w->nplanes; k++) b += w->widths[k];
+    for (unsigned k = 0; k < np; k++) b += widths[k];
     return b;
 }
+
+/// Bits of the level in use (sum of the used plane widths).
+static inline unsigned qm_bits(const spk_qmatrix *w) { return qm_widths_bits(w->widths, w->nplanes); }
 
 /// Bits of the codes the arithmetic sees: 8 for an E2M1 matrix (its table gives 8-bit codes).
 static inline unsigned qm_code_bits(const spk_qmatrix *w) { return w->shifts ? 8 : qm_bits(w); }

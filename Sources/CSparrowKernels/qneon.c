@@ -49,8 +49,7 @@ __attribute__((always_inline)) static inline qn_codes qn_codes64(const uint8_t *
             t.v[i] = k == 0 ? p[i] : vorrq_u8(vshlq_u8(t.v[i], vdupq_n_s8((int8_t)W)), p[i]);
     }
     if (rs) {
-        unsigned bits = 0;
-        for (unsigned k = 0; k < np; k++) bits += widths[k];
+        unsigned bits = qm_widths_bits(widths, np);
         uint8x16_t ta = vld1q_u8(qm_e2m1_table(bits, rs[blk])), tb = vld1q_u8(qm_e2m1_table(bits, rs[blk] >> 2));
         t.v[0] = vqtbl1q_u8(ta, t.v[0]);
         t.v[1] = vqtbl1q_u8(ta, t.v[1]);

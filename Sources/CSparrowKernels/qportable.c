@@ -106,11 +106,7 @@ __attribute__((always_inline)) static inline void unpack64(const uint8_t *const 
                                                            const unsigned np, const uint8_t *rs, size_t blk,
                                                            uint8_t *restrict t) {
     qm_unpack64(rp, widths, np, blk, t);
-    if (rs) {
-        unsigned bits = 0;
-        for (unsigned k = 0; k < np; k++) bits += widths[k];
-        qm_e2m1_block(t, 64, bits, rs[blk]);
-    }
+    if (rs) qm_e2m1_block(t, 64, qm_widths_bits(widths, np), rs[blk]);
 }
 
 /// Σ t·x_q over one group (bpg blocks of 64, codes unpacked).

@@ -49,13 +49,14 @@ extension Converter {
         // Every tensor found and its shape checked before anything is sized from the config: the
         // sizes a conversion allocates are then those of tensors the checkpoint really holds.
         for item in dense { _ = try resolver.find(item.name, shape: item.shape) }
+        var shipsMXFP4 = false
         for l in 0..<config.layerCount where config.moeLayers[l] {
-            _ = try resolver.expertSource(layer: l, config: config)
+            if case .mxfp4 = try resolver.expertSource(layer: l, config: config) { shipsMXFP4 = true }
         }
         let embedding = try resolver.find(.embedding, shape: [config.vocabSize, config.hiddenSize])
         let weightType = options.weightType ?? embedding.1.dtype!
         guard weightType.isFloat else { throw .invalidArgument("weight type must be f32, f16 or bf16") }
-        let scheme = try expertScheme(config: config, resolver: resolver)
+        let scheme = expertScheme(config: config, shipsMXFP4: shipsMXFP4)
         try checkQuantization(config: config, scheme: scheme)
         let denseSchemes = try dense.map { (item) throws(SparrowError) in try denseScheme(item, expertScheme: scheme) }
         let levels = DenseLayout.expertLevels(config, type: weightType, scheme: scheme)
@@ -75,12 +76,8 @@ extension Converter {
     /// the uniform levels at 4 bits and under a budget (docs/QUANT.md). Groups of the options' size
     /// where it is 32 or 64 and the shapes allow, else 64 where they allow, else 32 (MXFP4 rows are
     /// whole blocks of 32).
-    private func expertScheme(config: ModelConfig, resolver: TensorResolver) throws(SparrowError)
-        -> MatryoshkaScheme?
-    {
-        guard options.keepMXFP4, let asked = options.expertScheme, let l = config.moeLayers.firstIndex(of: true),
-            case .mxfp4 = try resolver.expertSource(layer: l, config: config)
-        else { return options.expertScheme }
+    private func expertScheme(config: ModelConfig, shipsMXFP4: Bool) -> MatryoshkaScheme? {
+        guard options.keepMXFP4, shipsMXFP4, let asked = options.expertScheme else { return options.expertScheme }
         let fits = { (g: Int) in config.hiddenSize % g == 0 && config.expertIntermediateSize % g == 0 }
         return .mxfp4(groupSize: [asked.groupSize, 64].first { [32, 64].contains($0) && fits($0) } ?? 32)
     }
