@@ -27,6 +27,8 @@ package final class IOLane: @unchecked Sendable {
 
     /// What reads the bytes, for logs and `bench`.
     package var summary: String { reader.summary }
+    /// Whether its reads bypass the page cache (O_DIRECT).
+    package var isDirect: Bool { reader.isDirect }
 
     /// Starts the lane over `reader` (which only the lane uses from now on).
     package init(reader: BlockReader, tags: Int, finish: @escaping Finish) {

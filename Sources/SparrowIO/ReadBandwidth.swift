@@ -17,10 +17,11 @@ package enum ReadBandwidth {
 
     /// Reads `total` bytes (at least one block) of `path` in `blockSize` blocks at random aligned
     /// offsets inside `range` (default: the whole file), `queueDepth` in flight, with `options`
-    /// (mode, O_DIRECT). The memory it reads into is `blockSize × queueDepth` bytes, freed after.
+    /// (mode, O_DIRECT). It reads into `buffer` when given (aligned, at least `blockSize ×
+    /// queueDepth` bytes), else into as much memory of its own, freed after.
     package static func measure(
         path: String, range: Range<Int>? = nil, blockSize: Int, queueDepth: Int, total: Int,
-        options: BlockReaderOptions
+        options: BlockReaderOptions, buffer: UnsafeMutableRawBufferPointer? = nil
     ) throws(IOError) -> Result {
         let a = BlockReaderOptions.alignment
         let region = range ?? 0..<((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0)
@@ -29,11 +30,8 @@ package enum ReadBandwidth {
         guard blockSize > 0, blockSize % a == 0, queueDepth > 0, blocks > 0 else {
             throw IOError(path: path, operation: "measure reads of \(blockSize) bytes", errno: EINVAL)
         }
-        var pointer: UnsafeMutableRawPointer?
-        guard posix_memalign(&pointer, a, blockSize * queueDepth) == 0, let base = pointer else {
-            throw IOError(path: path, operation: "allocate \(blockSize * queueDepth) bytes", errno: ENOMEM)
-        }
-        defer { free(base) }
+        let base = try memory(buffer, bytes: blockSize * queueDepth, path: path)
+        defer { if buffer == nil { free(base) } }
         var o = options
         o.queueDepth = queueDepth
         let reader = try BlockReaders.open(
@@ -70,5 +68,24 @@ package enum ReadBandwidth {
         return Result(
             blockSize: blockSize, queueDepth: queueDepth, bytes: count * blockSize,
             seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, reader: reader.summary)
+    }
+
+    /// `buffer`'s start when it is aligned and holds `bytes`, else (no buffer) `bytes` of aligned
+    /// memory the caller frees.
+    private static func memory(
+        _ buffer: UnsafeMutableRawBufferPointer?, bytes: Int, path: String
+    ) throws(IOError) -> UnsafeMutableRawPointer {
+        let a = BlockReaderOptions.alignment
+        if let buffer {
+            guard let b = buffer.baseAddress, Int(bitPattern: b) % a == 0, buffer.count >= bytes else {
+                throw IOError(path: path, operation: "measure into a buffer of \(buffer.count) bytes", errno: EINVAL)
+            }
+            return b
+        }
+        var pointer: UnsafeMutableRawPointer?
+        guard posix_memalign(&pointer, a, bytes) == 0, let p = pointer else {
+            throw IOError(path: path, operation: "allocate \(bytes) bytes", errno: ENOMEM)
+        }
+        return p
     }
 }

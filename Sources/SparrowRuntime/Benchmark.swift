@@ -59,9 +59,16 @@ public enum Benchmark {
         /// upgrades), nil when unbudgeted.
         public var decodeBytesReadPerToken: Int?
         /// Budgeted runs: the loader's read bandwidth on this file (random record-sized reads with
-        /// the session's reader), measured in the same run once the session's cache memory is
-        /// freed; nil when unbudgeted, unmeasurable, or another session's cache still holds memory.
+        /// the session's reader), measured in the same run: half before the prompt (into the
+        /// cache's still empty arena, when reads bypass the page cache) and half once the
+        /// session's cache memory is freed, bytes over seconds of both; nil when unbudgeted,
+        /// unmeasurable, or another session's cache still holds memory.
         public var diskBytesPerSecond: Double?
+        /// The half of `diskBytesPerSecond` measured before the prompt; nil where it was not
+        /// (buffered reads would warm the page cache the run then finds).
+        public var diskBytesPerSecondBefore: Double?
+        /// The half measured after the run: beside the one before, how much the disk moved.
+        public var diskBytesPerSecondAfter: Double?
         /// The I/O roofline: `diskBytesPerSecond / decodeBytesReadPerToken`, the decode rate reads
         /// alone would allow; nil when nothing was read or unbudgeted.
         public var ioCeilingTokensPerSecond: Double?
@@ -105,10 +112,15 @@ public enum Benchmark {
         // The session lives only inside this closure: the I/O roofline's bandwidth is measured once
         // it and its cache's arena are gone, in at most the arena's bytes, so the measurement stays
         // below the run's peak memory.
+        var before: ReadBandwidth.Result?
         let (run, summarized, budgeted) = try { () throws(SparrowError) -> (Run, Result, (level: Int, bytes: Int)?) in
             var o = options
             o.contextLength = promptLength + tokens + 1
             let session = try Session(model: model, options: o)
+            before = session.expertCache.flatMap { cache in
+                cache.lane.isDirect
+                    ? try? diskProbe(model: model, level: session.expertLevel, io: options.io, into: cache.arena) : nil
+            }
             let run = try measure(
                 session, prompt: prompt, forced: forced, tokens: tokens, timeline: timeline,
                 timelineTokens: timelineTokens)
@@ -120,9 +132,13 @@ public enum Benchmark {
         let perToken = run.decodeBytesRead / tokens
         result.decodeBytesReadPerToken = perToken
         if ArenaMemory.waitUntilAllFreed(seconds: 2),
-            let bandwidth = try? diskBandwidth(model: model, level: level, io: options.io, memory: arenaBytes)
+            let after = try? diskProbe(model: model, level: level, io: options.io, memory: arenaBytes)
         {
+            let probes = [after] + (before.map { [$0] } ?? [])
+            let bandwidth = Double(probes.map(\.bytes).reduce(0, +)) / probes.map(\.seconds).reduce(0, +)
             result.diskBytesPerSecond = bandwidth
+            result.diskBytesPerSecondBefore = before?.bytesPerSecond
+            result.diskBytesPerSecondAfter = after.bytesPerSecond
             result.ioCeilingTokensPerSecond = perToken > 0 ? bandwidth / Double(perToken) : nil
         }
         // The whole run's peak, the measurement included: what the budget promised.
@@ -195,21 +211,26 @@ public enum Benchmark {
             tokenPrecision: budgeted ? session.tokenPrecision : nil, scheduler: session.schedulerStatistics)
     }
 
-    /// Bytes per second the loader reads expert records of `model` at random, with the session's
-    /// reader (`io`): reads of one record through `level` (at least 64 KiB, at most 8 MiB), at most
-    /// 16 MiB and at most `memory` bytes in flight (at least one read), 64 of them or 256 MiB,
-    /// whichever is more (a probe of a few dozen reads swung with this VM's disk; RESULTS.md).
-    static func diskBandwidth(model: Model, level: Int, io: BlockReaderOptions, memory: Int) throws(IOError) -> Double {
+    /// The loader reading expert records of `model` at random with the session's reader (`io`):
+    /// reads of one record through `level` (at least 64 KiB, at most 8 MiB), at most 16 MiB in
+    /// flight and at most `memory` bytes (or the bytes of `buffer`, which it reads into; at least
+    /// one read), 32 of them or 128 MiB, whichever is more — one half of the roofline's bandwidth
+    /// (a probe of a few dozen reads swung with this VM's disk; RESULTS.md).
+    static func diskProbe(
+        model: Model, level: Int, io: BlockReaderOptions, memory: Int = 0,
+        into buffer: UnsafeMutableRawBufferPointer? = nil
+    ) throws(IOError) -> ReadBandwidth.Result {
         let a = BlockReaderOptions.alignment
         let record = (model.file.decodedLength(level: level) + a - 1) / a * a
         let block = min(8 << 20, max(64 << 10, record))
-        guard let experts = model.file.sections.first(where: { $0.kind == .experts }) else { return 0 }
+        guard let experts = model.file.sections.first(where: { $0.kind == .experts }) else {
+            throw IOError(path: model.file.path, operation: "measure reads of experts", errno: EINVAL)
+        }
         let range = Int(experts.offset)..<Int(experts.offset + experts.length)
-        let depth = max(1, min(io.queueDepth, min(16 << 20, memory) / block))
-        let m = try ReadBandwidth.measure(
-            path: model.file.path, range: range, blockSize: block, queueDepth: depth, total: max(256 << 20, 64 * block),
-            options: io)
-        return m.bytesPerSecond
+        let depth = max(1, min(io.queueDepth, min(16 << 20, buffer?.count ?? memory) / block))
+        return try ReadBandwidth.measure(
+            path: model.file.path, range: range, blockSize: block, queueDepth: depth, total: max(128 << 20, 32 * block),
+            options: io, buffer: buffer)
     }
 }
 

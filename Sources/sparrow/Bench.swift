@@ -145,11 +145,17 @@ struct Bench: ParsableCommand {
             return "I/O roofline \(formatBytes(perToken)) read per decode token"
                 + (perToken == 0 ? " (every expert cached: no I/O bound)" : " (bandwidth not measured)")
         }
+        let measured =
+            r.diskBytesPerSecondBefore.map {
+                String(
+                    format: "before and after the run: %.0f and %.0f MB/s", $0 / 1e6,
+                    (r.diskBytesPerSecondAfter ?? 0) / 1e6)
+            } ?? "after the run"
         return String(
             format:
-                "I/O roofline %@ read per decode token at %.0f MB/s (the loader, measured now) → ceiling %.1f tok/s; "
+                "I/O roofline %@ read per decode token at %.0f MB/s (the loader, measured %@) → ceiling %.1f tok/s; "
                 + "decode %.1f tok/s = %.0f %% of it",
-            formatBytes(perToken), bandwidth / 1e6, ceiling, r.decodeTokensPerSecond,
+            formatBytes(perToken), bandwidth / 1e6, measured, ceiling, r.decodeTokensPerSecond,
             100 * r.decodeTokensPerSecond / ceiling)
     }
 
