@@ -165,10 +165,7 @@ public enum Ops {
 
     /// `gate[i] = silu(gate[i]) * up[i]` for i in 0..<n (SwiGLU).
     public static func swiglu(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, _ n: Int) {
-        for i in 0..<n {
-            let g = gate[i]
-            gate[i] = g / (1 + exp(-g)) * up[i]
-        }
+        spk_swiglu(n, gate, up)
     }
 
     /// `gate[i] = g' · sigmoid(alpha · g') · (u' + 1)` with `g' = min(gate[i], limit)` and
@@ -176,11 +173,7 @@ public enum Ops {
     public static func clampedSwiglu(
         _ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, _ n: Int, limit: Float, alpha: Float
     ) {
-        for i in 0..<n {
-            let g = min(gate[i], limit)
-            let u = min(max(up[i], -limit), limit)
-            gate[i] = g / (1 + exp(-alpha * g)) * (u + 1)
-        }
+        spk_clamped_swiglu(n, gate, up, limit, alpha)
     }
 
     /// `x[r · dim + i] += b[i]` for every row r.

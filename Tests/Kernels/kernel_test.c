@@ -2,8 +2,8 @@
 // the other, against references computed here from the codes and scales the test chose, on ragged
 // shapes, every level pattern, decode and prefill, row ranges; the activation quantizer of each
 // path against the portable one byte for byte; the dispatch rules on made-up CPUs; the float GEMM,
-// the worker pool and CRC-32C. Built natively and, cross-compiled, run under qemu-aarch64 by
-// Tests/Kernels/run.sh.
+// the SwiGLU activations, the worker pool and CRC-32C. Built natively and, cross-compiled, run
+// under qemu-aarch64 by Tests/Kernels/run.sh.
 //   kernel_test                     run everything
 //   kernel_test --expect-env-error  only check that SPARROW_ISA (set by the caller) was refused
 //   kernel_test --expect-process P  only check that SPARROW_ISA made P the process path
@@ -469,6 +469,59 @@ static void test_float_gemm(int isa) {
     }
 }
 
+// SwiGLU and the clamped SwiGLU against double precision: values across the exponential's range,
+// ragged lengths (vector bodies and tails), zeros, ±inf and NaN. Own random stream.
+static double silu_ref(double g, double alpha) { return g / (1.0 + exp(-alpha * g)); }
+
+static void test_activations(int isa) {
+    uint64_t outer = rng;
+    rng = 0x5DEECE66Dull;
+    const size_t lengths[] = {1, 7, 16, 37, 1000};
+    const float limit = 7.0f, alpha = 1.702f;
+    for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+        size_t n = lengths[li];
+        float *gate = malloc(n * 4), *up = malloc(n * 4), *g2 = malloc(n * 4);
+        for (int clamped = 0; clamped < 2; clamped++) {
+            for (size_t i = 0; i < n; i++) {
+                float spread = (i % 3 == 0) ? 100.0f : 10.0f;  // past the clamp at ±87 too
+                gate[i] = g2[i] = uniform(-spread, spread);
+                up[i] = uniform(-10, 10);
+            }
+            if (n >= 7) {
+                const float special[] = {0.0f, -0.0f, INFINITY, NAN, -1000.0f, 1000.0f, 88.5f};
+                for (size_t i = 0; i < 7; i++) gate[i] = g2[i] = special[i];
+            }
+            spk_force_isa(isa);
+            if (clamped) spk_clamped_swiglu(n, gate, up, limit, alpha);
+            else spk_swiglu(n, gate, up);
+            spk_force_isa(-1);
+            int bad = 0;
+            for (size_t i = 0; i < n; i++) {
+                double g = g2[i], u = up[i];
+                if (clamped) {
+                    g = g > limit ? limit : g;
+                    u = u > limit ? limit : (u < -limit ? -limit : u);
+                }
+                double want = clamped ? silu_ref(g, alpha) * (u + 1) : silu_ref(g, 1) * u;
+                if (isnan(want) || isnan(g2[i])) {
+                    bad |= !isnan(gate[i]);
+                } else if (isinf(want)) {
+                    bad |= gate[i] != want;
+                } else {
+                    // alpha · g rounded to a float moves e^(−alpha·g) by up to |alpha·g| ulp.
+                    double tolerance = 1e-6 + (clamped ? 1.2e-7 * fabs(alpha * g) : 0);
+                    bad |= !(fabs(gate[i] - want) <= tolerance * fabs(want) + 1e-30);
+                }
+            }
+            CHECK(!bad, "%s: %sswiglu n%zu", spk_isa_label(isa), clamped ? "clamped " : "", n);
+        }
+        free(gate);
+        free(up);
+        free(g2);
+    }
+    rng = outer;
+}
+
 static void test_dispatch_rules(void) {
     const uint32_t fma = 1u << 12, osxsave = 1u << 27, avx = 1u << 28, f16c = 1u << 29, avx2 = 1u << 5;
     const uint32_t f = 1u << 16, dq = 1u << 17, bw = 1u << 30, vl = 1u << 31, vnni = 1u << 11;
@@ -557,6 +610,7 @@ int main(int argc, char **argv) {
             test_quantized(isa);
             test_e2m1(isa);
             test_float_gemm(isa);
+            test_activations(isa);
             printf("  %-8s %s\n", spk_isa_label(isa), failed == before ? "ok" : "FAILED");
         }
     }

@@ -98,6 +98,14 @@ void spk_gemm_ref(const float *x, size_t n, size_t ldx, size_t k,
 /// y[t] += a * x[t] for t in [0, n).
 void spk_axpy(size_t n, float a, const float *x, float *y);
 
+/// SwiGLU in place: gate[i] = silu(gate[i]) * up[i] for i in [0, n), silu(g) = g / (1 + e^-g), with
+/// an exponential within 2 ulp of e^x (vectorised on every path; NaN in gate stays NaN).
+void spk_swiglu(size_t n, float *gate, const float *up);
+
+/// gpt-oss's clamped SwiGLU in place: gate[i] = g * sigmoid(alpha * g) * (u + 1) with
+/// g = min(gate[i], limit) and u = up[i] clamped to [-limit, limit].
+void spk_clamped_swiglu(size_t n, float *gate, const float *up, float limit, float alpha);
+
 /// The converter's measure of a group grid (docs/QUANT.md): for the weights w[0, n), each coded
 /// q = round((w - m) / d) (ties away from zero) clamped to [0, 255], the sum of the squared
 /// errors of the 4-bit reconstruction m + d · (16 · (q >> 4) + 7.5) plus a quarter of the 2-bit
