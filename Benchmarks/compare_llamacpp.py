@@ -209,7 +209,8 @@ def run_sparrow(sparrow, path, bits, a, budget=None, plen=None, n=None, extra=No
     return {"prefill": r["prefillTokensPerSecond"], "decode": r["decodeTokensPerSecond"], "peak_rss": r["peakRSS"],
             "bits": r.get("expertBits"),
             "cache": r.get("cache"), "isa": r.get("isa"), "ceiling": r.get("ioCeilingTokensPerSecond"),
-            "read_per_token": r.get("decodeBytesReadPerToken"), "disk": r.get("diskBytesPerSecond")}
+            "read_per_token": r.get("decodeBytesReadPerToken"), "disk": r.get("diskBytesPerSecond"),
+            "compute_ceiling": r.get("computeCeilingTokensPerSecond")}
 
 
 def llama_perplexity(path, tokens, window, windows, threads):

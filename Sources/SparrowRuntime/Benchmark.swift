@@ -72,6 +72,10 @@ public enum Benchmark {
         /// The I/O roofline: `diskBytesPerSecond / decodeBytesReadPerToken`, the decode rate reads
         /// alone would allow; nil when nothing was read or unbudgeted.
         public var ioCeilingTokensPerSecond: Double?
+        /// Budgeted runs: the decode rate without waiting for reads — decode steps over their time
+        /// less the compute thread's stalls on reads. Below `ioCeilingTokensPerSecond` the run is
+        /// compute-bound, and the I/O ceiling out of reach whatever the loader does.
+        public var computeCeilingTokensPerSecond: Double?
     }
 
     /// Deterministic prompt ids spread over the vocabulary (no file needed).
@@ -131,6 +135,8 @@ public enum Benchmark {
         guard let (level, arenaBytes) = budgeted else { return result }
         let perToken = run.decodeBytesRead / tokens
         result.decodeBytesReadPerToken = perToken
+        let computing = run.latencies.reduce(0, +) / 1e3 - run.decodeStallSeconds
+        result.computeCeilingTokensPerSecond = computing > 0 ? Double(tokens) / computing : nil
         if ArenaMemory.waitUntilAllFreed(seconds: 2),
             let after = try? diskProbe(model: model, level: level, io: options.io, memory: arenaBytes)
         {
@@ -156,6 +162,8 @@ public enum Benchmark {
         var rssTrace: [Int]
         /// Bytes the expert cache read during the decode steps.
         var decodeBytesRead: Int
+        /// Seconds the compute thread waited for reads during the decode steps.
+        var decodeStallSeconds = 0.0
     }
 
     /// Evaluates `prompt` (after a short warm-up), then decodes `tokens` tokens one at a time:
@@ -170,6 +178,7 @@ public enum Benchmark {
         var logits = try session.evaluate(prompt, logits: .last)
         let t1 = DispatchTime.now().uptimeNanoseconds
         let readBefore = session.cacheStatistics?.bytesRead ?? 0
+        let stallBefore = session.cacheStatistics?.stallSeconds ?? 0
         var run = Run(
             promptTokens: prompt.count, prefillSeconds: Double(t1 - t0) / 1e9, latencies: [], rssTrace: [],
             decodeBytesRead: 0)
@@ -185,6 +194,7 @@ public enum Benchmark {
             if (i + 1) % every == 0 || i + 1 == tokens { run.rssTrace.append(ProcessMemory.currentRSS) }
         }
         run.decodeBytesRead = (session.cacheStatistics?.bytesRead ?? 0) - readBefore
+        run.decodeStallSeconds = (session.cacheStatistics?.stallSeconds ?? 0) - stallBefore
         return run
     }
 

@@ -151,12 +151,16 @@ struct Bench: ParsableCommand {
                     format: "before and after the run: %.0f and %.0f MB/s", $0 / 1e6,
                     (r.diskBytesPerSecondAfter ?? 0) / 1e6)
             } ?? "after the run"
+        let bound =
+            r.computeCeilingTokensPerSecond.map {
+                String(format: "; compute alone %.1f tok/s: %@-bound", $0, $0 < ceiling ? "compute" : "I/O")
+            } ?? ""
         return String(
             format:
                 "I/O roofline %@ read per decode token at %.0f MB/s (the loader, measured %@) → ceiling %.1f tok/s; "
-                + "decode %.1f tok/s = %.0f %% of it",
+                + "decode %.1f tok/s = %.0f %% of it%@",
             formatBytes(perToken), bandwidth / 1e6, measured, ceiling, r.decodeTokensPerSecond,
-            100 * r.decodeTokensPerSecond / ceiling)
+            100 * r.decodeTokensPerSecond / ceiling, bound)
     }
 
     /// The table's lines on the expert cache, I/O and the scheduler (budgeted runs).
