@@ -121,8 +121,10 @@ public enum Benchmark {
             var o = options
             o.contextLength = promptLength + tokens + 1
             let session = try Session(model: model, options: o)
+            // Only into an arena that holds nothing yet (a session reads no expert before its first
+            // step) and past the page cache (buffered reads would warm what the run then reads).
             before = session.expertCache.flatMap { cache in
-                cache.lane.isDirect
+                cache.lane.isDirect && cache.statistics.bytesRead == 0
                     ? try? diskProbe(model: model, level: session.expertLevel, io: options.io, into: cache.arena) : nil
             }
             let run = try measure(
